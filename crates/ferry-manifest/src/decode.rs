@@ -1,0 +1,411 @@
+//! YAML tree → [`Document`]: types, unknown keys, missing keys. Every problem is recorded
+//! and decoding goes on, so one run reports them all.
+
+use ferry_yaml::{Decoder, Diagnostic, Fields, Node, Spanned, did_you_mean};
+
+use crate::document::*;
+
+pub(crate) fn document(d: &mut Decoder, root: &Node) -> Option<Document> {
+    if root.value == ferry_yaml::Value::Null {
+        d.push(
+            Diagnostic::error("empty-manifest", "the manifest is empty")
+                .with_hint("run `ferry init` to write a commented starter ferry.yaml"),
+        );
+        return None;
+    }
+    let f = d.fields(root, "the manifest", Document::KEYS)?;
+    let what = "the manifest";
+    let version = f
+        .get("version")
+        .and_then(|n| d.uint(n, "`version`", 0, u64::MAX));
+    let pipeline = f
+        .required(
+            d,
+            "pipeline",
+            what,
+            "name the pipeline, e.g. `pipeline: orders`",
+        )
+        .and_then(|n| d.name(n, "`pipeline`"));
+    let mode = f.get("mode").and_then(|n| mode(d, n));
+    let shared = f
+        .required(
+            d,
+            "shared",
+            what,
+            "add the shared-services account: `shared: {id: \"111111111111\", region: eu-west-1}`",
+        )
+        .and_then(|n| shared(d, n));
+    let accounts = f
+        .get("accounts")
+        .map(|n| named_map(d, n, "`accounts`", account))
+        .unwrap_or_default();
+    let source = f.get("source").and_then(|n| source(d, n));
+    let secrets = f
+        .get("secrets")
+        .map(|n| named_map(d, n, "`secrets`", |d, n| d.name(n, "a secret id")))
+        .unwrap_or_default();
+    let stages = list(d, f.get("stages"), "`stages`", stage);
+    let environments = list(d, f.get("environments"), "`environments`", environment);
+    let deploy = list(d, f.get("deploy"), "`deploy`", action);
+    Some(Document {
+        version,
+        pipeline: pipeline?,
+        mode,
+        shared: shared?,
+        accounts,
+        source,
+        secrets,
+        stages,
+        environments,
+        deploy,
+    })
+}
+
+fn mode(d: &mut Decoder, n: &Node) -> Option<Spanned<ExecutionMode>> {
+    let s = d.string(n, "`mode`")?;
+    let mode = match s.value.as_str() {
+        "superseded" => ExecutionMode::Superseded,
+        "queued" => ExecutionMode::Queued,
+        "parallel" => ExecutionMode::Parallel,
+        other => {
+            d.push(unknown_choice("`mode`", other, ExecutionMode::NAMES).at(s.span));
+            return None;
+        }
+    };
+    Some(Spanned::new(mode, s.span))
+}
+
+fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
+    let what = "`shared`";
+    let f = d.fields(n, what, SharedDoc::KEYS)?;
+    let id = f
+        .required(
+            d,
+            "id",
+            what,
+            "add the 12-digit account id: `id: \"111111111111\"`",
+        )
+        .and_then(|n| d.string(n, "`shared.id`"));
+    let region = f
+        .required(d, "region", what, "add the region: `region: eu-west-1`")
+        .and_then(|n| d.name(n, "`shared.region`"));
+    let pipeline_role = opt_name(d, &f, "pipeline_role", "`shared.pipeline_role`");
+    let artifacts = f.get("artifacts").and_then(|n| {
+        let f = d.fields(n, "`shared.artifacts`", ArtifactsDoc::KEYS)?;
+        Some(ArtifactsDoc {
+            bucket: opt_name(d, &f, "bucket", "`artifacts.bucket`"),
+            kms_alias: opt_name(d, &f, "kms_alias", "`artifacts.kms_alias`"),
+        })
+    });
+    let repositories = opt_list(d, &f, "repositories", "`shared.repositories`");
+    Some(SharedDoc {
+        id: id?,
+        region: region?,
+        pipeline_role,
+        artifacts,
+        repositories,
+    })
+}
+
+fn account(d: &mut Decoder, n: &Node) -> Option<AccountDoc> {
+    let what = "an account";
+    let f = d.fields(n, what, AccountDoc::KEYS)?;
+    let id = f
+        .required(
+            d,
+            "id",
+            what,
+            "add the 12-digit account id: `id: \"222222222222\"`",
+        )
+        .and_then(|n| d.string(n, "the account `id`"));
+    Some(AccountDoc {
+        id: id?,
+        region: opt_name(d, &f, "region", "`region`"),
+        deploy_role: opt_name(d, &f, "deploy_role", "`deploy_role`"),
+        external_id: opt_name(d, &f, "external_id", "`external_id`"),
+        admin_role: opt_name(d, &f, "admin_role", "`admin_role`"),
+    })
+}
+
+fn source(d: &mut Decoder, n: &Node) -> Option<SourceDoc> {
+    let f = d.fields(n, "`source`", SourceDoc::KEYS)?;
+    Some(SourceDoc {
+        repo: opt_name(d, &f, "repo", "`source.repo`"),
+        branch: opt_name(d, &f, "branch", "`source.branch`"),
+    })
+}
+
+fn stage(d: &mut Decoder, n: &Node) -> Option<StageDoc> {
+    let what = "a stage";
+    let f = d.fields(n, what, StageDoc::KEYS)?;
+    let name = f
+        .required(d, "name", what, "give the stage a name: `name: build`")
+        .and_then(|n| d.name(n, "the stage `name`"));
+    let environment = opt_name(d, &f, "environment", "the stage `environment`");
+    let actions = f
+        .required(
+            d,
+            "actions",
+            what,
+            "list the stage's actions under `actions:`",
+        )
+        .map(|n| {
+            if matches!(&n.value, ferry_yaml::Value::Seq(items) if items.is_empty()) {
+                d.push(
+                    Diagnostic::error("empty-stage", "a stage needs at least one action")
+                        .at(n.span)
+                        .with_hint("add an action under `actions:` or remove the stage"),
+                );
+            }
+            list(d, Some(n), "`actions`", action)
+        });
+    Some(StageDoc {
+        name: name?,
+        environment,
+        actions: actions?,
+    })
+}
+
+const ACTION_KINDS: &[&str] = &["build", "approval", "ecs", "lambda"];
+
+pub(crate) fn action(d: &mut Decoder, n: &Node) -> Option<ActionDoc> {
+    let what = "an action";
+    let f = d.fields(n, what, ActionDoc::KEYS)?;
+    let name = f
+        .required(d, "name", what, "give the action a name: `name: compile`")
+        .and_then(|n| d.name(n, "the action `name`"));
+    let run_order = f
+        .get("run_order")
+        .and_then(|n| d.uint(n, "`run_order`", 1, 999));
+    let kinds: Vec<&str> = ACTION_KINDS.iter().copied().filter(|k| f.has(k)).collect();
+    let kind = match kinds.as_slice() {
+        [] => {
+            d.push(
+                Diagnostic::error("missing-action-kind", "an action needs one of `build`, `approval`, `ecs` or `lambda`")
+                    .at(f.span())
+                    .with_hint("add the key for what this action does, e.g. `build: {buildspec: buildspec.yml}`"),
+            );
+            None
+        }
+        [kind] => {
+            let node = f.get(kind);
+            match (*kind, node) {
+                ("approval", None) => Some(ActionKindDoc::Approval(ApprovalDoc {
+                    approvers: Vec::new(),
+                    timeout: None,
+                    comment_required: None,
+                })),
+                (_, None) => {
+                    d.push(
+                        Diagnostic::error("empty-value", format!("`{kind}` needs its settings"))
+                            .at(f.key_span(kind).unwrap_or(f.span())),
+                    );
+                    None
+                }
+                ("build", Some(n)) => build(d, n).map(ActionKindDoc::Build),
+                ("approval", Some(n)) => approval(d, n, "`approval`").map(ActionKindDoc::Approval),
+                ("ecs", Some(n)) => ecs(d, n).map(ActionKindDoc::Ecs),
+                (_, Some(n)) => lambda(d, n).map(ActionKindDoc::Lambda),
+            }
+        }
+        [first, second, ..] => {
+            d.push(
+                Diagnostic::error(
+                    "several-action-kinds",
+                    format!(
+                        "an action does one thing, but this one has both `{first}` and `{second}`"
+                    ),
+                )
+                .at(f.key_span(second).unwrap_or(f.span()))
+                .with_hint("split it into two actions"),
+            );
+            None
+        }
+    };
+    Some(ActionDoc {
+        name: name?,
+        run_order,
+        kind: kind?,
+    })
+}
+
+fn build(d: &mut Decoder, n: &Node) -> Option<BuildDoc> {
+    let what = "`build`";
+    let f = d.fields(n, what, BuildDoc::KEYS)?;
+    let buildspec = f
+        .required(
+            d,
+            "buildspec",
+            what,
+            "name a buildspec file, e.g. `buildspec: buildspec.yml`",
+        )
+        .and_then(|n| d.name(n, "`buildspec`"));
+    let inputs = f.get("inputs").map(|n| d.string_list(n, "`inputs`"));
+    Some(BuildDoc {
+        buildspec: buildspec?,
+        inputs,
+        outputs: opt_list(d, &f, "outputs", "`outputs`"),
+        secrets: opt_list(d, &f, "secrets", "`secrets`"),
+        env: f
+            .get("env")
+            .map(|n| {
+                named_map(d, n, "`env`", |d, n| {
+                    d.string(n, "an environment variable value")
+                })
+            })
+            .unwrap_or_default(),
+        timeout: opt_name(d, &f, "timeout", "`timeout`"),
+    })
+}
+
+pub(crate) fn approval(d: &mut Decoder, n: &Node, what: &str) -> Option<ApprovalDoc> {
+    let f = d.fields(n, what, ApprovalDoc::KEYS)?;
+    Some(ApprovalDoc {
+        approvers: opt_list(d, &f, "approvers", "`approvers`"),
+        timeout: opt_name(d, &f, "timeout", "`timeout`"),
+        comment_required: f
+            .get("comment_required")
+            .and_then(|n| d.bool(n, "`comment_required`")),
+    })
+}
+
+fn ecs(d: &mut Decoder, n: &Node) -> Option<EcsDoc> {
+    let what = "`ecs`";
+    let f = d.fields(n, what, EcsDoc::KEYS)?;
+    let cluster = f
+        .required(
+            d,
+            "cluster",
+            what,
+            "name the ECS cluster: `cluster: orders`",
+        )
+        .and_then(|n| d.name(n, "`cluster`"));
+    let service = f
+        .required(
+            d,
+            "service",
+            what,
+            "name the ECS service: `service: orders-api`",
+        )
+        .and_then(|n| d.name(n, "`service`"));
+    let artifact = f
+        .required(
+            d,
+            "artifact",
+            what,
+            "name the build output that holds imagedefinitions.json: `artifact: app`",
+        )
+        .and_then(|n| d.name(n, "`artifact`"));
+    Some(EcsDoc {
+        cluster: cluster?,
+        service: service?,
+        artifact: artifact?,
+        image_definitions: opt_name(d, &f, "image_definitions", "`image_definitions`"),
+        timeout: opt_name(d, &f, "timeout", "`timeout`"),
+        alarms: opt_list(d, &f, "alarms", "`alarms`"),
+    })
+}
+
+fn lambda(d: &mut Decoder, n: &Node) -> Option<LambdaDoc> {
+    let what = "`lambda`";
+    let f = d.fields(n, what, LambdaDoc::KEYS)?;
+    let function = f
+        .required(
+            d,
+            "function",
+            what,
+            "name the function: `function: orders-fn`",
+        )
+        .and_then(|n| d.name(n, "`function`"));
+    Some(LambdaDoc {
+        function: function?,
+        alias: opt_name(d, &f, "alias", "`alias`"),
+        artifact: opt_name(d, &f, "artifact", "`artifact`"),
+        zip: opt_name(d, &f, "zip", "`zip`"),
+        image_uri: opt_name(d, &f, "image_uri", "`image_uri`"),
+        traffic: opt_name(d, &f, "traffic", "`traffic`"),
+        alarms: opt_list(d, &f, "alarms", "`alarms`"),
+    })
+}
+
+fn environment(d: &mut Decoder, n: &Node) -> Option<EnvironmentDoc> {
+    let what = "an environment";
+    let f = d.fields(n, what, EnvironmentDoc::KEYS)?;
+    let name = f
+        .required(d, "name", what, "name the environment: `name: dev`")
+        .and_then(|n| d.name(n, "the environment `name`"));
+    let account = f
+        .required(
+            d,
+            "account",
+            what,
+            "say which account it deploys to: `account: dev` (a key of `accounts`)",
+        )
+        .and_then(|n| d.name(n, "the environment `account`"));
+    let approval = f.get("approval").and_then(|n| approval(d, n, "`approval`"));
+    // `approval:` with nothing after it asks for an approval with the defaults.
+    let approval = approval.or_else(|| {
+        f.has("approval").then(|| ApprovalDoc {
+            approvers: Vec::new(),
+            timeout: None,
+            comment_required: None,
+        })
+    });
+    let vars = f
+        .get("vars")
+        .map(|n| named_map(d, n, "`vars`", |d, n| d.string(n, "a variable value")))
+        .unwrap_or_default();
+    Some(EnvironmentDoc {
+        name: name?,
+        account: account?,
+        approval,
+        vars,
+    })
+}
+
+fn opt_name(d: &mut Decoder, f: &Fields<'_>, key: &str, what: &str) -> Option<Text> {
+    f.get(key).and_then(|n| d.name(n, what))
+}
+
+fn opt_list(d: &mut Decoder, f: &Fields<'_>, key: &str, what: &str) -> Vec<Text> {
+    f.get(key)
+        .map(|n| d.string_list(n, what))
+        .unwrap_or_default()
+}
+
+fn list<T>(
+    d: &mut Decoder,
+    n: Option<&Node>,
+    what: &str,
+    item: fn(&mut Decoder, &Node) -> Option<T>,
+) -> Vec<T> {
+    let Some(n) = n else { return Vec::new() };
+    d.list(n, what)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| item(d, n))
+        .collect()
+}
+
+fn named_map<T>(
+    d: &mut Decoder,
+    n: &Node,
+    what: &str,
+    item: impl Fn(&mut Decoder, &Node) -> Option<T>,
+) -> NamedMap<T> {
+    let entries = d.entries(n, what).unwrap_or_default();
+    NamedMap(
+        entries
+            .into_iter()
+            .filter_map(|(k, v)| item(d, v).map(|v| (k, v)))
+            .collect(),
+    )
+}
+
+pub(crate) fn unknown_choice(what: &str, got: &str, choices: &[&str]) -> Diagnostic {
+    let hint = match did_you_mean(got, choices) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => format!("use one of: {}", choices.join(", ")),
+    };
+    Diagnostic::error("unknown-value", format!("{what} cannot be `{got}`")).with_hint(hint)
+}

@@ -1,0 +1,397 @@
+//! The shape of `ferry.yaml` as written, before validation.
+//!
+//! These types are the single description of the file format: the decoder fills them from
+//! YAML, the JSON Schema (`ferry schema`) and the field reference (`docs/manifest.md`) are
+//! generated from them, doc comments included. Every string keeps its span so that later
+//! checks can point at it.
+
+use ferry_yaml::Spanned;
+use schemars::JsonSchema;
+
+/// A string as written, with where it was written.
+pub type Text = Spanned<String>;
+
+/// A mapping from names chosen by the user to values, in file order, keys with their spans.
+#[derive(Debug, Clone)]
+pub struct NamedMap<T>(pub Vec<(Text, T)>);
+
+impl<T> Default for NamedMap<T> {
+    fn default() -> Self {
+        NamedMap(Vec::new())
+    }
+}
+
+impl<T> NamedMap<T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.0.iter().find(|(k, _)| k.value == name).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Text, &T)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.value.as_str()).collect()
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for NamedMap<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Map_of_{}", T::schema_name()).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "additionalProperties": generator.subschema_for::<T>(),
+        })
+    }
+}
+
+/// `ferry.yaml`: one pipeline that carries releases from a shared-services account to target accounts.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "ferry.yaml")]
+pub struct Document {
+    /// Format version of this file. Only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: Option<Spanned<u64>>,
+    /// Name of the pipeline: lowercase letters, digits and `-`, starting with a letter, at most
+    /// 32 characters. It names the pipeline role, the role sessions and the state directory.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,31}$"))]
+    pub pipeline: Text,
+    /// How executions share stages (as in CodePipeline V2). Default `superseded`.
+    pub mode: Option<Spanned<ExecutionMode>>,
+    /// The shared-services account that runs the pipeline and holds artifacts and images.
+    pub shared: SharedDoc,
+    /// Target accounts, by the name that environments and stages use for them.
+    #[schemars(default)]
+    pub accounts: NamedMap<AccountDoc>,
+    /// Where each execution takes its source from. Default: the git repository that holds this
+    /// file, branch `main`.
+    pub source: Option<SourceDoc>,
+    /// Secrets for builds: an environment variable name bound to a Secrets Manager secret id
+    /// (a name or a full ARN) in the shared account. Values are read at run time, masked in every
+    /// log line, and never stored.
+    #[schemars(default)]
+    pub secrets: NamedMap<Text>,
+    /// Stages that run before the environments, in order: typically build and test.
+    #[schemars(default)]
+    pub stages: Vec<StageDoc>,
+    /// Environments, in promotion order. Each becomes a stage that runs the `deploy` actions in
+    /// its account, after its approval if it has one.
+    #[schemars(default)]
+    pub environments: Vec<EnvironmentDoc>,
+    /// The deploy actions, declared once and run in every environment in order. Their strings
+    /// may use `${env}`, `${account_id}`, `${region}` and the environment's `vars`.
+    #[schemars(default)]
+    pub deploy: Vec<ActionDoc>,
+}
+
+impl Document {
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "version",
+        "pipeline",
+        "mode",
+        "shared",
+        "accounts",
+        "source",
+        "secrets",
+        "stages",
+        "environments",
+        "deploy",
+    ];
+}
+
+/// How executions share stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// A newer execution replaces an older one waiting to enter a stage.
+    #[default]
+    Superseded,
+    /// Executions run one after another, in the order they started.
+    Queued,
+    /// Executions run independently of each other.
+    Parallel,
+}
+
+impl ExecutionMode {
+    pub(crate) const NAMES: &'static [&'static str] = &["superseded", "queued", "parallel"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::Superseded => "superseded",
+            ExecutionMode::Queued => "queued",
+            ExecutionMode::Parallel => "parallel",
+        }
+    }
+}
+
+/// The shared-services account.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SharedDoc {
+    /// 12-digit AWS account id. Quote it: `"011111111111"`.
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub id: Text,
+    /// AWS region of the pipeline's resources, e.g. `eu-west-1`.
+    pub region: Text,
+    /// Name of the IAM role the pipeline runs as. Default `ferry-<pipeline>`.
+    pub pipeline_role: Option<Text>,
+    /// The artifact store.
+    pub artifacts: Option<ArtifactsDoc>,
+    /// ECR repositories the pipeline pushes images to and the target accounts pull from.
+    #[schemars(default)]
+    pub repositories: Vec<Text>,
+}
+
+impl SharedDoc {
+    pub(crate) const KEYS: &'static [&'static str] =
+        &["id", "region", "pipeline_role", "artifacts", "repositories"];
+}
+
+/// The S3 bucket and the customer-managed KMS key that hold every artifact.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ArtifactsDoc {
+    /// Bucket name. Default `ferry-<pipeline>-artifacts-<shared id>`.
+    pub bucket: Option<Text>,
+    /// Alias of the KMS key that encrypts artifacts. Default `alias/ferry-<pipeline>`.
+    #[schemars(regex(pattern = r"^alias/[A-Za-z0-9/_-]+$"))]
+    pub kms_alias: Option<Text>,
+}
+
+impl ArtifactsDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["bucket", "kms_alias"];
+}
+
+/// A target account that releases are deployed to.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AccountDoc {
+    /// 12-digit AWS account id. Quote it: `"022222222222"`.
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub id: Text,
+    /// AWS region of the deployed services. Default: the shared account's region.
+    pub region: Option<Text>,
+    /// Role that the pipeline role assumes to deploy here. Default `ferry-deploy`.
+    pub deploy_role: Option<Text>,
+    /// ExternalId the pipeline passes when it assumes the deploy role. Not a secret: it guards
+    /// against the confused-deputy problem.
+    pub external_id: Option<Text>,
+    /// Role that `ferry bootstrap` assumes to create the deploy role. Default
+    /// `OrganizationAccountAccessRole`, the role AWS Organizations creates in member accounts.
+    pub admin_role: Option<Text>,
+}
+
+impl AccountDoc {
+    pub(crate) const KEYS: &'static [&'static str] =
+        &["id", "region", "deploy_role", "external_id", "admin_role"];
+}
+
+/// The source repository.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SourceDoc {
+    /// A local path (relative to this file) or a git URL. Default `.`.
+    pub repo: Option<Text>,
+    /// Branch to build. Default `main`.
+    pub branch: Option<Text>,
+}
+
+impl SourceDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["repo", "branch"];
+}
+
+/// A stage: actions that run together, by run order.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StageDoc {
+    /// Stage name: letters, digits, `-` and `_`, at most 64 characters.
+    pub name: Text,
+    /// The environment whose account this stage's `ecs` and `lambda` actions deploy to.
+    pub environment: Option<Text>,
+    /// The stage's actions.
+    pub actions: Vec<ActionDoc>,
+}
+
+impl StageDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["name", "environment", "actions"];
+}
+
+/// One action: a name, a run order, and exactly one of `build`, `approval`, `ecs`, `lambda`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ActionDoc {
+    /// Action name, unique in its stage: letters, digits, `-` and `_`, at most 64 characters.
+    pub name: Text,
+    /// Actions with a lower run order finish before those with a higher one start; actions with
+    /// the same run order run in parallel. Default 1.
+    #[schemars(range(min = 1, max = 999))]
+    pub run_order: Option<Spanned<u64>>,
+    #[schemars(flatten)]
+    pub kind: ActionKindDoc,
+}
+
+impl ActionDoc {
+    pub(crate) const KEYS: &'static [&'static str] =
+        &["name", "run_order", "build", "approval", "ecs", "lambda"];
+}
+
+/// What an action does.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(rename_all = "snake_case")]
+pub enum ActionKindDoc {
+    /// Run a CodeBuild buildspec (version 0.2).
+    Build(BuildDoc),
+    /// Wait for a person to approve or reject.
+    Approval(ApprovalDoc),
+    /// Deploy new images to an ECS service.
+    Ecs(EcsDoc),
+    /// Deploy new code to a Lambda function and shift its alias.
+    Lambda(LambdaDoc),
+}
+
+/// A build.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BuildDoc {
+    /// A buildspec file, relative to the first input artifact (as in CodeBuild), or an inline
+    /// buildspec written as a block string (`buildspec: |` followed by its YAML).
+    pub buildspec: Text,
+    /// Artifacts the build reads; the first is the working directory. Default `[source]`.
+    pub inputs: Option<Vec<Text>>,
+    /// Artifacts the build produces, named after the buildspec's `artifacts` section.
+    #[schemars(default)]
+    pub outputs: Vec<Text>,
+    /// Names from the top-level `secrets` that the build sees as environment variables.
+    #[schemars(default)]
+    pub secrets: Vec<Text>,
+    /// Plain environment variables for the build.
+    #[schemars(default)]
+    pub env: NamedMap<Text>,
+    /// Longest the build may run before it is stopped, e.g. `20m`. Default `1h`; at most `36h`.
+    #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub timeout: Option<Text>,
+}
+
+impl BuildDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "buildspec",
+        "inputs",
+        "outputs",
+        "secrets",
+        "env",
+        "timeout",
+    ];
+}
+
+/// A manual approval.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ApprovalDoc {
+    /// Who may approve (user names or e-mail addresses). Empty: anyone who can run `ferry approve`.
+    #[schemars(default)]
+    pub approvers: Vec<Text>,
+    /// How long to wait before the approval fails, e.g. `24h`. Default `7d`, the longest allowed.
+    #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub timeout: Option<Text>,
+    /// Whether approving or rejecting needs a `--comment`. Default `false`.
+    pub comment_required: Option<Spanned<bool>>,
+}
+
+impl ApprovalDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["approvers", "timeout", "comment_required"];
+}
+
+/// An ECS service deployment.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EcsDoc {
+    /// Cluster name.
+    pub cluster: Text,
+    /// Service name.
+    pub service: Text,
+    /// The input artifact holding the image definitions.
+    pub artifact: Text,
+    /// Path of the image definitions inside the artifact: CodePipeline's `imagedefinitions.json`
+    /// (`[{"name": container, "imageUri": uri}]`) or `imageDetail.json`. Default `imagedefinitions.json`.
+    pub image_definitions: Option<Text>,
+    /// Longest wait for the service to reach a steady state before rolling back. Default `30m`.
+    #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub timeout: Option<Text>,
+    /// CloudWatch alarms in the target account; one entering ALARM during the deploy rolls it back.
+    #[schemars(default)]
+    pub alarms: Vec<Text>,
+}
+
+impl EcsDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "cluster",
+        "service",
+        "artifact",
+        "image_definitions",
+        "timeout",
+        "alarms",
+    ];
+}
+
+/// A Lambda function deployment.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LambdaDoc {
+    /// Function name.
+    pub function: Text,
+    /// Alias that serves traffic and is shifted to the new version. Default `live`.
+    pub alias: Option<Text>,
+    /// The input artifact holding the zip package.
+    pub artifact: Option<Text>,
+    /// Path of the zip package inside `artifact`.
+    pub zip: Option<Text>,
+    /// Container image URI, for functions packaged as images (instead of `artifact` + `zip`).
+    pub image_uri: Option<Text>,
+    /// How traffic moves to the new version: `all-at-once` (default), `canary <pct>% <bake>`
+    /// (e.g. `canary 10% 5m`) or `linear <pct>% every <interval>` (e.g. `linear 20% every 1m`).
+    #[schemars(regex(
+        pattern = r"^(all-at-once|canary [0-9]{1,2}% ([0-9]+[smhd])+|linear [0-9]{1,2}% every ([0-9]+[smhd])+)$"
+    ))]
+    pub traffic: Option<Text>,
+    /// CloudWatch alarms in the target account; one entering ALARM during the deploy rolls it back.
+    #[schemars(default)]
+    pub alarms: Vec<Text>,
+}
+
+impl LambdaDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "function",
+        "alias",
+        "artifact",
+        "zip",
+        "image_uri",
+        "traffic",
+        "alarms",
+    ];
+}
+
+/// An environment: a target account that releases are promoted through.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EnvironmentDoc {
+    /// Environment name; also the name of its stage.
+    pub name: Text,
+    /// The target account (a key of `accounts`).
+    pub account: Text,
+    /// An approval that must be given before this environment is deployed.
+    pub approval: Option<ApprovalDoc>,
+    /// Values for `${name}` in the `deploy` actions when they run in this environment.
+    #[schemars(default)]
+    pub vars: NamedMap<Text>,
+}
+
+impl EnvironmentDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["name", "account", "approval", "vars"];
+}

@@ -1,0 +1,233 @@
+//! The validated pipeline: what the rest of ferry works from.
+//!
+//! Defaults are filled in, environments are expanded into stages (the `deploy` actions
+//! copied into each, variables substituted), and every reference is known to resolve.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::document::ExecutionMode;
+pub use crate::values::Traffic;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub pipeline: String,
+    pub mode: ExecutionMode,
+    pub shared: SharedAccount,
+    /// Target accounts, in file order.
+    pub accounts: Vec<Account>,
+    pub source: Source,
+    /// Secret bindings: environment variable name → Secrets Manager secret id.
+    pub secrets: Vec<SecretBinding>,
+    /// Environments in promotion order.
+    pub environments: Vec<Environment>,
+    /// Every stage in run order: the declared stages, then one per environment.
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedAccount {
+    pub id: String,
+    pub region: String,
+    pub pipeline_role: String,
+    pub artifact_bucket: String,
+    pub kms_alias: String,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    pub name: String,
+    pub id: String,
+    pub region: String,
+    pub deploy_role: String,
+    pub external_id: Option<String>,
+    pub admin_role: String,
+}
+
+impl Account {
+    pub fn deploy_role_arn(&self) -> String {
+        format!("arn:aws:iam::{}:role/{}", self.id, self.deploy_role)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// A path relative to the manifest's directory, or a git URL.
+    pub repo: String,
+    pub branch: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretBinding {
+    pub name: String,
+    pub secret_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    pub name: String,
+    /// Name of the target account.
+    pub account: String,
+    pub approval: Option<Approval>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub name: String,
+    /// The environment this stage deploys to, if it deploys.
+    pub environment: Option<String>,
+    /// Name of the account its `ecs` and `lambda` actions deploy to.
+    pub account: Option<String>,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub name: String,
+    /// Lower first; equal run orders run in parallel. An environment's approval has 0.
+    pub run_order: u32,
+    pub kind: ActionKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Build(Build),
+    Approval(Approval),
+    Ecs(EcsDeploy),
+    Lambda(LambdaDeploy),
+}
+
+impl ActionKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionKind::Build(_) => "build",
+            ActionKind::Approval(_) => "approval",
+            ActionKind::Ecs(_) => "ecs",
+            ActionKind::Lambda(_) => "lambda",
+        }
+    }
+
+    /// Artifacts the action reads.
+    pub fn inputs(&self) -> Vec<&str> {
+        match self {
+            ActionKind::Build(b) => b.inputs.iter().map(String::as_str).collect(),
+            ActionKind::Approval(_) => Vec::new(),
+            ActionKind::Ecs(e) => vec![e.artifact.as_str()],
+            ActionKind::Lambda(l) => match &l.package {
+                LambdaPackage::Zip { artifact, .. } => vec![artifact.as_str()],
+                LambdaPackage::Image { .. } => Vec::new(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    pub buildspec: Buildspec,
+    /// The first input is the build's working directory.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    /// Names of secret bindings the build sees.
+    pub secrets: Vec<String>,
+    pub env: Vec<(String, String)>,
+    #[serde(serialize_with = "as_duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Buildspec {
+    /// A path relative to the first input artifact.
+    File(String),
+    /// Buildspec text written in the manifest; `line` is where it starts in the manifest.
+    Inline { text: String, line: usize },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    pub approvers: Vec<String>,
+    #[serde(serialize_with = "as_duration")]
+    pub timeout: Duration,
+    pub comment_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EcsDeploy {
+    pub cluster: String,
+    pub service: String,
+    pub artifact: String,
+    pub image_definitions: String,
+    #[serde(serialize_with = "as_duration")]
+    pub timeout: Duration,
+    pub alarms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LambdaDeploy {
+    pub function: String,
+    pub alias: String,
+    pub package: LambdaPackage,
+    pub traffic: Traffic,
+    pub alarms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaPackage {
+    /// A zip file inside an input artifact.
+    Zip {
+        artifact: String,
+        path: String,
+    },
+    Image {
+        uri: String,
+    },
+}
+
+fn as_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::values::format_duration(*d))
+}
+
+impl Manifest {
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&SecretBinding> {
+        self.secrets.iter().find(|s| s.name == name)
+    }
+
+    pub fn pipeline_role_arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:role/{}",
+            self.shared.id, self.shared.pipeline_role
+        )
+    }
+
+    /// Every deploy action with the stage and account it runs in.
+    pub fn deployments(&self) -> impl Iterator<Item = (&Stage, &Account, &Action)> {
+        self.stages.iter().flat_map(move |stage| {
+            let account = stage.account.as_deref().and_then(|a| self.account(a));
+            stage
+                .actions
+                .iter()
+                .filter_map(move |action| match action.kind {
+                    ActionKind::Ecs(_) | ActionKind::Lambda(_) => {
+                        account.map(|acc| (stage, acc, action))
+                    }
+                    _ => None,
+                })
+        })
+    }
+}

@@ -1,0 +1,1004 @@
+//! [`Document`] → [`Manifest`]: value formats and ranges, references between parts of the
+//! file, the artifact flow, environment expansion, and warnings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use ferry_yaml::{Decoder, Diagnostic, SourceFile, Span, did_you_mean};
+
+use crate::document::*;
+use crate::model::*;
+use crate::values::{Traffic, format_duration, names, parse_duration};
+
+const DEFAULT_DEPLOY_ROLE: &str = "ferry-deploy";
+const DEFAULT_ADMIN_ROLE: &str = "OrganizationAccountAccessRole";
+const SOURCE_ARTIFACT: &str = "source";
+const APPROVAL_ACTION: &str = "approve";
+const DAY: u64 = 86_400;
+
+pub(crate) fn resolve(file: &SourceFile, doc: &Document, d: &mut Decoder) -> Option<Manifest> {
+    let mut r = Resolver {
+        file,
+        doc,
+        d,
+        missing_vars: BTreeMap::new(),
+    };
+    // Every part is checked even when an earlier one is invalid, so that one run reports all.
+    // The artifact flow is the exception: after a structural error (a misspelt `outputs`, an
+    // action that could not be read) it would only report consequences of that error.
+    let structural_errors = r.d.has_errors();
+    let manifest = r.manifest();
+    r.report_missing_vars();
+    if !structural_errors {
+        r.artifact_flow(&manifest.stages);
+    }
+    r.warnings(&manifest.stages);
+    Some(Manifest {
+        pipeline: manifest.pipeline?,
+        mode: manifest.mode,
+        shared: manifest.shared?,
+        accounts: manifest.accounts,
+        source: manifest.source,
+        secrets: manifest.secrets,
+        environments: manifest.environments,
+        stages: manifest.stages,
+    })
+}
+
+/// The parts of a [`Manifest`]; `None` where a part is invalid (already reported).
+struct Parts {
+    pipeline: Option<String>,
+    mode: ExecutionMode,
+    shared: Option<SharedAccount>,
+    accounts: Vec<Account>,
+    source: Source,
+    secrets: Vec<SecretBinding>,
+    environments: Vec<Environment>,
+    stages: Vec<Stage>,
+}
+
+struct Resolver<'a> {
+    file: &'a SourceFile,
+    doc: &'a Document,
+    d: &'a mut Decoder,
+    /// `${name}` uses that some environments cannot resolve: (span, name) → environments.
+    missing_vars: BTreeMap<(usize, usize, String), Vec<String>>,
+}
+
+/// Variables of one environment for `${…}` in deploy actions.
+struct Vars {
+    env: String,
+    values: Vec<(String, String)>,
+}
+
+impl Resolver<'_> {
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.d
+            .push(Diagnostic::error(code, message).at(span).with_hint(hint));
+    }
+
+    fn warning(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.d
+            .push(Diagnostic::warning(code, message).at(span).with_hint(hint));
+    }
+
+    /// A text checked with one of [`names`]. An invalid value is reported and kept, so that
+    /// checks that depend on it still run; any error discards the final model anyway.
+    fn checked(&mut self, text: &Text, what: &str, check: fn(&str) -> Option<String>) -> String {
+        if let Some(why) = check(&text.value) {
+            self.error(
+                "invalid-value",
+                text.span,
+                format!("{what} `{}` is not valid", text.value),
+                why,
+            );
+        }
+        text.value.clone()
+    }
+
+    /// A duration within 1s..=max; the default when absent, or (reported) when invalid.
+    fn duration(
+        &mut self,
+        text: Option<&Text>,
+        what: &str,
+        default: Duration,
+        max: Duration,
+    ) -> Duration {
+        let Some(text) = text else { return default };
+        match parse_duration(&text.value) {
+            Err(why) => self.error(
+                "invalid-duration",
+                text.span,
+                format!("{what} is not a duration"),
+                why,
+            ),
+            Ok(v) if v.is_zero() || v > max => self.error(
+                "out-of-range",
+                text.span,
+                format!(
+                    "{what} is {}; it must be between 1s and {}",
+                    text.value,
+                    format_duration(max)
+                ),
+                format!("the default is {}", format_duration(default)),
+            ),
+            Ok(v) => return v,
+        }
+        default
+    }
+
+    fn manifest(&mut self) -> Parts {
+        let doc = self.doc;
+        if let Some(v) = &doc.version
+            && v.value != 1
+        {
+            self.error(
+                "unsupported-version",
+                v.span,
+                format!("version {} is not supported", v.value),
+                "this ferry reads `version: 1`",
+            );
+        }
+        let pipeline = self.checked(&doc.pipeline, "pipeline name", names::pipeline);
+        let shared = self.shared(&pipeline);
+        let accounts = self.accounts(&shared.region);
+        let source = Source {
+            repo: doc
+                .source
+                .as_ref()
+                .and_then(|s| s.repo.as_ref())
+                .map_or(".".into(), |r| r.value.clone()),
+            branch: doc
+                .source
+                .as_ref()
+                .and_then(|s| s.branch.as_ref())
+                .map_or("main".into(), |b| b.value.clone()),
+        };
+        let secrets = self.secrets(&shared);
+        let environments = self.environments();
+        let mut stages = self.stages(&environments);
+        stages.extend(self.environment_stages(&environments, &accounts));
+        Parts {
+            pipeline: Some(pipeline),
+            mode: doc
+                .mode
+                .as_ref()
+                .map_or_else(ExecutionMode::default, |m| m.value),
+            shared: Some(shared),
+            accounts,
+            source,
+            secrets,
+            environments,
+            stages,
+        }
+    }
+
+    fn shared(&mut self, pipeline: &str) -> SharedAccount {
+        let s = &self.doc.shared;
+        let id = self.checked(&s.id, "account id", names::account_id);
+        let region = self.checked(&s.region, "region", names::region);
+        let pipeline_role = match &s.pipeline_role {
+            Some(role) => self.checked(role, "role name", names::iam_role),
+            None => format!("ferry-{pipeline}"),
+        };
+        let artifacts = s.artifacts.as_ref();
+        let artifact_bucket = match artifacts.and_then(|a| a.bucket.as_ref()) {
+            Some(b) => self.checked(b, "bucket name", names::bucket),
+            None => format!("ferry-{pipeline}-artifacts-{id}"),
+        };
+        let kms_alias = match artifacts.and_then(|a| a.kms_alias.as_ref()) {
+            Some(a) => self.checked(a, "KMS alias", names::kms_alias),
+            None => format!("alias/ferry-{pipeline}"),
+        };
+        let mut repositories: Vec<String> = Vec::new();
+        for repo in &s.repositories {
+            if repositories.contains(&repo.value) {
+                self.error(
+                    "duplicate-name",
+                    repo.span,
+                    format!("repository `{}` is listed twice", repo.value),
+                    "list each repository once",
+                );
+            } else {
+                repositories.push(self.checked(repo, "ECR repository name", names::ecr_repository));
+            }
+        }
+        SharedAccount {
+            id,
+            region,
+            pipeline_role,
+            artifact_bucket,
+            kms_alias,
+            repositories,
+        }
+    }
+
+    fn accounts(&mut self, shared_region: &str) -> Vec<Account> {
+        let mut accounts: Vec<Account> = Vec::new();
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for (name, a) in self.doc.accounts.iter() {
+            let label = self.checked(name, "account name", names::label);
+            let id = self.checked(&a.id, "account id", names::account_id);
+            if let Some(other) = ids.get(&id) {
+                self.warning(
+                    "shared-account-id",
+                    a.id.span,
+                    format!("accounts `{other}` and `{label}` have the same id {id}"),
+                    "environments in one account share its deploy role; give each environment its own account for isolation",
+                );
+            }
+            ids.insert(id.clone(), label.clone());
+            let region = match &a.region {
+                Some(r) => self.checked(r, "region", names::region),
+                None => shared_region.to_owned(),
+            };
+            let mut role = |t: &Option<Text>, default: &str| match t {
+                Some(t) => self.checked(t, "role name", names::iam_role),
+                None => default.to_owned(),
+            };
+            let deploy_role = role(&a.deploy_role, DEFAULT_DEPLOY_ROLE);
+            let admin_role = role(&a.admin_role, DEFAULT_ADMIN_ROLE);
+            let external_id = a
+                .external_id
+                .as_ref()
+                .map(|e| self.checked(e, "ExternalId", names::external_id));
+            accounts.push(Account {
+                name: label,
+                id,
+                region,
+                deploy_role,
+                external_id,
+                admin_role,
+            });
+        }
+        accounts
+    }
+
+    fn secrets(&mut self, shared: &SharedAccount) -> Vec<SecretBinding> {
+        let mut out = Vec::new();
+        for (name, id) in self.doc.secrets.iter() {
+            let var = self.checked(name, "secret name", names::env_var);
+            let secret_id = self.checked(id, "secret id", names::secret_id);
+            if let Some(account) = secret_id
+                .strip_prefix("arn:")
+                .and_then(|a| a.split(':').nth(3))
+                && names::secret_id(&secret_id).is_none()
+                && account != shared.id
+            {
+                self.warning(
+                    "cross-account-secret",
+                    id.span,
+                    format!("secret `{var}` lives in account {account}, not in the shared account {}", shared.id),
+                    "a cross-account secret needs a resource policy and a customer-managed KMS key that admit the pipeline role",
+                );
+            }
+            out.push(SecretBinding {
+                name: var,
+                secret_id,
+            });
+        }
+        out
+    }
+
+    fn environments(&mut self) -> Vec<Environment> {
+        let mut out: Vec<Environment> = Vec::new();
+        for env in &self.doc.environments {
+            let name = self.checked(&env.name, "environment name", names::label);
+            if out.iter().any(|e| e.name == name) {
+                self.error(
+                    "duplicate-name",
+                    env.name.span,
+                    format!("environment `{name}` is declared twice"),
+                    "give each environment its own name",
+                );
+                continue;
+            }
+            self.account_ref(&env.account);
+            let approval = env.approval.as_ref().map(|a| self.approval(a));
+            for (var, _) in env.vars.iter() {
+                if ["env", "account_id", "region"].contains(&var.value.as_str()) {
+                    self.error("reserved-variable", var.span, format!("`{}` is a built-in variable", var.value), "pick another name; `${env}`, `${account_id}` and `${region}` are always set");
+                }
+            }
+            out.push(Environment {
+                name,
+                account: env.account.value.clone(),
+                approval,
+            });
+        }
+        out
+    }
+
+    /// Reports a reference to an account that is not declared.
+    fn account_ref(&mut self, name: &Text) {
+        if self.doc.accounts.get(&name.value).is_some() {
+            return;
+        }
+        let known = self.doc.accounts.names();
+        let hint = match did_you_mean(&name.value, &known) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None if known.is_empty() => {
+                "declare it under `accounts:` with its 12-digit id".to_owned()
+            }
+            None => format!("declared accounts: {}", known.join(", ")),
+        };
+        self.error(
+            "unknown-account",
+            name.span,
+            format!("no account is named `{}`", name.value),
+            hint,
+        );
+    }
+
+    fn approval(&mut self, a: &ApprovalDoc) -> Approval {
+        let week = Duration::from_secs(7 * DAY);
+        Approval {
+            approvers: a.approvers.iter().map(|t| t.value.clone()).collect(),
+            timeout: self.duration(a.timeout.as_ref(), "the approval `timeout`", week, week),
+            comment_required: a.comment_required.as_ref().is_some_and(|c| c.value),
+        }
+    }
+
+    fn stages(&mut self, environments: &[Environment]) -> Vec<Stage> {
+        let mut out: Vec<Stage> = Vec::new();
+        for stage in &self.doc.stages {
+            let name = self.checked(&stage.name, "stage name", names::label);
+            // A clashing stage is reported and kept, so that what it produces is still known.
+            if out.iter().any(|s| s.name == name) {
+                self.error(
+                    "duplicate-name",
+                    stage.name.span,
+                    format!("stage `{name}` is declared twice"),
+                    "give each stage its own name",
+                );
+            } else if environments.iter().any(|e| e.name == name) {
+                self.error(
+                    "duplicate-name",
+                    stage.name.span,
+                    format!("stage `{name}` has the name of an environment"),
+                    "each environment becomes a stage of that name; rename the stage",
+                );
+            }
+            let environment = stage
+                .environment
+                .as_ref()
+                .and_then(|e| self.environment_ref(e, environments));
+            let account = environment
+                .as_ref()
+                .and_then(|e| environments.iter().find(|env| &env.name == e))
+                .map(|e| e.account.clone());
+            let actions = self.actions(&stage.actions, None);
+            if stage.environment.is_none() {
+                for (doc, action) in stage.actions.iter().zip(&actions) {
+                    if let Some(action) = action
+                        && matches!(action.kind, ActionKind::Ecs(_) | ActionKind::Lambda(_))
+                    {
+                        self.error(
+                            "deploy-without-account",
+                            doc.name.span,
+                            format!("`{}` deploys, but stage `{name}` has no account", doc.name.value),
+                            "add `environment: <name>` to the stage, or move the action to `deploy:` to run it in every environment",
+                        );
+                    }
+                }
+            }
+            out.push(Stage {
+                name,
+                environment,
+                account,
+                actions: actions.into_iter().flatten().collect(),
+            });
+        }
+        out
+    }
+
+    fn environment_ref(&mut self, name: &Text, environments: &[Environment]) -> Option<String> {
+        if environments.iter().any(|e| e.name == name.value) {
+            return Some(name.value.clone());
+        }
+        let known: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+        let hint = match did_you_mean(&name.value, &known) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None if known.is_empty() => "declare it under `environments:`".to_owned(),
+            None => format!("declared environments: {}", known.join(", ")),
+        };
+        self.error(
+            "unknown-environment",
+            name.span,
+            format!("no environment is named `{}`", name.value),
+            hint,
+        );
+        None
+    }
+
+    fn environment_stages(
+        &mut self,
+        environments: &[Environment],
+        accounts: &[Account],
+    ) -> Vec<Stage> {
+        let doc = self.doc;
+        if !doc.deploy.is_empty() && doc.environments.is_empty() {
+            let span = doc.deploy[0].name.span;
+            self.warning(
+                "deploy-nowhere",
+                span,
+                "`deploy` actions run in no environment",
+                "add `environments:` to say where they deploy, in order",
+            );
+        }
+        for action in &doc.deploy {
+            if action.name.value == APPROVAL_ACTION
+                && environments.iter().any(|e| e.approval.is_some())
+            {
+                self.error(
+                    "duplicate-name",
+                    action.name.span,
+                    format!("`{APPROVAL_ACTION}` is the name of an environment's approval action"),
+                    "rename this action",
+                );
+            }
+        }
+        let mut out = Vec::new();
+        for env in environments {
+            // An unknown account is reported already; deploy actions are still checked.
+            let account = accounts.iter().find(|a| a.name == env.account);
+            let mut values = vec![
+                ("env".to_owned(), env.name.clone()),
+                (
+                    "account_id".to_owned(),
+                    account.map_or("000000000000".into(), |a| a.id.clone()),
+                ),
+                (
+                    "region".to_owned(),
+                    account.map_or("us-east-1".into(), |a| a.region.clone()),
+                ),
+            ];
+            if let Some(e) = doc.environments.iter().find(|e| e.name.value == env.name) {
+                values.extend(
+                    e.vars
+                        .iter()
+                        .map(|(k, v)| (k.value.clone(), v.value.clone())),
+                );
+            }
+            let vars = Vars {
+                env: env.name.clone(),
+                values,
+            };
+            let mut actions: Vec<Action> = env
+                .approval
+                .iter()
+                .map(|a| Action {
+                    name: APPROVAL_ACTION.to_owned(),
+                    run_order: 0,
+                    kind: ActionKind::Approval(a.clone()),
+                })
+                .collect();
+            actions.extend(self.actions(&doc.deploy, Some(&vars)).into_iter().flatten());
+            out.push(Stage {
+                name: env.name.clone(),
+                environment: Some(env.name.clone()),
+                account: Some(env.account.clone()),
+                actions,
+            });
+        }
+        out
+    }
+
+    /// Resolves a stage's actions; `None` in the result for an action that cannot be built.
+    fn actions(&mut self, docs: &[ActionDoc], vars: Option<&Vars>) -> Vec<Option<Action>> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut out = Vec::new();
+        for a in docs {
+            let name = self.checked(&a.name, "action name", names::label);
+            if seen.contains(&a.name.value.as_str()) {
+                self.error(
+                    "duplicate-name",
+                    a.name.span,
+                    format!("action `{name}` appears twice in this stage"),
+                    "give each action in a stage its own name",
+                );
+                out.push(None);
+                continue;
+            }
+            seen.push(&a.name.value);
+            let kind = match &a.kind {
+                ActionKindDoc::Build(b) => Some(ActionKind::Build(self.build(b))),
+                ActionKindDoc::Approval(b) => Some(ActionKind::Approval(self.approval(b))),
+                ActionKindDoc::Ecs(e) => Some(ActionKind::Ecs(self.ecs(e, vars))),
+                ActionKindDoc::Lambda(l) => self.lambda(l, vars).map(ActionKind::Lambda),
+            };
+            let run_order = a.run_order.as_ref().map_or(1, |r| r.value as u32);
+            out.push(kind.map(|kind| Action {
+                name,
+                run_order,
+                kind,
+            }));
+        }
+        out
+    }
+
+    /// Substitutes `${…}` for the environment; records names it cannot resolve and keeps
+    /// them as written.
+    fn text(&mut self, t: &Text, vars: Option<&Vars>) -> Text {
+        let Some(vars) = vars else { return t.clone() };
+        let mut out = String::new();
+        let mut rest = t.value.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                self.error(
+                    "bad-variable",
+                    t.span,
+                    "`${` is not closed",
+                    "write variables as `${name}`",
+                );
+                return t.clone();
+            };
+            let name = &after[..end];
+            match vars.values.iter().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => {
+                    self.missing_vars
+                        .entry((t.span.start, t.span.end, name.to_owned()))
+                        .or_default()
+                        .push(vars.env.clone());
+                    out.push_str(&rest[start..start + end + 3]);
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Text::new(out, t.span)
+    }
+
+    /// `text`, then `checked` — except that a value still holding an unresolved `${…}` is
+    /// not checked again (the variable is the problem, and it is reported once).
+    fn value(
+        &mut self,
+        t: &Text,
+        vars: Option<&Vars>,
+        what: &str,
+        check: fn(&str) -> Option<String>,
+    ) -> String {
+        let t = self.text(t, vars);
+        if vars.is_some() && t.value.contains("${") {
+            return t.value;
+        }
+        self.checked(&t, what, check)
+    }
+
+    fn report_missing_vars(&mut self) {
+        let all: Vec<&str> = self
+            .doc
+            .environments
+            .iter()
+            .map(|e| e.name.value.as_str())
+            .collect();
+        let missing = std::mem::take(&mut self.missing_vars);
+        for ((start, end, name), envs) in missing {
+            let message = if envs.len() == all.len() {
+                format!("unknown variable `${{{name}}}`")
+            } else {
+                let plural = if envs.len() > 1 { "s" } else { "" };
+                format!(
+                    "variable `${{{name}}}` is not set in environment{plural} {}",
+                    envs.join(", ")
+                )
+            };
+            let mut known: Vec<&str> = vec!["env", "account_id", "region"];
+            let vars: Vec<String> = self
+                .doc
+                .environments
+                .iter()
+                .flat_map(|e| e.vars.names())
+                .map(str::to_owned)
+                .collect();
+            known.extend(vars.iter().map(String::as_str));
+            let hint = match did_you_mean(&name, &known) {
+                Some(best) if best != name => format!("did you mean `${{{best}}}`?"),
+                _ => "set it in the `vars` of each environment; `${env}`, `${account_id}` and `${region}` are built in".to_owned(),
+            };
+            self.error("unknown-variable", Span::new(start, end), message, hint);
+        }
+    }
+
+    fn values(
+        &mut self,
+        list: &[Text],
+        vars: Option<&Vars>,
+        what: &str,
+        check: fn(&str) -> Option<String>,
+    ) -> Vec<String> {
+        list.iter()
+            .map(|item| self.value(item, vars, what, check))
+            .collect()
+    }
+
+    fn build(&mut self, b: &BuildDoc) -> Build {
+        let buildspec = if b.buildspec.value.contains('\n') {
+            // A block scalar's text starts on the line after `buildspec: |`.
+            Buildspec::Inline {
+                text: b.buildspec.value.clone(),
+                line: self.file.location(b.buildspec.span.start).line + 1,
+            }
+        } else {
+            Buildspec::File(self.checked(&b.buildspec, "buildspec path", names::artifact_path))
+        };
+        let inputs = match &b.inputs {
+            None => vec![SOURCE_ARTIFACT.to_owned()],
+            Some(list) => self.values(list, None, "artifact name", names::label),
+        };
+        let outputs = self.values(&b.outputs, None, "artifact name", names::label);
+        for out in &b.outputs {
+            if out.value == SOURCE_ARTIFACT {
+                self.error(
+                    "reserved-name",
+                    out.span,
+                    "`source` is the name of the source artifact",
+                    "name the build's output after what it holds, e.g. `app`",
+                );
+            }
+        }
+        for s in &b.secrets {
+            if self.doc.secrets.get(&s.value).is_some() {
+                continue;
+            }
+            let known = self.doc.secrets.names();
+            let hint = match did_you_mean(&s.value, &known) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!(
+                    "declare it under the top-level `secrets:` as `{}: <secret name or ARN>`",
+                    s.value
+                ),
+            };
+            self.error(
+                "unknown-secret",
+                s.span,
+                format!("no secret is named `{}`", s.value),
+                hint,
+            );
+        }
+        let mut env = Vec::new();
+        for (k, v) in b.env.iter() {
+            let name = self.checked(k, "environment variable name", names::env_var);
+            if b.secrets.iter().any(|s| s.value == name) {
+                self.error(
+                    "duplicate-name",
+                    k.span,
+                    format!("`{name}` is both a plain variable and a secret"),
+                    "keep one of the two",
+                );
+            }
+            env.push((name, v.value.clone()));
+        }
+        Build {
+            buildspec,
+            inputs,
+            outputs,
+            secrets: b.secrets.iter().map(|s| s.value.clone()).collect(),
+            env,
+            timeout: self.duration(
+                b.timeout.as_ref(),
+                "the build `timeout`",
+                Duration::from_secs(3600),
+                Duration::from_secs(36 * 3600),
+            ),
+        }
+    }
+
+    fn ecs(&mut self, e: &EcsDoc, vars: Option<&Vars>) -> EcsDeploy {
+        EcsDeploy {
+            cluster: self.value(&e.cluster, vars, "cluster name", names::ecs_name),
+            service: self.value(&e.service, vars, "service name", names::ecs_name),
+            artifact: self.value(&e.artifact, vars, "artifact name", names::label),
+            image_definitions: match &e.image_definitions {
+                Some(p) => self.value(p, vars, "image definitions path", names::artifact_path),
+                None => "imagedefinitions.json".to_owned(),
+            },
+            timeout: self.duration(
+                e.timeout.as_ref(),
+                "the ECS `timeout`",
+                Duration::from_secs(30 * 60),
+                Duration::from_secs(DAY),
+            ),
+            alarms: self.values(&e.alarms, vars, "alarm name", names::alarm),
+        }
+    }
+
+    fn lambda(&mut self, l: &LambdaDoc, vars: Option<&Vars>) -> Option<LambdaDeploy> {
+        let function = self.value(&l.function, vars, "function name", names::lambda_function);
+        let alias = match &l.alias {
+            Some(a) => self.value(a, vars, "alias name", names::lambda_alias),
+            None => "live".to_owned(),
+        };
+        let package = match (&l.artifact, &l.zip, &l.image_uri) {
+            (Some(artifact), Some(zip), None) => Some(LambdaPackage::Zip {
+                artifact: self.value(artifact, vars, "artifact name", names::label),
+                path: self.value(zip, vars, "zip path", names::artifact_path),
+            }),
+            (None, None, Some(uri)) => Some(LambdaPackage::Image {
+                uri: self.text(uri, vars).value,
+            }),
+            (_, _, Some(uri)) => {
+                self.error("conflicting-keys", uri.span, "`image_uri` and `artifact`/`zip` both give the function's code", "keep `image_uri` for an image function, or `artifact` and `zip` for a zip package");
+                None
+            }
+            (Some(a), None, None) => {
+                self.error(
+                    "missing-key",
+                    a.span,
+                    "`artifact` needs `zip`: the path of the zip package inside it",
+                    "add e.g. `zip: function.zip`",
+                );
+                None
+            }
+            (None, Some(z), None) => {
+                self.error(
+                    "missing-key",
+                    z.span,
+                    "`zip` needs `artifact`: the build output that holds it",
+                    "add e.g. `artifact: app`",
+                );
+                None
+            }
+            (None, None, None) => {
+                self.error(
+                    "missing-key",
+                    l.function.span,
+                    "the function's code is not given",
+                    "add `artifact` and `zip` (a zip package from a build) or `image_uri`",
+                );
+                None
+            }
+        };
+        let traffic = match &l.traffic {
+            None => Traffic::AllAtOnce,
+            Some(t) => match Traffic::parse(&self.text(t, vars).value) {
+                Ok(traffic) => traffic,
+                Err(why) => {
+                    self.error("invalid-traffic", t.span, "`traffic` is not valid", why);
+                    Traffic::AllAtOnce
+                }
+            },
+        };
+        let alarms = self.values(&l.alarms, vars, "alarm name", names::alarm);
+        if traffic != Traffic::AllAtOnce
+            && alarms.is_empty()
+            && let Some(t) = &l.traffic
+        {
+            self.warning(
+                "unwatched-canary",
+                t.span,
+                "a gradual traffic shift with no `alarms` watches nothing",
+                "list the CloudWatch alarms that should roll the deploy back, e.g. `alarms: [orders-fn-errors]`",
+            );
+        }
+        Some(LambdaDeploy {
+            function,
+            alias,
+            package: package?,
+            traffic,
+            alarms,
+        })
+    }
+
+    /// Every artifact an action reads was produced by an action that finished before it.
+    fn artifact_flow(&mut self, stages: &[Stage]) {
+        // name → (stage index, run order, stage name, action name)
+        let mut produced: HashMap<&str, (usize, u32, &str, &str)> = HashMap::new();
+        for (si, stage) in stages.iter().enumerate() {
+            for action in &stage.actions {
+                if let ActionKind::Build(b) = &action.kind {
+                    for out in &b.outputs {
+                        if let Some((_, _, s, a)) = produced.get(out.as_str()) {
+                            let span = self.action_span(&stage.name, &action.name);
+                            self.error(
+                                "duplicate-artifact",
+                                span,
+                                format!("artifact `{out}` is already produced by `{s}.{a}`"),
+                                "give each build output its own name",
+                            );
+                        } else {
+                            produced.insert(out, (si, action.run_order, &stage.name, &action.name));
+                        }
+                    }
+                }
+            }
+        }
+        let mut reported: Vec<(String, String)> = Vec::new();
+        for (si, stage) in stages.iter().enumerate() {
+            for action in &stage.actions {
+                for input in action.kind.inputs() {
+                    if input == SOURCE_ARTIFACT {
+                        continue;
+                    }
+                    let earlier = |&(psi, pro, _, _): &(usize, u32, &str, &str)| {
+                        psi < si || (psi == si && pro < action.run_order)
+                    };
+                    match produced.get(input) {
+                        Some(p) if earlier(p) => {}
+                        found => {
+                            // Deploy actions repeat in every environment: report each input once.
+                            let key = (input.to_owned(), action.name.clone());
+                            if stage.environment.is_some() && reported.contains(&key) {
+                                continue;
+                            }
+                            reported.push(key);
+                            let span = self.input_span(&stage.name, &action.name, input);
+                            let hint = match found {
+                                Some((_, _, s, a)) => format!(
+                                    "it is produced by `{s}.{a}`, which does not finish before this action; move one of them"
+                                ),
+                                None => {
+                                    let mut known: Vec<&str> = produced.keys().copied().collect();
+                                    known.push(SOURCE_ARTIFACT);
+                                    known.sort_unstable();
+                                    match did_you_mean(input, &known) {
+                                        Some(best) => format!("did you mean `{best}`?"),
+                                        None => format!(
+                                            "add `{input}` to the `outputs` of a build that runs before; available: {}",
+                                            known.join(", ")
+                                        ),
+                                    }
+                                }
+                            };
+                            self.error(
+                                "unknown-artifact",
+                                span,
+                                format!("no earlier action produces artifact `{input}`"),
+                                hint,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The span of an action's name, looked up by stage and action name.
+    fn action_span(&self, stage: &str, action: &str) -> Span {
+        self.action_doc(stage, action)
+            .map_or(self.doc.pipeline.span, |a| a.name.span)
+    }
+
+    fn action_doc(&self, stage: &str, action: &str) -> Option<&ActionDoc> {
+        let actions = match self.doc.stages.iter().find(|s| s.name.value == stage) {
+            Some(s) => &s.actions,
+            None => &self.doc.deploy,
+        };
+        actions.iter().find(|a| a.name.value == action)
+    }
+
+    fn input_span(&self, stage: &str, action: &str, input: &str) -> Span {
+        let Some(a) = self.action_doc(stage, action) else {
+            return self.doc.pipeline.span;
+        };
+        let texts: Vec<&Text> = match &a.kind {
+            ActionKindDoc::Build(b) => b.inputs.iter().flatten().collect(),
+            ActionKindDoc::Ecs(e) => vec![&e.artifact],
+            ActionKindDoc::Lambda(l) => l.artifact.iter().collect(),
+            ActionKindDoc::Approval(_) => Vec::new(),
+        };
+        texts
+            .iter()
+            .find(|t| t.value == input)
+            .map_or(a.name.span, |t| t.span)
+    }
+
+    fn warnings(&mut self, stages: &[Stage]) {
+        let doc = self.doc;
+        // A production-like environment must not be reachable without someone saying yes.
+        let mut approved_since_last_deploy = false;
+        for stage in stages {
+            let deploys = stage
+                .actions
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::Ecs(_) | ActionKind::Lambda(_)));
+            let approval_first = stage
+                .actions
+                .iter()
+                .filter(|a| matches!(a.kind, ActionKind::Approval(_)))
+                .map(|a| a.run_order)
+                .min();
+            let first_deploy = stage
+                .actions
+                .iter()
+                .filter(|a| matches!(a.kind, ActionKind::Ecs(_) | ActionKind::Lambda(_)))
+                .map(|a| a.run_order)
+                .min();
+            let approved_here =
+                matches!((approval_first, first_deploy), (Some(a), Some(d)) if a < d);
+            if deploys {
+                if let Some(env) = &stage.environment
+                    && is_production_like(env)
+                    && !approved_since_last_deploy
+                    && !approved_here
+                {
+                    let span = doc
+                        .environments
+                        .iter()
+                        .find(|e| &e.name.value == env)
+                        .map(|e| e.name.span)
+                        .or_else(|| {
+                            doc.stages
+                                .iter()
+                                .find(|s| s.name.value == stage.name)
+                                .map(|s| s.name.span)
+                        })
+                        .unwrap_or(doc.pipeline.span);
+                    self.warning(
+                        "unapproved-production",
+                        span,
+                        format!("`{env}` looks like production but is deployed with no approval before it"),
+                        "add `approval: {}` to the environment (or an approval action before its deploy)",
+                    );
+                }
+                approved_since_last_deploy = false;
+            } else if approval_first.is_some() {
+                approved_since_last_deploy = true;
+            }
+        }
+        // Secrets nobody uses are access nobody needs.
+        for (name, id) in doc.secrets.iter() {
+            let used = stages
+                .iter()
+                .flat_map(|s| &s.actions)
+                .any(|a| match &a.kind {
+                    ActionKind::Build(b) => b.secrets.contains(&name.value),
+                    _ => false,
+                });
+            if !used {
+                self.warning(
+                    "unused-secret",
+                    id.span,
+                    format!("no build uses secret `{}`", name.value),
+                    "list it under a build's `secrets:`, or remove it",
+                );
+            }
+        }
+        for env in &doc.environments {
+            let deploys = !doc.deploy.is_empty()
+                || stages.iter().any(|s| {
+                    s.environment.as_deref() == Some(&env.name.value) && !s.actions.is_empty()
+                });
+            if !deploys {
+                self.warning(
+                    "idle-environment",
+                    env.name.span,
+                    format!("environment `{}` deploys nothing", env.name.value),
+                    "add actions under the top-level `deploy:`",
+                );
+            }
+        }
+        for (name, _) in doc.accounts.iter() {
+            if !doc
+                .environments
+                .iter()
+                .any(|e| e.account.value == name.value)
+            {
+                self.warning("unused-account", name.span, format!("no environment uses account `{}`", name.value), "add an environment for it, or remove it: bootstrap would create a deploy role nobody uses");
+            }
+        }
+    }
+}
+
+/// Whether an environment name says "production": a `-`/`_`-separated part is
+/// prod, production, prd or live.
+pub fn is_production_like(name: &str) -> bool {
+    name.to_ascii_lowercase()
+        .split(['-', '_'])
+        .any(|part| matches!(part, "prod" | "production" | "prd" | "live"))
+}

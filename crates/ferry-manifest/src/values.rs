@@ -1,0 +1,391 @@
+//! Formats of the values a manifest holds: durations, traffic shifting, AWS names.
+//!
+//! These are public because the command line accepts the same notations
+//! (`ferry deploy lambda --traffic "canary 10% 5m" --timeout 10m`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Parses `30s`, `10m`, `1h30m`, `7d`: one or more `<number><unit>` with units s, m, h, d.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration; write it like `30s`, `10m`, `1h30m` or `7d`");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!(
+            "`{text}` has no unit after {digits}; add s, m, h or d (e.g. `{digits}m`)"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Writes a duration the way [`parse_duration`] reads it: `90s` → `1m30s`.
+pub fn format_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    if secs.is_multiple_of(86_400) {
+        return format!("{}d", secs / 86_400);
+    }
+    let mut out = String::new();
+    for (unit, size) in [("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+/// How a Lambda alias moves from the old version to the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// The alias points at the new version at once.
+    AllAtOnce,
+    /// `percent` of requests go to the new version for `bake`, then all of them.
+    Canary { percent: u8, bake: Duration },
+    /// The share of the new version grows by `percent` every `interval` until it is 100%.
+    Linear { percent: u8, interval: Duration },
+}
+
+impl Traffic {
+    /// Longest bake or step interval accepted.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(2 * 86_400);
+
+    /// Parses `all-at-once`, `canary 10% 5m` or `linear 10% every 1m`.
+    pub fn parse(text: &str) -> Result<Traffic, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let usage = "write `all-at-once`, `canary <percent>% <bake>` (e.g. `canary 10% 5m`) or `linear <percent>% every <interval>` (e.g. `linear 20% every 1m`)";
+        let traffic = match words.as_slice() {
+            ["all-at-once"] => Traffic::AllAtOnce,
+            ["canary", pct, bake] => Traffic::Canary {
+                percent: parse_percent(pct)?,
+                bake: parse_duration(bake)?,
+            },
+            ["linear", pct, "every", interval] => Traffic::Linear {
+                percent: parse_percent(pct)?,
+                interval: parse_duration(interval)?,
+            },
+            _ => return Err(format!("`{text}` is not a traffic shift; {usage}")),
+        };
+        match traffic {
+            Traffic::Canary { bake: d, .. } | Traffic::Linear { interval: d, .. }
+                if d.is_zero() || d > Self::MAX_INTERVAL =>
+            {
+                Err(format!(
+                    "the wait in `{text}` must be between 1s and {}",
+                    format_duration(Self::MAX_INTERVAL)
+                ))
+            }
+            t => Ok(t),
+        }
+    }
+
+    /// The routing weights of the new version over time: `(weight, wait after it)`.
+    /// The last step is always `(1.0, 0)`.
+    pub fn steps(&self) -> Vec<(f64, Duration)> {
+        match *self {
+            Traffic::AllAtOnce => vec![(1.0, Duration::ZERO)],
+            Traffic::Canary { percent, bake } => {
+                vec![(f64::from(percent) / 100.0, bake), (1.0, Duration::ZERO)]
+            }
+            Traffic::Linear { percent, interval } => {
+                let mut steps = Vec::new();
+                let mut pct = u32::from(percent);
+                while pct < 100 {
+                    steps.push((f64::from(pct) / 100.0, interval));
+                    pct += u32::from(percent);
+                }
+                steps.push((1.0, Duration::ZERO));
+                steps
+            }
+        }
+    }
+}
+
+impl fmt::Display for Traffic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Traffic::AllAtOnce => f.write_str("all-at-once"),
+            Traffic::Canary { percent, bake } => {
+                write!(f, "canary {percent}% {}", format_duration(*bake))
+            }
+            Traffic::Linear { percent, interval } => {
+                write!(f, "linear {percent}% every {}", format_duration(*interval))
+            }
+        }
+    }
+}
+
+impl Serialize for Traffic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn parse_percent(text: &str) -> Result<u8, String> {
+    let number = text
+        .strip_suffix('%')
+        .ok_or_else(|| format!("`{text}` is not a percentage; write it like `10%`"))?;
+    match number.parse::<u8>() {
+        Ok(n) if (1..=99).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is out of range: the share of traffic must be between 1% and 99%"
+        )),
+    }
+}
+
+/// Checks of AWS and ferry names. Each returns what is wrong, or `None` when the name is fine.
+pub mod names {
+    fn only(s: &str, extra: &str) -> bool {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    }
+
+    fn length(s: &str, min: usize, max: usize) -> Option<String> {
+        let n = s.chars().count();
+        (n < min || n > max).then(|| format!("it has {n} characters; it must have {min} to {max}"))
+    }
+
+    pub fn account_id(s: &str) -> Option<String> {
+        (s.len() != 12 || !s.chars().all(|c| c.is_ascii_digit()))
+            .then(|| "an AWS account id is exactly 12 digits".to_owned())
+    }
+
+    pub fn region(s: &str) -> Option<String> {
+        let parts: Vec<&str> = s.split('-').collect();
+        let ok = parts.len() >= 3
+            && parts[0].len() == 2
+            && parts.iter().all(|p| !p.is_empty() && only(p, ""))
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit());
+        (!ok).then(|| "a region looks like `eu-west-1` or `us-gov-west-1`".to_owned())
+    }
+
+    pub fn pipeline(s: &str) -> Option<String> {
+        let ok = s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.ends_with('-');
+        length(s, 1, 32).or_else(|| {
+            (!ok)
+                .then(|| "use lowercase letters, digits and `-`, starting with a letter".to_owned())
+        })
+    }
+
+    /// Stage, action, environment, account and artifact names.
+    pub fn label(s: &str) -> Option<String> {
+        length(s, 1, 64)
+            .or_else(|| (!only(s, "-_")).then(|| "use letters, digits, `-` and `_`".to_owned()))
+    }
+
+    pub fn iam_role(s: &str) -> Option<String> {
+        length(s, 1, 64).or_else(|| {
+            (!only(s, "_+=,.@-"))
+                .then(|| "an IAM role name uses letters, digits and `_+=,.@-`".to_owned())
+        })
+    }
+
+    pub fn external_id(s: &str) -> Option<String> {
+        length(s, 2, 1224).or_else(|| {
+            (!only(s, "_+=,.@:/-"))
+                .then(|| "an ExternalId uses letters, digits and `_+=,.@:/-`".to_owned())
+        })
+    }
+
+    pub fn bucket(s: &str) -> Option<String> {
+        length(s, 3, 63).or_else(|| {
+            let ok = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && !s.contains("..");
+            (!ok).then(|| "a bucket name uses lowercase letters, digits, `-` and `.`, and starts and ends with a letter or digit".to_owned())
+        })
+    }
+
+    pub fn kms_alias(s: &str) -> Option<String> {
+        let Some(rest) = s.strip_prefix("alias/") else {
+            return Some("a KMS alias starts with `alias/`".to_owned());
+        };
+        if rest.starts_with("aws/") {
+            return Some("`alias/aws/` is reserved for AWS managed keys, which cannot be shared across accounts".to_owned());
+        }
+        length(rest, 1, 250).or_else(|| {
+            (!only(rest, "/_-")).then(|| "a KMS alias uses letters, digits and `/_-`".to_owned())
+        })
+    }
+
+    pub fn ecr_repository(s: &str) -> Option<String> {
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && seg.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && seg.ends_with(|c: char| c.is_ascii_alphanumeric())
+        };
+        length(s, 2, 256).or_else(|| {
+            (!s.split('/').all(segment_ok)).then(|| {
+                "an ECR repository name uses lowercase letters, digits and `._-`, in segments separated by `/`".to_owned()
+            })
+        })
+    }
+
+    pub fn lambda_function(s: &str) -> Option<String> {
+        length(s, 1, 64).or_else(|| {
+            (!only(s, "-_")).then(|| "a function name uses letters, digits, `-` and `_`".to_owned())
+        })
+    }
+
+    pub fn lambda_alias(s: &str) -> Option<String> {
+        length(s, 1, 128)
+            .or_else(|| {
+                (!only(s, "-_")).then(|| "an alias uses letters, digits, `-` and `_`".to_owned())
+            })
+            .or_else(|| {
+                s.chars()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| "an alias cannot be only digits (that is a version)".to_owned())
+            })
+    }
+
+    pub fn ecs_name(s: &str) -> Option<String> {
+        length(s, 1, 255).or_else(|| {
+            (!only(s, "-_")).then(|| {
+                "ECS cluster and service names use letters, digits, `-` and `_`".to_owned()
+            })
+        })
+    }
+
+    pub fn alarm(s: &str) -> Option<String> {
+        length(s, 1, 255).or_else(|| {
+            s.chars()
+                .any(char::is_control)
+                .then(|| "an alarm name cannot hold control characters".to_owned())
+        })
+    }
+
+    pub fn env_var(s: &str) -> Option<String> {
+        let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && only(s, "_");
+        (!ok).then(|| "an environment variable name uses letters, digits and `_`, and does not start with a digit".to_owned())
+    }
+
+    pub fn secret_id(s: &str) -> Option<String> {
+        if let Some(rest) = s.strip_prefix("arn:") {
+            let parts: Vec<&str> = rest.splitn(6, ':').collect();
+            let ok = parts.len() == 6
+                && parts[0].starts_with("aws")
+                && parts[1] == "secretsmanager"
+                && region(parts[2]).is_none()
+                && account_id(parts[3]).is_none()
+                && parts[4] == "secret"
+                && !parts[5].is_empty();
+            return (!ok).then(|| "a secret ARN looks like `arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/db-AbCdEf`".to_owned());
+        }
+        length(s, 1, 512).or_else(|| {
+            (!only(s, "/_+=.@-"))
+                .then(|| "a secret name uses letters, digits and `/_+=.@-`".to_owned())
+        })
+    }
+
+    /// A path inside an artifact: relative, without `..`.
+    pub fn artifact_path(s: &str) -> Option<String> {
+        (s.starts_with('/') || s.split('/').any(|seg| seg == ".."))
+            .then(|| "a path inside an artifact is relative and has no `..`".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip() {
+        for (text, secs) in [("30s", 30), ("10m", 600), ("1h30m", 5400), ("7d", 604_800)] {
+            assert_eq!(parse_duration(text).unwrap(), Duration::from_secs(secs));
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+        }
+        assert!(parse_duration("10").unwrap_err().contains("no unit"));
+        assert!(parse_duration("ten minutes").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn traffic_parses_the_three_forms_and_their_steps() {
+        assert_eq!(Traffic::parse("all-at-once").unwrap(), Traffic::AllAtOnce);
+        let canary = Traffic::parse("canary 10% 5m").unwrap();
+        assert_eq!(canary.to_string(), "canary 10% 5m");
+        assert_eq!(
+            canary.steps(),
+            vec![(0.1, Duration::from_secs(300)), (1.0, Duration::ZERO)]
+        );
+        let linear = Traffic::parse("linear 40% every 1m").unwrap();
+        let weights: Vec<f64> = linear.steps().iter().map(|s| s.0).collect();
+        assert_eq!(weights, vec![0.4, 0.8, 1.0]);
+        assert!(
+            Traffic::parse("canary 0% 5m")
+                .unwrap_err()
+                .contains("between 1% and 99%")
+        );
+        assert!(
+            Traffic::parse("canary 10% 3d")
+                .unwrap_err()
+                .contains("between 1s and 2d")
+        );
+        assert!(Traffic::parse("blue-green").is_err());
+    }
+
+    #[test]
+    fn names_accept_the_real_thing_and_refuse_near_misses() {
+        use names::*;
+        assert!(account_id("012345678901").is_none());
+        assert!(account_id("12345").is_some());
+        assert!(region("eu-west-1").is_none());
+        assert!(region("us-gov-west-1").is_none());
+        assert!(region("EU-west-1").is_some());
+        assert!(region("euwest1").is_some());
+        assert!(bucket("ferry-orders-artifacts").is_none());
+        assert!(bucket("Ferry_Orders").is_some());
+        assert!(kms_alias("alias/ferry-orders").is_none());
+        assert!(kms_alias("alias/aws/s3").is_some());
+        assert!(ecr_repository("team/orders-api").is_none());
+        assert!(ecr_repository("Team/Orders").is_some());
+        assert!(lambda_alias("live").is_none());
+        assert!(lambda_alias("42").is_some());
+        assert!(secret_id("orders/npm-token").is_none());
+        assert!(
+            secret_id("arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/db-AbCdEf")
+                .is_none()
+        );
+        assert!(secret_id("arn:aws:s3:::bucket").is_some());
+        assert!(artifact_path("dist/function.zip").is_none());
+        assert!(artifact_path("../x").is_some());
+    }
+}
