@@ -1,0 +1,142 @@
+//! Every command and flag. `ferry --help` lists each command with one line; `ferry <command>
+//! --help` explains it with examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Cross-account continuous delivery on AWS",
+    long_about = "ferry carries releases from a shared-services AWS account to dev, qa and prod accounts.\n\
+                  It lays the cross-account foundation with least privilege, proves every access before a\n\
+                  deploy, runs the pipeline with approvals, and rolls back by itself when a deploy goes wrong.",
+    after_help = "Start with `ferry init`, check with `ferry validate`, run with `ferry run`.\n\
+                  Exit status: 0 success, 1 failure (invalid, denied, deploy failed and rolled back),\n\
+                  2 usage error, 3 deploy failed and could not roll back."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starter ferry.yaml and buildspec.yml
+    Init(InitArgs),
+    /// Check ferry.yaml and report every problem with file:line:col
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of ferry.yaml, for editors
+    Schema(SchemaArgs),
+    /// Run the pipeline: source, build, test, then each environment in turn
+    Run(Pending),
+    /// Show running executions and where each stage stands
+    Status(Pending),
+    /// List past executions
+    History(Pending),
+    /// Print or follow the log of an execution or one of its actions
+    Logs(Pending),
+    /// Approve a stage that waits for approval
+    Approve(Pending),
+    /// Reject a stage that waits for approval
+    Reject(Pending),
+    /// Retry the failed actions of a stage
+    Retry(Pending),
+    /// Stop an execution
+    Stop(Pending),
+    /// Deploy an ECS service or a Lambda function directly, from any CI
+    Deploy(Pending),
+    /// Return an environment to its last release verified good
+    Rollback(Pending),
+    /// List the release ledger of an environment
+    Releases(Pending),
+    /// Show what bootstrap would create or change in each account
+    Plan(Pending),
+    /// Create the cross-account foundation: key, bucket, repositories, roles
+    Bootstrap(Pending),
+    /// Remove what bootstrap created
+    Destroy(Pending),
+    /// Prove that every cross-account access the pipeline makes is allowed
+    Verify(Pending),
+    /// Explain an AccessDenied message: which policy lacks which statement
+    Doctor(Pending),
+    /// Write the foundation as Terraform, or the pipeline as a CodePipeline definition
+    Synth(Pending),
+    /// Simulate and lint IAM policies
+    Policy(Pending),
+    /// Serve the HTTP API and dashboard
+    Serve(Pending),
+}
+
+/// Arguments of a command that is not available yet: accepted, then refused with a message.
+#[derive(Debug, Args)]
+pub struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+/// Where the manifest is.
+#[derive(Debug, Args)]
+pub struct ManifestArg {
+    /// The manifest
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "FERRY_FILE",
+        default_value = "ferry.yaml",
+        value_name = "PATH"
+    )]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ferry init                 # build and test only, no AWS\n  ferry init --ecs --lambda  # plus an ECS service and a Lambda function in dev, qa and prod"
+)]
+pub struct InitArgs {
+    /// Add an ECS service deploy to each environment
+    #[arg(long)]
+    pub ecs: bool,
+    /// Add a Lambda function deploy (canary, watched by an alarm) to each environment
+    #[arg(long)]
+    pub lambda: bool,
+    /// Directory to write into
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Pipeline name (default: the directory's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 valid, 1 invalid (warnings too with --strict), 2 usage error.\n\n\
+                        Examples:\n  ferry validate\n  ferry validate -f deploy/ferry.yaml --strict\n  ferry validate --format json | jq '.diagnostics[] | .message'"
+)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Fail on warnings too
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "For the YAML language server, put this first in ferry.yaml:\n  # yaml-language-server: $schema=./ferry.schema.json\nand write the schema with `ferry schema > ferry.schema.json`."
+)]
+pub struct SchemaArgs {
+    /// Print the field reference as Markdown instead (docs/manifest.md)
+    #[arg(long)]
+    pub markdown: bool,
+}

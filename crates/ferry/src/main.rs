@@ -1,0 +1,55 @@
+//! The `ferry` command line: parses arguments, calls the library crates, prints results.
+//! Logic that is not about the terminal belongs in a library crate.
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::output::Exit;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exit = match cli.command {
+        Command::Init(args) => commands::init::run(&args),
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Schema(args) => commands::schema::run(&args),
+        Command::Run(args)
+        | Command::Status(args)
+        | Command::History(args)
+        | Command::Logs(args)
+        | Command::Approve(args)
+        | Command::Reject(args)
+        | Command::Retry(args)
+        | Command::Stop(args) => not_available_yet(&args, 4),
+        Command::Deploy(args) | Command::Rollback(args) | Command::Releases(args) => {
+            not_available_yet(&args, 5)
+        }
+        Command::Plan(args)
+        | Command::Bootstrap(args)
+        | Command::Destroy(args)
+        | Command::Verify(args)
+        | Command::Doctor(args)
+        | Command::Synth(args) => not_available_yet(&args, 6),
+        Command::Policy(args) => not_available_yet(&args, 3),
+        Command::Serve(args) => not_available_yet(&args, 0),
+    };
+    exit.into()
+}
+
+/// Commands whose work lands later say so plainly instead of pretending.
+fn not_available_yet(args: &cli::Pending, issue: u32) -> Exit {
+    let name = std::env::args().nth(1).unwrap_or_default();
+    let tracked = if issue == 0 {
+        String::new()
+    } else {
+        format!(" (tracked in issue #{issue})")
+    };
+    let _ = &args.rest;
+    output::error(&format!("`ferry {name}` is not available yet{tracked}"));
+    Exit::Usage
+}
