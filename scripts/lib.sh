@@ -1,0 +1,64 @@
+# Shared by scripts/test and scripts/demo. Source it; it defines functions and changes nothing.
+
+FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FERRY_TOOLS="$FERRY_ROOT/.tools"
+FERRY_VENV="$FERRY_TOOLS/venv"
+
+say() {
+  if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then printf '\033[1m==>\033[0m %s\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
+
+# Hermetic AWS settings: static test credentials, a region, and no probe of the instance
+# metadata service (169.254.169.254), which is not loopback. Never the user's profile.
+ferry_hermetic_aws() {
+  export AWS_EC2_METADATA_DISABLED=true
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
+  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+}
+
+# Installs scripts/requirements.txt into .tools/venv once; reinstalls when the file changes.
+ferry_ensure_tools() {
+  local stamp="$FERRY_VENV/.requirements.sha256"
+  local want
+  want=$(sha256sum "$FERRY_ROOT/scripts/requirements.txt" | cut -d' ' -f1)
+  if [ -x "$FERRY_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  command -v python3 >/dev/null || { echo "python3 is needed for the AWS emulator (moto); install it first" >&2; return 1; }
+  say "installing the test tools (moto AWS emulator) into .tools/venv — once, about a minute"
+  rm -rf "$FERRY_VENV"
+  python3 -m venv "$FERRY_VENV"
+  "$FERRY_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$FERRY_ROOT/scripts/requirements.txt"
+  echo "$want" > "$stamp"
+}
+
+# Starts moto on a free loopback port and exports FERRY_TEST_AWS_ENDPOINT; the caller traps
+# ferry_stop_moto. Its log goes to .tools/moto.log.
+ferry_start_moto() {
+  local port
+  port=$("$FERRY_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$FERRY_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$FERRY_TOOLS/moto.log" 2>&1 &
+  FERRY_MOTO_PID=$!
+  export FERRY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+  local i
+  for i in $(seq 1 200); do
+    if curl -sf -o /dev/null "$FERRY_TEST_AWS_ENDPOINT/moto-api/reset-auth" 2>/dev/null \
+       || curl -s -o /dev/null -w '%{http_code}' "$FERRY_TEST_AWS_ENDPOINT/moto-api/reset-auth" 2>/dev/null | grep -q '^[1-5]'; then
+      return 0
+    fi
+    kill -0 "$FERRY_MOTO_PID" 2>/dev/null || { cat "$FERRY_TOOLS/moto.log" >&2; echo "moto did not start" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "moto did not answer on $FERRY_TEST_AWS_ENDPOINT within 20 s" >&2
+  return 1
+}
+
+ferry_stop_moto() {
+  if [ -n "${FERRY_MOTO_PID:-}" ]; then
+    kill "$FERRY_MOTO_PID" 2>/dev/null || true
+    wait "$FERRY_MOTO_PID" 2>/dev/null || true
+    FERRY_MOTO_PID=
+  fi
+}
