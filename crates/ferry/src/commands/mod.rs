@@ -1,3 +1,4 @@
 pub mod init;
+pub mod policy;
 pub mod schema;
 pub mod validate;
