@@ -27,14 +27,8 @@ pub(crate) fn document(d: &mut Decoder, root: &Node) -> Option<Document> {
         )
         .and_then(|n| d.name(n, "`pipeline`"));
     let mode = f.get("mode").and_then(|n| mode(d, n));
-    let shared = f
-        .required(
-            d,
-            "shared",
-            what,
-            "add the shared-services account: `shared: {id: \"111111111111\", region: eu-west-1}`",
-        )
-        .and_then(|n| shared(d, n));
+    // Required only once the pipeline touches AWS: resolve checks that.
+    let shared = f.get("shared").and_then(|n| shared(d, n));
     let accounts = f
         .get("accounts")
         .map(|n| named_map(d, n, "`accounts`", account))
@@ -51,7 +45,7 @@ pub(crate) fn document(d: &mut Decoder, root: &Node) -> Option<Document> {
         version,
         pipeline: pipeline?,
         mode,
-        shared: shared?,
+        shared,
         accounts,
         source,
         secrets,

@@ -66,7 +66,9 @@ pub struct Document {
     /// How executions share stages (as in CodePipeline V2). Default `superseded`.
     pub mode: Option<Spanned<ExecutionMode>>,
     /// The shared-services account that runs the pipeline and holds artifacts and images.
-    pub shared: SharedDoc,
+    /// Needed once the pipeline touches AWS (accounts, environments, deploys, repositories,
+    /// secrets); a pipeline of local builds runs without it.
+    pub shared: Option<SharedDoc>,
     /// Target accounts, by the name that environments and stages use for them.
     #[schemars(default)]
     pub accounts: NamedMap<AccountDoc>,

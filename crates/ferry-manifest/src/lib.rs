@@ -3,7 +3,7 @@
 //! ```
 //! let loaded = ferry_manifest::from_str("ferry.yaml", "pipeline: orders\nshared: {id: \"111111111111\", region: eu-west-1}\n");
 //! assert!(!loaded.has_errors());
-//! assert_eq!(loaded.manifest.unwrap().shared.pipeline_role, "ferry-orders");
+//! assert_eq!(loaded.manifest.unwrap().shared.unwrap().pipeline_role, "ferry-orders");
 //! ```
 //!
 //! Reading goes in three steps, each collecting [`Diagnostic`]s so that one run reports every

@@ -14,7 +14,8 @@ pub use crate::values::Traffic;
 pub struct Manifest {
     pub pipeline: String,
     pub mode: ExecutionMode,
-    pub shared: SharedAccount,
+    /// The shared-services account; `None` for a pipeline of local builds only.
+    pub shared: Option<SharedAccount>,
     /// Target accounts, in file order.
     pub accounts: Vec<Account>,
     pub source: Source,
@@ -208,11 +209,11 @@ impl Manifest {
         self.secrets.iter().find(|s| s.name == name)
     }
 
-    pub fn pipeline_role_arn(&self) -> String {
-        format!(
-            "arn:aws:iam::{}:role/{}",
-            self.shared.id, self.shared.pipeline_role
-        )
+    /// The pipeline role; `None` for a pipeline without a shared account.
+    pub fn pipeline_role_arn(&self) -> Option<String> {
+        self.shared
+            .as_ref()
+            .map(|s| format!("arn:aws:iam::{}:role/{}", s.id, s.pipeline_role))
     }
 
     /// Every deploy action with the stage and account it runs in.

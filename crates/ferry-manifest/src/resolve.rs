@@ -36,7 +36,7 @@ pub(crate) fn resolve(file: &SourceFile, doc: &Document, d: &mut Decoder) -> Opt
     Some(Manifest {
         pipeline: manifest.pipeline?,
         mode: manifest.mode,
-        shared: manifest.shared?,
+        shared: manifest.shared,
         accounts: manifest.accounts,
         source: manifest.source,
         secrets: manifest.secrets,
@@ -49,6 +49,7 @@ pub(crate) fn resolve(file: &SourceFile, doc: &Document, d: &mut Decoder) -> Opt
 struct Parts {
     pipeline: Option<String>,
     mode: ExecutionMode,
+    /// `None` for a pipeline of local builds only.
     shared: Option<SharedAccount>,
     accounts: Vec<Account>,
     source: Source,
@@ -152,8 +153,11 @@ impl Resolver<'_> {
             );
         }
         let pipeline = self.checked(&doc.pipeline, "pipeline name", names::pipeline);
-        let shared = self.shared(&pipeline);
-        let accounts = self.accounts(&shared.region);
+        let shared = doc.shared.as_ref().map(|s| self.shared(s, &pipeline));
+        if shared.is_none() {
+            self.require_shared();
+        }
+        let accounts = self.accounts(shared.as_ref().map_or("us-east-1", |s| s.region.as_str()));
         let source = Source {
             repo: doc
                 .source
@@ -166,7 +170,7 @@ impl Resolver<'_> {
                 .and_then(|s| s.branch.as_ref())
                 .map_or("main".into(), |b| b.value.clone()),
         };
-        let secrets = self.secrets(&shared);
+        let secrets = self.secrets(shared.as_ref());
         let environments = self.environments();
         let mut stages = self.stages(&environments);
         stages.extend(self.environment_stages(&environments, &accounts));
@@ -176,7 +180,7 @@ impl Resolver<'_> {
                 .mode
                 .as_ref()
                 .map_or_else(ExecutionMode::default, |m| m.value),
-            shared: Some(shared),
+            shared,
             accounts,
             source,
             secrets,
@@ -185,8 +189,37 @@ impl Resolver<'_> {
         }
     }
 
-    fn shared(&mut self, pipeline: &str) -> SharedAccount {
-        let s = &self.doc.shared;
+    /// A pipeline that touches AWS needs its shared-services account.
+    fn require_shared(&mut self) {
+        let doc = self.doc;
+        let first_use = doc
+            .accounts
+            .iter()
+            .next()
+            .map(|(k, _)| (k.span, "deploys to AWS accounts"))
+            .or_else(|| {
+                doc.environments
+                    .first()
+                    .map(|e| (e.name.span, "has environments"))
+            })
+            .or_else(|| doc.deploy.first().map(|a| (a.name.span, "deploys")))
+            .or_else(|| {
+                doc.secrets
+                    .iter()
+                    .next()
+                    .map(|(k, _)| (k.span, "reads secrets from Secrets Manager"))
+            });
+        if let Some((span, why)) = first_use {
+            self.error(
+                "missing-key",
+                span,
+                format!("this pipeline {why}, so the manifest needs `shared`"),
+                "add the shared-services account that runs it: `shared: {id: \"111111111111\", region: eu-west-1}`",
+            );
+        }
+    }
+
+    fn shared(&mut self, s: &SharedDoc, pipeline: &str) -> SharedAccount {
         let id = self.checked(&s.id, "account id", names::account_id);
         let region = self.checked(&s.region, "region", names::region);
         let pipeline_role = match &s.pipeline_role {
@@ -266,14 +299,15 @@ impl Resolver<'_> {
         accounts
     }
 
-    fn secrets(&mut self, shared: &SharedAccount) -> Vec<SecretBinding> {
+    fn secrets(&mut self, shared: Option<&SharedAccount>) -> Vec<SecretBinding> {
         let mut out = Vec::new();
         for (name, id) in self.doc.secrets.iter() {
             let var = self.checked(name, "secret name", names::env_var);
             let secret_id = self.checked(id, "secret id", names::secret_id);
-            if let Some(account) = secret_id
-                .strip_prefix("arn:")
-                .and_then(|a| a.split(':').nth(3))
+            if let Some(shared) = shared
+                && let Some(account) = secret_id
+                    .strip_prefix("arn:")
+                    .and_then(|a| a.split(':').nth(3))
                 && names::secret_id(&secret_id).is_none()
                 && account != shared.id
             {

@@ -33,18 +33,10 @@ pub fn run(args: &ValidateArgs) -> Exit {
                     m.pipeline,
                     paint(DIM, &stages.join(" → "))
                 );
-                if !m.accounts.is_empty() {
-                    let accounts: Vec<String> = m
-                        .accounts
-                        .iter()
-                        .map(|a| format!("{} ({})", a.name, a.id))
-                        .collect();
-                    anstream::println!(
-                        "  {} shared ({}), {}",
-                        paint(BOLD, "accounts"),
-                        m.shared.id,
-                        accounts.join(", ")
-                    );
+                if let Some(shared) = &m.shared {
+                    let mut accounts = vec![format!("shared ({})", shared.id)];
+                    accounts.extend(m.accounts.iter().map(|a| format!("{} ({})", a.name, a.id)));
+                    anstream::println!("  {} {}", paint(BOLD, "accounts"), accounts.join(", "));
                 }
             } else {
                 let mut parts = vec![count(errors, "error")];
