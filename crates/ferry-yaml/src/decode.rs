@@ -148,6 +148,15 @@ impl Decoder {
             .collect()
     }
 
+    /// A list of any text (commands, multi-line blocks); bad items are reported and skipped.
+    pub fn text_list(&mut self, node: &Node, what: &str) -> Vec<Spanned<String>> {
+        self.list(node, what)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| self.string(item, &format!("each entry of {what}")))
+            .collect()
+    }
+
     /// The entries of a mapping whose keys are data (names of things), in file order.
     pub fn entries<'n>(
         &mut self,

@@ -1,0 +1,174 @@
+//! The `approval` action: waits, persisted across restarts, for `ferry approve|reject` or its
+//! timeout. The request records the exact artifact digests being approved.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled};
+use crate::model::{ActionDef, Approval, ApprovalStatus, Status, now_ms};
+use crate::store::{ActionKey, Decision, digests};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub comment_required: bool,
+}
+
+pub struct ApprovalKind;
+
+impl ActionKind for ApprovalKind {
+    type Config = ApprovalConfig;
+
+    fn name(&self) -> &'static str {
+        "approval"
+    }
+
+    fn build(&self, config: ApprovalConfig, _def: &ActionDef) -> Result<Arc<dyn Action>, String> {
+        Ok(Arc::new(ApprovalAction { config }))
+    }
+}
+
+struct ApprovalAction {
+    config: ApprovalConfig,
+}
+
+fn store_err(e: impl std::fmt::Display) -> ActionError {
+    ActionError::Failed(e.to_string())
+}
+
+fn outcome(a: &Approval) -> Option<Result<ActionOutput, ActionError>> {
+    let who = a.identity.clone().unwrap_or_default();
+    let comment = a
+        .comment
+        .clone()
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
+    match a.status {
+        ApprovalStatus::Pending => None,
+        ApprovalStatus::Approved => Some(Ok(ActionOutput {
+            outputs: json!({"approved_by": a.identity, "comment": a.comment, "digests": a.digests}),
+            ..ActionOutput::default()
+        })),
+        ApprovalStatus::Rejected => Some(Err(ActionError::Failed(format!(
+            "rejected by {who}{comment}"
+        )))),
+        ApprovalStatus::Expired => Some(Err(ActionError::Failed(
+            "no decision before the approval's timeout".into(),
+        ))),
+    }
+}
+
+#[async_trait]
+impl Action for ApprovalAction {
+    async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        let exec = &ctx.execution;
+        let artifacts = ctx.store.artifacts(&exec.id).map_err(store_err)?;
+        let now = now_ms();
+        let request = ctx
+            .store
+            .request_approval(&Approval {
+                execution_id: exec.id.clone(),
+                stage: ctx.stage.clone(),
+                action: ctx.action.clone(),
+                status: ApprovalStatus::Pending,
+                approvers: self.config.approvers.clone(),
+                comment_required: self.config.comment_required,
+                digests: digests(&artifacts),
+                requested_ms: now,
+                deadline_ms: now.saturating_add(
+                    i64::try_from(self.config.timeout_secs)
+                        .unwrap_or(i64::MAX / 2)
+                        .saturating_mul(1000),
+                ),
+                identity: None,
+                comment: None,
+                decided_ms: None,
+            })
+            .map_err(store_err)?;
+        if let Some(done) = outcome(&request) {
+            return done;
+        }
+        ctx.store
+            .set_action_status(
+                &ActionKey {
+                    execution: &exec.id,
+                    stage: &ctx.stage,
+                    action: &ctx.action,
+                    attempt: ctx.attempt,
+                },
+                Status::AwaitingApproval,
+            )
+            .map_err(store_err)?;
+        ctx.store
+            .set_stage_status(&exec.id, &ctx.stage, Status::AwaitingApproval)
+            .map_err(store_err)?;
+        ctx.log
+            .awaiting(&format!("ferry approve {} {}", exec.id, ctx.stage));
+        for (name, sha) in &request.digests {
+            ctx.log
+                .line(&format!("[ferry] approving artifact {name} sha256:{sha}"));
+        }
+        if ctx.settings.auto_approve {
+            let decision = Decision {
+                approve: true,
+                identity: format!("{} (--auto-approve)", ctx.settings.identity),
+                comment: Some("approved automatically by ferry run --auto-approve".into()),
+            };
+            ctx.store
+                .decide_approval(&exec.id, &ctx.stage, &ctx.action, &decision)
+                .map_err(store_err)?;
+        }
+        loop {
+            let current = ctx
+                .store
+                .approval(&exec.id, &ctx.stage, &ctx.action)
+                .map_err(store_err)?
+                .ok_or_else(|| store_err("the approval request vanished"))?;
+            if let Some(done) = outcome(&current) {
+                ctx.store
+                    .set_stage_status(&exec.id, &ctx.stage, Status::InProgress)
+                    .map_err(store_err)?;
+                if let Ok(out) = &done {
+                    ctx.log.line(&format!(
+                        "[ferry] approved by {}",
+                        out.outputs["approved_by"].as_str().unwrap_or("?")
+                    ));
+                }
+                return done;
+            }
+            if now_ms() > current.deadline_ms {
+                ctx.store
+                    .expire_approval(&exec.id, &ctx.stage, &ctx.action)
+                    .map_err(store_err)?;
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ctx.settings.poll) => {}
+                () = ctx.cancel.cancelled() => return Err(ActionError::Cancelled),
+            }
+        }
+    }
+
+    async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
+        let exec = &ctx.execution;
+        match ctx
+            .store
+            .approval(&exec.id, &ctx.stage, &ctx.action)
+            .map_err(store_err)?
+            .as_ref()
+            .and_then(outcome)
+        {
+            Some(Ok(out)) => Ok(Reconciled::Done(out)),
+            Some(Err(e)) => Ok(Reconciled::Failed(e.to_string())),
+            // Still pending (or never requested): wait again, with the recorded deadline.
+            None => Ok(Reconciled::NotDone),
+        }
+    }
+}

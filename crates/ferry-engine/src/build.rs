@@ -1,0 +1,432 @@
+//! The `build` action: a CodeBuild buildspec run on this machine.
+//!
+//! All commands of a build run in one `bash`, so the working directory and variables carry
+//! over from one command to the next as in CodeBuild. Phases follow CodeBuild's rules: a
+//! failed install or pre_build skips the rest; post_build runs after a failed build (with
+//! `CODEBUILD_BUILD_SUCCEEDING=0`); `finally` always runs; `on-failure: CONTINUE` goes on.
+//! The build has its own workspace and process group; a timeout or a forced stop kills the
+//! whole group. Secret values are registered with the masker before the process starts.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput};
+use crate::artifact::{unzip, zip_dir};
+use crate::buildspec::{self, ArtifactSpec, Buildspec, OnFailure};
+use crate::mask::LineMasker;
+use crate::model::ActionDef;
+use crate::secrets::SecretRef;
+
+/// How long a killed build gets to exit before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The build's configuration, from the manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    /// A buildspec file, relative to the first input artifact.
+    #[serde(default)]
+    pub buildspec: Option<String>,
+    /// A buildspec written in the manifest.
+    #[serde(default)]
+    pub inline: Option<InlineBuildspec>,
+    /// Plain environment variables.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Environment variable → Secrets Manager secret id.
+    #[serde(default)]
+    pub secrets: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineBuildspec {
+    pub text: String,
+    /// Where it is written, for diagnostics: "ferry.yaml, line 12".
+    pub origin: String,
+}
+
+pub struct BuildKind;
+
+impl ActionKind for BuildKind {
+    type Config = BuildConfig;
+
+    fn name(&self) -> &'static str {
+        "build"
+    }
+
+    fn build(&self, config: BuildConfig, _def: &ActionDef) -> Result<Arc<dyn Action>, String> {
+        if config.buildspec.is_none() == config.inline.is_none() {
+            return Err("a build needs exactly one of `buildspec` (a file) and `inline`".into());
+        }
+        Ok(Arc::new(Build { config }))
+    }
+}
+
+struct Build {
+    config: BuildConfig,
+}
+
+fn failed(msg: impl Into<String>) -> ActionError {
+    ActionError::Failed(msg.into())
+}
+
+#[async_trait]
+impl Action for Build {
+    async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        let src = ctx.workdir.join("src");
+        std::fs::create_dir_all(&src).map_err(|e| {
+            failed(format!(
+                "cannot create the workspace {}: {e}",
+                src.display()
+            ))
+        })?;
+        let mut env: Vec<(String, String)> = Vec::new();
+        // The first input is the working directory; the others sit beside it.
+        for (i, input) in ctx.inputs.iter().enumerate() {
+            let zip = ctx.workdir.join(format!("{}.zip", input.name));
+            ctx.artifacts
+                .get(input, &zip)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let dir = if i == 0 {
+                src.clone()
+            } else {
+                ctx.workdir.join("inputs").join(&input.name)
+            };
+            unzip(&zip, &dir).map_err(|e| failed(e.to_string()))?;
+            let _ = std::fs::remove_file(&zip);
+            if i > 0 {
+                env.push((
+                    format!("CODEBUILD_SRC_DIR_{}", input.name),
+                    dir.display().to_string(),
+                ));
+            }
+        }
+        let spec = self.load(ctx, &src)?;
+        // Secrets first: registered with the masker before any process sees them.
+        let mut wanted: Vec<(String, SecretRef)> = self
+            .config
+            .secrets
+            .iter()
+            .map(|(var, id)| (var.clone(), SecretRef::id(id)))
+            .collect();
+        wanted.extend(spec.env.secrets_manager.iter().cloned());
+        let mut secret_env = Vec::new();
+        for (var, secret) in wanted {
+            let value = ctx
+                .secrets
+                .resolve(&secret)
+                .await
+                .map_err(|e| failed(format!("secret for {var}: {e}")))?;
+            if !ctx.log.masker().register(&value) {
+                ctx.log.line(&format!("[ferry] warning: the value of {var} is shorter than {} characters and cannot be masked in logs", crate::mask::MIN_SECRET_LEN));
+            }
+            secret_env.push((var, value));
+        }
+        let exec = &ctx.execution;
+        env.extend([
+            (
+                "CODEBUILD_BUILD_ID".into(),
+                format!("{}:{}.{}.{}", exec.id, ctx.stage, ctx.action, ctx.attempt),
+            ),
+            ("CODEBUILD_BUILD_NUMBER".into(), exec.seq.to_string()),
+            ("CODEBUILD_SRC_DIR".into(), src.display().to_string()),
+            ("CODEBUILD_SOURCE_VERSION".into(), exec.revision.clone()),
+            (
+                "CODEBUILD_RESOLVED_SOURCE_VERSION".into(),
+                exec.revision.clone(),
+            ),
+            (
+                "CODEBUILD_INITIATOR".into(),
+                format!("ferry/{}", exec.pipeline),
+            ),
+            (
+                "CODEBUILD_START_TIME".into(),
+                crate::model::now_ms().to_string(),
+            ),
+            ("CODEBUILD_CI".into(), "true".into()),
+            ("FERRY_EXECUTION".into(), exec.id.clone()),
+            ("FERRY_STAGE".into(), ctx.stage.clone()),
+            ("FERRY_ACTION".into(), ctx.action.clone()),
+        ]);
+        env.extend(self.config.env.iter().cloned());
+        env.extend(spec.env.variables.iter().cloned());
+        let runner_dir = ctx.workdir.join(".ferry-build");
+        let export_file = runner_dir.join("exported");
+        let script = write_runner(&spec, &runner_dir, &export_file)
+            .map_err(|e| failed(format!("cannot write the build script: {e}")))?;
+
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.arg("--noprofile")
+            .arg("--norc")
+            .arg(&script)
+            .current_dir(&src)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                secret_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.expose_secret())),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| failed(format!("cannot start bash: {e}")))?;
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let mut pump = Box::pin(async {
+            tokio::join!(pump(stdout, ctx), pump(stderr, ctx));
+        });
+        let mut pumped = false;
+        let status = loop {
+            tokio::select! {
+                () = &mut pump, if !pumped => pumped = true,
+                status = child.wait() => break status.map_err(|e| failed(format!("the build process: {e}")))?,
+                () = ctx.cancel.cancelled() => {
+                    kill_group(pid, &mut child).await;
+                    ctx.log.line("[ferry] build stopped: its process group was killed");
+                    return Err(ActionError::Cancelled);
+                }
+            }
+        };
+        // A background process may hold the output open after bash exits: give it a moment.
+        if !pumped
+            && tokio::time::timeout(Duration::from_secs(2), &mut pump)
+                .await
+                .is_err()
+        {
+            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        let exported = read_exports(&export_file, &spec.env.exported_variables);
+        if !status.success() {
+            return Err(failed(format!(
+                "the build failed (exit status {})",
+                status.code().map_or("killed".into(), |c| c.to_string())
+            )));
+        }
+        let artifacts = self.collect(ctx, &spec, &src).await?;
+        Ok(ActionOutput {
+            outputs: json!({"exported": exported, "artifacts": artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect::<Vec<_>>()}),
+            artifacts,
+            release: None,
+        })
+    }
+}
+
+impl Build {
+    fn load(&self, ctx: &ActionContext, src: &Path) -> Result<Buildspec, ActionError> {
+        let file = match (&self.config.buildspec, &self.config.inline) {
+            (Some(path), _) => {
+                let full = src.join(path);
+                ferry_yaml::SourceFile::read(&full, &ferry_yaml::Limits::default()).map_err(
+                    |d| {
+                        failed(format!(
+                            "{} (looked for it in the first input artifact, `{}`)",
+                            d.message,
+                            ctx.inputs.first().map_or("none", |a| a.name.as_str())
+                        ))
+                    },
+                )?
+            }
+            (None, Some(inline)) => ferry_yaml::SourceFile::new(
+                format!("inline buildspec ({})", inline.origin),
+                inline.text.clone(),
+            ),
+            (None, None) => return Err(failed("no buildspec")),
+        };
+        let (spec, diagnostics) = buildspec::parse(&file);
+        for line in ferry_yaml::render_text(&file, &diagnostics, false).lines() {
+            ctx.log.line(line);
+        }
+        spec.ok_or_else(|| failed(format!("{} has errors (see the log)", file.name())))
+    }
+
+    /// Zips and stores each declared output: the first from `artifacts`, the others from
+    /// `artifacts.secondary-artifacts` by name.
+    async fn collect(
+        &self,
+        ctx: &ActionContext,
+        spec: &Buildspec,
+        src: &Path,
+    ) -> Result<Vec<crate::model::ArtifactRef>, ActionError> {
+        let mut out = Vec::new();
+        for (i, name) in ctx.outputs.iter().enumerate() {
+            let artifact: &ArtifactSpec = if i == 0 {
+                spec.artifacts.as_ref().ok_or_else(|| failed(format!("the build declares output `{name}` but its buildspec has no `artifacts` section")))?
+            } else {
+                spec.secondary_artifacts
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, a)| a)
+                    .ok_or_else(|| failed(format!("the build declares output `{name}` but `artifacts.secondary-artifacts` has no `{name}`")))?
+            };
+            let root: PathBuf = artifact
+                .base_directory
+                .as_ref()
+                .map_or_else(|| src.to_path_buf(), |b| src.join(b));
+            let zip = ctx.workdir.join(format!("{name}.out.zip"));
+            let count = zip_dir(
+                &root,
+                &artifact.files,
+                &artifact.exclude_paths,
+                artifact.discard_paths,
+                &zip,
+            )
+            .map_err(|e| failed(e.to_string()))?;
+            if count == 0 {
+                return Err(failed(format!(
+                    "artifact `{name}`: no file in {} matches {:?}",
+                    root.display(),
+                    artifact.files
+                )));
+            }
+            ctx.log
+                .line(&format!("[ferry] artifact {name}: {count} files"));
+            out.push(
+                ctx.artifacts
+                    .put(name, &zip)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            );
+            let _ = std::fs::remove_file(&zip);
+        }
+        Ok(out)
+    }
+}
+
+async fn pump(stream: Option<impl tokio::io::AsyncRead + Unpin>, ctx: &ActionContext) {
+    let Some(mut stream) = stream else { return };
+    let mut lines = LineMasker::new(ctx.log.masker().clone());
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                for line in lines.push(&buf[..n]) {
+                    ctx.log.line(&line);
+                }
+            }
+        }
+    }
+    if let Some(rest) = lines.finish() {
+        ctx.log.line(&rest);
+    }
+}
+
+fn signal_group(pid: Option<i32>, signal: nix::sys::signal::Signal) {
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
+/// SIGTERM to the whole group, then SIGKILL after a grace period.
+async fn kill_group(pid: Option<i32>, child: &mut tokio::process::Child) {
+    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Children that outlived bash.
+    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+}
+
+fn read_exports(file: &Path, names: &[String]) -> HashMap<String, String> {
+    let Ok(bytes) = std::fs::read(file) else {
+        return HashMap::new();
+    };
+    let mut out = HashMap::new();
+    let mut parts = bytes.split(|&b| b == 0);
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        let k = String::from_utf8_lossy(k).into_owned();
+        if names.contains(&k) {
+            out.insert(k, String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    out
+}
+
+/// Writes each command to its own file and a runner that sources them in one shell.
+fn write_runner(spec: &Buildspec, dir: &Path, export_file: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let mut s = String::from(
+        "# Written by ferry: the buildspec's phases, in one shell, as CodeBuild runs them.\n",
+    );
+    s.push_str("export CODEBUILD_BUILD_SUCCEEDING=1\n__ferry_failed=0\n__ferry_skip=0\n");
+    let mut n = 0;
+    let mut command = |s: &mut String, text: &str, flag: &str| -> std::io::Result<()> {
+        n += 1;
+        let file = dir.join(format!("{n:03}.sh"));
+        std::fs::write(&file, format!("{text}\n"))?;
+        let first = text.lines().next().unwrap_or("").replace('\'', "'\\''");
+        let more = if text.lines().count() > 1 { " …" } else { "" };
+        let _ = writeln!(
+            s,
+            "if [ \"${flag}\" = 1 ]; then\n  printf '%s\\n' '[ferry] running: {first}{more}'\n  . {}\n  __ferry_rc=$?\n  if [ $__ferry_rc -ne 0 ]; then {flag}=0; printf '%s\\n' \"[ferry] command exited with status $__ferry_rc\"; fi\nfi",
+            quote(&file)
+        );
+        Ok(())
+    };
+    for phase in &spec.phases {
+        let _ = writeln!(s, "\n# phase {}", phase.name);
+        // install and pre_build are skipped after an aborting failure; post_build still runs
+        // after a failed build, as in CodeBuild.
+        let runs = if phase.name == "post_build" {
+            "[ \"$__ferry_skip\" = 0 ] || [ \"$__ferry_build_ran\" = 1 ]"
+        } else {
+            "[ \"$__ferry_skip\" = 0 ]"
+        };
+        let _ = writeln!(
+            s,
+            "if {runs}; then\nprintf '%s\\n' '[ferry] phase {}'\n__ferry_ok=1",
+            phase.name
+        );
+        if phase.name == "build" {
+            s.push_str("__ferry_build_ran=1\n");
+        }
+        for c in &phase.commands {
+            command(&mut s, c, "__ferry_ok")?;
+        }
+        if !phase.finally.is_empty() {
+            s.push_str("__ferry_fin=1\n");
+            for c in &phase.finally {
+                command(&mut s, c, "__ferry_fin")?;
+            }
+            s.push_str("if [ \"$__ferry_fin\" = 0 ]; then __ferry_ok=0; fi\n");
+        }
+        let on_failure = match phase.on_failure {
+            OnFailure::Abort => "__ferry_skip=1",
+            OnFailure::Continue => ":",
+        };
+        let _ = writeln!(
+            s,
+            "if [ \"$__ferry_ok\" = 1 ]; then printf '%s\\n' '[ferry] phase {name} succeeded'; else printf '%s\\n' '[ferry] phase {name} FAILED'; __ferry_failed=1; export CODEBUILD_BUILD_SUCCEEDING=0; {on_failure}; fi\nfi",
+            name = phase.name
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nfor __v in {}; do printf '%s\\0%s\\0' \"$__v\" \"${{!__v}}\"; done > {}",
+        spec.env.exported_variables.join(" "),
+        quote(export_file)
+    );
+    s.push_str("exit $__ferry_failed\n");
+    let path = dir.join("run.sh");
+    std::fs::write(&path, s)?;
+    Ok(path)
+}

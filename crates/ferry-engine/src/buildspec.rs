@@ -1,0 +1,433 @@
+//! CodeBuild buildspec version 0.2: the parts users rely on.
+//!
+//! Read with `ferry-yaml`, so a malformed buildspec gets every problem at once with line and
+//! column. Keys CodeBuild knows that ferry's local runner does not use (reports, cache,
+//! parameter-store, …) are warnings, not errors: the same file still works in CodeBuild.
+
+use ferry_yaml::{Decoder, Diagnostic, Fields, Limits, Node, SourceFile, Value};
+
+use crate::secrets::SecretRef;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buildspec {
+    pub env: BuildEnv,
+    /// install, pre_build, build, post_build: in that order, those present.
+    pub phases: Vec<Phase>,
+    pub artifacts: Option<ArtifactSpec>,
+    /// `artifacts.secondary-artifacts`: identifier → files.
+    pub secondary_artifacts: Vec<(String, ArtifactSpec)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BuildEnv {
+    pub variables: Vec<(String, String)>,
+    pub secrets_manager: Vec<(String, SecretRef)>,
+    pub exported_variables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Later phases are skipped (post_build still runs after a failed build, as in CodeBuild).
+    Abort,
+    /// The next phase runs anyway.
+    Continue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: &'static str,
+    pub commands: Vec<String>,
+    /// Runs after `commands`, whether they succeeded or not.
+    pub finally: Vec<String>,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ArtifactSpec {
+    pub files: Vec<String>,
+    pub base_directory: Option<String>,
+    pub discard_paths: bool,
+    pub name: Option<String>,
+    pub exclude_paths: Vec<String>,
+}
+
+pub const PHASES: [&str; 4] = ["install", "pre_build", "build", "post_build"];
+
+const TOP: &[&str] = &[
+    "version",
+    "run-as",
+    "env",
+    "proxy",
+    "batch",
+    "phases",
+    "reports",
+    "artifacts",
+    "cache",
+];
+const ENV: &[&str] = &[
+    "shell",
+    "variables",
+    "parameter-store",
+    "exported-variables",
+    "secrets-manager",
+    "git-credential-helper",
+];
+const PHASE: &[&str] = &[
+    "run-as",
+    "on-failure",
+    "runtime-versions",
+    "commands",
+    "finally",
+];
+const ARTIFACTS: &[&str] = &[
+    "files",
+    "name",
+    "discard-paths",
+    "base-directory",
+    "exclude-paths",
+    "enable-symlinks",
+    "s3-prefix",
+    "secondary-artifacts",
+];
+const SECONDARY: &[&str] = &[
+    "files",
+    "name",
+    "discard-paths",
+    "base-directory",
+    "exclude-paths",
+    "enable-symlinks",
+    "s3-prefix",
+];
+
+/// Reads a buildspec; `None` when it has errors (all in the diagnostics).
+pub fn parse(file: &SourceFile) -> (Option<Buildspec>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let root = ferry_yaml::parse(file, &Limits::default(), &mut diagnostics);
+    let mut d = Decoder { diagnostics };
+    let spec = root.as_ref().and_then(|r| buildspec(&mut d, r));
+    let diagnostics = d.diagnostics;
+    let ok = !diagnostics.iter().any(Diagnostic::is_error);
+    (spec.filter(|_| ok), diagnostics)
+}
+
+fn ignored(d: &mut Decoder, f: &Fields<'_>, keys: &[&str], what: &str) {
+    for key in keys {
+        if let Some(span) = f.key_span(key) {
+            d.push(
+                Diagnostic::warning(
+                    "ignored-key",
+                    format!("`{key}` in {what} is ignored by ferry's local runner"),
+                )
+                .at(span)
+                .with_hint("it still applies when the same buildspec runs in CodeBuild"),
+            );
+        }
+    }
+}
+
+fn buildspec(d: &mut Decoder, root: &Node) -> Option<Buildspec> {
+    if root.value == Value::Null {
+        d.push(
+            Diagnostic::error("empty-buildspec", "the buildspec is empty")
+                .with_hint("start with `version: 0.2` and a `phases:` section"),
+        );
+        return None;
+    }
+    let f = d.fields(root, "the buildspec", TOP)?;
+    match f.required(d, "version", "the buildspec", "start the file with `version: 0.2`").and_then(|n| d.string(n, "`version`")) {
+        Some(v) if v.value == "0.2" => {}
+        Some(v) if v.value == "0.1" => d.push(
+            Diagnostic::error("buildspec-version", "buildspec version 0.1 is not supported")
+                .at(v.span)
+                .with_hint("use `version: 0.2`: all commands then run in one shell, so `cd` and variables carry over"),
+        ),
+        Some(v) => d.push(Diagnostic::error("buildspec-version", format!("buildspec version `{}` is not supported", v.value)).at(v.span).with_hint("use `version: 0.2`")),
+        None => {}
+    }
+    ignored(
+        d,
+        &f,
+        &["run-as", "proxy", "batch", "reports", "cache"],
+        "the buildspec",
+    );
+    let env = match f.get("env") {
+        Some(n) => env(d, n),
+        None => Some(BuildEnv::default()),
+    };
+    let phases = match f.required(
+        d,
+        "phases",
+        "the buildspec",
+        "add `phases:` with at least a `build:` phase and its `commands`",
+    ) {
+        Some(n) => phases(d, n),
+        None => Vec::new(),
+    };
+    let (artifacts, secondary_artifacts) = match f.get("artifacts") {
+        Some(n) => artifacts(d, n),
+        None => (None, Vec::new()),
+    };
+    Some(Buildspec {
+        env: env?,
+        phases,
+        artifacts,
+        secondary_artifacts,
+    })
+}
+
+fn env(d: &mut Decoder, n: &Node) -> Option<BuildEnv> {
+    let f = d.fields(n, "`env`", ENV)?;
+    ignored(
+        d,
+        &f,
+        &["parameter-store", "git-credential-helper", "shell"],
+        "`env`",
+    );
+    let mut env = BuildEnv::default();
+    if let Some(vars) = f.get("variables") {
+        for (k, v) in d.entries(vars, "`env.variables`").unwrap_or_default() {
+            if let Some(v) = d.string(v, "a variable value") {
+                env.variables.push((k.value, v.value));
+            }
+        }
+    }
+    if let Some(secrets) = f.get("secrets-manager") {
+        for (k, v) in d
+            .entries(secrets, "`env.secrets-manager`")
+            .unwrap_or_default()
+        {
+            let Some(text) = d.string(v, "a secret reference") else {
+                continue;
+            };
+            match SecretRef::parse(&text.value) {
+                Ok(r) => env.secrets_manager.push((k.value, r)),
+                Err(why) => d.push(Diagnostic::error("bad-secret-ref", why).at(text.span).with_hint("write `secret-id:json-key:version-stage:version-id`, e.g. `orders/db:password`")),
+            }
+        }
+    }
+    if let Some(list) = f.get("exported-variables") {
+        env.exported_variables = d
+            .string_list(list, "`env.exported-variables`")
+            .into_iter()
+            .map(|s| s.value)
+            .collect();
+    }
+    Some(env)
+}
+
+fn phases(d: &mut Decoder, n: &Node) -> Vec<Phase> {
+    let Some(f) = d.fields(n, "`phases`", &PHASES) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in PHASES {
+        let Some(node) = f.get(name) else { continue };
+        let what = format!("phase `{name}`");
+        let Some(pf) = d.fields(node, &what, PHASE) else {
+            continue;
+        };
+        ignored(d, &pf, &["run-as", "runtime-versions"], &what);
+        let commands = |d: &mut Decoder, key: &str| -> Vec<String> {
+            pf.get(key)
+                .map(|c| {
+                    d.text_list(c, &format!("`{key}` of {what}"))
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let cmds = commands(d, "commands");
+        let finally = commands(d, "finally");
+        let on_failure = match pf
+            .get("on-failure")
+            .and_then(|v| d.string(v, "`on-failure`"))
+        {
+            None => OnFailure::Abort,
+            Some(v) if v.value == "ABORT" => OnFailure::Abort,
+            Some(v) if v.value == "CONTINUE" => OnFailure::Continue,
+            Some(v) => {
+                d.push(
+                    Diagnostic::error(
+                        "bad-on-failure",
+                        format!("`on-failure` cannot be `{}`", v.value),
+                    )
+                    .at(v.span)
+                    .with_hint("use ABORT or CONTINUE"),
+                );
+                OnFailure::Abort
+            }
+        };
+        if cmds.is_empty() && pf.get("commands").is_none() {
+            d.push(
+                Diagnostic::warning("no-commands", format!("{what} has no `commands`"))
+                    .at(node.span)
+                    .with_hint("add `commands:` with one command per line, or remove the phase"),
+            );
+        }
+        out.push(Phase {
+            name,
+            commands: cmds,
+            finally,
+            on_failure,
+        });
+    }
+    out
+}
+
+fn artifact_spec(d: &mut Decoder, f: &Fields<'_>, what: &str) -> ArtifactSpec {
+    let files = match f.required(
+        d,
+        "files",
+        what,
+        "list the files to keep, e.g. `files: ['**/*']`",
+    ) {
+        Some(n) => d
+            .string_list(n, "`files`")
+            .into_iter()
+            .map(|s| s.value)
+            .collect(),
+        None => Vec::new(),
+    };
+    let discard_paths = match f
+        .get("discard-paths")
+        .and_then(|n| d.string(n, "`discard-paths`"))
+    {
+        None => false,
+        Some(v) if matches!(v.value.as_str(), "yes" | "true") => true,
+        Some(v) if matches!(v.value.as_str(), "no" | "false") => false,
+        Some(v) => {
+            d.push(
+                Diagnostic::error("wrong-type", "`discard-paths` must be `yes` or `no`")
+                    .at(v.span)
+                    .with_hint("CodeBuild reads yes or no"),
+            );
+            false
+        }
+    };
+    ArtifactSpec {
+        files,
+        base_directory: f
+            .get("base-directory")
+            .and_then(|n| d.name(n, "`base-directory`"))
+            .map(|s| s.value),
+        discard_paths,
+        name: f
+            .get("name")
+            .and_then(|n| d.name(n, "`name`"))
+            .map(|s| s.value),
+        exclude_paths: f
+            .get("exclude-paths")
+            .map(|n| {
+                d.string_list(n, "`exclude-paths`")
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn artifacts(d: &mut Decoder, n: &Node) -> (Option<ArtifactSpec>, Vec<(String, ArtifactSpec)>) {
+    let Some(f) = d.fields(n, "`artifacts`", ARTIFACTS) else {
+        return (None, Vec::new());
+    };
+    ignored(d, &f, &["enable-symlinks", "s3-prefix"], "`artifacts`");
+    let mut secondary = Vec::new();
+    if let Some(sec) = f.get("secondary-artifacts") {
+        for (name, node) in d.entries(sec, "`secondary-artifacts`").unwrap_or_default() {
+            if let Some(sf) = d.fields(node, "a secondary artifact", SECONDARY) {
+                secondary.push((name.value, artifact_spec(d, &sf, "a secondary artifact")));
+            }
+        }
+    }
+    let primary = f.has("files").then(|| artifact_spec(d, &f, "`artifacts`"));
+    (primary, secondary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> (Option<Buildspec>, Vec<Diagnostic>) {
+        parse(&SourceFile::new("buildspec.yml", text))
+    }
+
+    #[test]
+    fn reads_the_parts_users_rely_on() {
+        let (spec, diags) = parse_str(
+            "version: 0.2\nenv:\n  variables: {A: '1'}\n  secrets-manager: {TOKEN: 'orders/npm:token'}\n  exported-variables: [A]\nphases:\n  build:\n    on-failure: CONTINUE\n    commands:\n      - echo hi\n    finally: [echo done]\n  install:\n    commands: [true]\nartifacts:\n  base-directory: dist\n  discard-paths: yes\n  files: ['**/*']\n  secondary-artifacts:\n    report: {files: [report.txt]}\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let spec = spec.unwrap();
+        let names: Vec<&str> = spec.phases.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            ["install", "build"],
+            "phases run in CodeBuild's order"
+        );
+        assert_eq!(spec.phases[1].on_failure, OnFailure::Continue);
+        assert_eq!(
+            spec.env.secrets_manager[0].1.json_key.as_deref(),
+            Some("token")
+        );
+        let a = spec.artifacts.unwrap();
+        assert!(a.discard_paths);
+        assert_eq!(a.base_directory.as_deref(), Some("dist"));
+        assert_eq!(spec.secondary_artifacts[0].0, "report");
+    }
+
+    #[test]
+    fn every_problem_with_its_position() {
+        let (spec, diags) =
+            parse_str("version: 0.1\nphase:\n  build: {}\nartifacts:\n  fils: [x]\n");
+        assert!(spec.is_none());
+        let located: Vec<(String, usize)> = diags
+            .iter()
+            .map(|d| {
+                (
+                    d.message.clone(),
+                    d.span.map_or(0, |s| {
+                        SourceFile::new(
+                            "b",
+                            "version: 0.1\nphase:\n  build: {}\nartifacts:\n  fils: [x]\n",
+                        )
+                        .location(s.start)
+                        .line
+                    }),
+                )
+            })
+            .collect();
+        assert!(
+            located.iter().any(|(m, l)| m.contains("0.1") && *l == 1),
+            "{located:?}"
+        );
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.hint.as_deref() == Some("did you mean `phases`?"))
+        );
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.hint.as_deref() == Some("did you mean `files`?"))
+        );
+    }
+
+    #[test]
+    fn a_buildspec_without_env_reads() {
+        // Regression: a missing `env:` section used to drop the whole buildspec.
+        let (spec, diags) = parse_str("version: 0.2\nphases:\n  build:\n    commands: [true]\n");
+        assert!(diags.is_empty() && spec.is_some());
+    }
+
+    #[test]
+    fn codebuild_only_keys_are_warnings() {
+        let (spec, diags) = parse_str(
+            "version: 0.2\nphases:\n  install:\n    runtime-versions: {python: 3.12}\n    commands: [true]\nreports: {}\n",
+        );
+        assert!(spec.is_some());
+        assert_eq!(diags.len(), 2);
+        assert!(diags.iter().all(|d| !d.is_error()));
+    }
+}

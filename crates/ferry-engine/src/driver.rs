@@ -1,0 +1,737 @@
+//! The engine: starts executions and drives them through their stages.
+//!
+//! One process drives an execution at a time (a lease with a heartbeat in the store). Stages
+//! run in order; inside a stage, actions run by run order, in parallel within one order. Each
+//! action run is persisted as `InProgress` before the action starts; after a crash the next
+//! driver finds it so and calls the action's `reconcile` before anything is retried.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::action::{
+    Action, ActionContext, ActionError, ActionLog, ActionOutput, Observer, Reconciled, Registry,
+    RunEvent, Settings,
+};
+use crate::artifact::ArtifactStore;
+use crate::mask::Masker;
+use crate::model::*;
+use crate::secrets::SecretResolver;
+use crate::store::{ActionKey, Decision, StageEntry, Store, StoreError};
+
+/// A driver whose heartbeat is older than this is presumed dead.
+const STALE_MS: i64 = 15_000;
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a cancelled action gets to clean up (kill its processes) after a timeout.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no execution `{0}`")]
+    NotFound(String),
+    #[error(
+        "execution `{id}` is being driven by another ferry process ({driver}); wait for it, or stop it with `ferry stop {id}`"
+    )]
+    Busy { id: String, driver: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// How one action run ended, for its stage.
+enum Ended {
+    Succeeded,
+    Failed(String),
+    Stopped,
+}
+
+/// The engine. Cheap to clone: every part is shared.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    artifacts: Arc<dyn ArtifactStore>,
+    secrets: Arc<dyn SecretResolver>,
+    observer: Arc<dyn Observer>,
+    settings: Settings,
+    masker: Masker,
+    driver_id: String,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        artifacts: Arc<dyn ArtifactStore>,
+        secrets: Arc<dyn SecretResolver>,
+        observer: Arc<dyn Observer>,
+        settings: Settings,
+    ) -> Engine {
+        Engine {
+            store,
+            registry: Arc::new(registry),
+            artifacts,
+            secrets,
+            observer,
+            settings,
+            masker: Masker::default(),
+            driver_id: format!("{}@{}", std::process::id(), hostname()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Creates an execution of `definition` at `revision`, after checking that every action
+    /// kind is known and every configuration reads.
+    pub fn start(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &str,
+    ) -> Result<Execution> {
+        for stage in &definition.stages {
+            for action in &stage.actions {
+                self.registry
+                    .action(action)
+                    .map_err(|e| EngineError::Invalid(format!("stage `{}`: {e}", stage.name)))?;
+            }
+        }
+        Ok(self.store.create_execution(definition, revision, trigger)?)
+    }
+
+    fn load(&self, id: &str) -> Result<Execution> {
+        self.store
+            .execution(id)?
+            .ok_or_else(|| EngineError::NotFound(id.to_owned()))
+    }
+
+    /// The live process driving an execution, if any.
+    pub fn live_driver(&self, exec: &Execution) -> Option<String> {
+        let (driver, beat) = (exec.driver.as_ref()?, exec.heartbeat_ms?);
+        (now_ms() - beat < STALE_MS && driver_alive(driver)).then(|| driver.clone())
+    }
+
+    /// Drives an execution until it ends, or waits for the end of stage `until`. Resumes one
+    /// that a crash interrupted.
+    pub async fn drive(&self, id: &str, until: Option<&str>) -> Result<Execution> {
+        let exec = self.load(id)?;
+        if exec.status.is_final() {
+            return Ok(exec);
+        }
+        if let Err(holder) = self.store.claim_driver(id, &self.driver_id, STALE_MS)? {
+            // A driver on this machine that is no longer running holds no lease.
+            if driver_alive(&holder) {
+                return Err(EngineError::Busy {
+                    id: id.to_owned(),
+                    driver: holder,
+                });
+            }
+            if let Err(holder) = self.store.claim_driver(id, &self.driver_id, 0)? {
+                return Err(EngineError::Busy {
+                    id: id.to_owned(),
+                    driver: holder,
+                });
+            }
+        }
+        let cancel = CancellationToken::new();
+        let graceful = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch(
+            self.store.clone(),
+            id.to_owned(),
+            self.driver_id.clone(),
+            cancel.clone(),
+            graceful.clone(),
+        ));
+        let result = self.run_execution(exec, until, &cancel, &graceful).await;
+        watcher.abort();
+        let _ = self.store.release_driver(id, &self.driver_id);
+        result
+    }
+
+    fn finish(&self, id: &str, status: Status, reason: Option<String>) -> Result<Execution> {
+        self.store
+            .set_execution_status(id, status, reason.as_deref())?;
+        self.observer.event(RunEvent::Execution {
+            id: id.to_owned(),
+            status,
+            reason,
+        });
+        self.load(id)
+    }
+
+    async fn run_execution(
+        &self,
+        exec: Execution,
+        until: Option<&str>,
+        cancel: &CancellationToken,
+        graceful: &AtomicBool,
+    ) -> Result<Execution> {
+        let id = exec.id.clone();
+        let def = exec.definition.clone();
+        self.observer.event(RunEvent::Execution {
+            id: id.clone(),
+            status: Status::InProgress,
+            reason: None,
+        });
+        let runs = self.store.stage_runs(&id)?;
+        for (i, stage) in def.stages.iter().enumerate() {
+            let status = runs
+                .iter()
+                .find(|r| r.stage == stage.name)
+                .map_or(Status::Pending, |r| r.status);
+            if status == Status::Succeeded {
+                continue;
+            }
+            if graceful.load(Ordering::Relaxed) {
+                return self.finish(&id, Status::Stopped, Some("stopped by `ferry stop`".into()));
+            }
+            let mut told = false;
+            loop {
+                match self.store.enter_stage(&exec, &stage.name, def.mode)? {
+                    StageEntry::Entered => break,
+                    StageEntry::Superseded { by } => {
+                        self.store
+                            .set_stage_status(&id, &stage.name, Status::Superseded)?;
+                        return self.finish(
+                            &id,
+                            Status::Superseded,
+                            Some(format!("superseded by {by} before stage `{}`", stage.name)),
+                        );
+                    }
+                    StageEntry::Waiting { holder } => {
+                        if !told {
+                            self.observer.event(RunEvent::Waiting {
+                                stage: stage.name.clone(),
+                                why: format!("{holder} holds the stage"),
+                            });
+                            told = true;
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(self.settings.poll) => {}
+                            () = cancel.cancelled() => {}
+                        }
+                        if graceful.load(Ordering::Relaxed) {
+                            return self.finish(
+                                &id,
+                                Status::Stopped,
+                                Some("stopped by `ferry stop`".into()),
+                            );
+                        }
+                    }
+                }
+            }
+            self.store
+                .set_stage_status(&id, &stage.name, Status::InProgress)?;
+            self.observer.event(RunEvent::Stage {
+                stage: stage.name.clone(),
+                status: Status::InProgress,
+            });
+            let ended = self.run_stage(&exec, stage, cancel, graceful).await?;
+            let (status, end) = match ended {
+                Ended::Succeeded => (Status::Succeeded, None),
+                Ended::Failed(why) => (Status::Failed, Some((Status::Failed, why))),
+                Ended::Stopped => (
+                    Status::Stopped,
+                    Some((Status::Stopped, "stopped by `ferry stop`".to_owned())),
+                ),
+            };
+            self.store.set_stage_status(&id, &stage.name, status)?;
+            self.store.leave_stage(&exec.pipeline, &stage.name, &id)?;
+            self.observer.event(RunEvent::Stage {
+                stage: stage.name.clone(),
+                status,
+            });
+            if let Some((status, why)) = end {
+                return self.finish(&id, status, Some(why));
+            }
+            if until == Some(stage.name.as_str()) && i + 1 < def.stages.len() {
+                return self.finish(
+                    &id,
+                    Status::Stopped,
+                    Some(format!("stopped after stage `{}` (--until)", stage.name)),
+                );
+            }
+        }
+        self.finish(&id, Status::Succeeded, None)
+    }
+
+    async fn run_stage(
+        &self,
+        exec: &Execution,
+        stage: &StageDef,
+        cancel: &CancellationToken,
+        graceful: &AtomicBool,
+    ) -> Result<Ended> {
+        let runs = self.store.action_runs(&exec.id)?;
+        let mut groups: BTreeMap<u32, Vec<&ActionDef>> = BTreeMap::new();
+        for action in &stage.actions {
+            groups.entry(action.run_order).or_default().push(action);
+        }
+        for group in groups.values() {
+            if graceful.load(Ordering::Relaxed) {
+                return Ok(Ended::Stopped);
+            }
+            let mut set = tokio::task::JoinSet::new();
+            for &def in group {
+                let latest = runs
+                    .iter()
+                    .filter(|r| r.stage == stage.name && r.action == def.name)
+                    .max_by_key(|r| r.attempt);
+                let (attempt, resume) = match latest {
+                    Some(r) if r.status == Status::Succeeded => continue,
+                    // Interrupted: the same attempt, reconciled first.
+                    Some(r)
+                        if matches!(r.status, Status::InProgress | Status::AwaitingApproval) =>
+                    {
+                        (r.attempt, true)
+                    }
+                    // Failed or stopped, and the stage is running again: a retry.
+                    Some(r) => (r.attempt + 1, false),
+                    None => (1, false),
+                };
+                let (this, exec, stage, def, token) = (
+                    self.clone(),
+                    exec.clone(),
+                    stage.clone(),
+                    def.clone(),
+                    cancel.child_token(),
+                );
+                set.spawn(async move {
+                    this.run_action(&exec, &stage, &def, attempt, resume, token)
+                        .await
+                });
+            }
+            let mut failure: Option<String> = None;
+            let mut stopped = false;
+            while let Some(joined) = set.join_next().await {
+                match joined {
+                    Ok(Ok(Ended::Succeeded)) => {}
+                    Ok(Ok(Ended::Failed(why))) => {
+                        failure.get_or_insert(why);
+                    }
+                    Ok(Ok(Ended::Stopped)) => stopped = true,
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => {
+                        failure.get_or_insert(format!(
+                            "an action of stage `{}` crashed: {e}",
+                            stage.name
+                        ));
+                    }
+                }
+            }
+            if let Some(why) = failure {
+                return Ok(Ended::Failed(why));
+            }
+            if stopped {
+                return Ok(Ended::Stopped);
+            }
+        }
+        Ok(Ended::Succeeded)
+    }
+
+    async fn run_action(
+        &self,
+        exec: &Execution,
+        stage: &StageDef,
+        def: &ActionDef,
+        attempt: u32,
+        resume: bool,
+        cancel: CancellationToken,
+    ) -> Result<Ended> {
+        let id = &exec.id;
+        let state = &self.settings.state_dir;
+        let log_path = state
+            .join("logs")
+            .join(id)
+            .join(format!("{}.{}.{attempt}.log", stage.name, def.name));
+        let key = ActionKey {
+            execution: id,
+            stage: &stage.name,
+            action: &def.name,
+            attempt,
+        };
+        let run = if resume {
+            self.store
+                .action_runs(id)?
+                .into_iter()
+                .find(|r| r.stage == stage.name && r.action == def.name && r.attempt == attempt)
+                .ok_or_else(|| EngineError::NotFound(format!("{id} {}.{}", stage.name, def.name)))?
+        } else {
+            // Persisted before anything happens.
+            self.store
+                .begin_action(&key, &log_path.display().to_string())?
+        };
+        let event = |status: Status, detail: Option<String>| RunEvent::Action {
+            stage: stage.name.clone(),
+            action: def.name.clone(),
+            attempt,
+            status,
+            detail,
+        };
+        self.observer.event(event(
+            Status::InProgress,
+            resume.then(|| "resumed after an interruption".to_owned()),
+        ));
+        let log = ActionLog::new(
+            &log_path,
+            &stage.name,
+            &def.name,
+            self.masker.clone(),
+            self.observer.clone(),
+        )
+        .map_err(|e| {
+            EngineError::Invalid(format!("cannot write the log {}: {e}", log_path.display()))
+        })?;
+        let fail = |log: &ActionLog, why: String| -> Result<Ended> {
+            let why = self.masker.mask(&why);
+            log.line(&format!(
+                "[ferry] {}.{} failed: {why}",
+                stage.name, def.name
+            ));
+            self.store
+                .finish_action(&key, Status::Failed, None, Some(&why))?;
+            self.observer
+                .event(event(Status::Failed, Some(why.clone())));
+            Ok(Ended::Failed(format!("{}.{}: {why}", stage.name, def.name)))
+        };
+        let action: Arc<dyn Action> = match self.registry.action(def) {
+            Ok(a) => a,
+            Err(e) => return fail(&log, e),
+        };
+        let artifacts = self.store.artifacts(id)?;
+        let mut inputs = Vec::new();
+        for name in &def.inputs {
+            match artifacts.iter().find(|a| &a.name == name) {
+                Some(a) => inputs.push(a.clone()),
+                None => return fail(&log, format!("input artifact `{name}` was not produced")),
+            }
+        }
+        let workdir: PathBuf = state
+            .join("work")
+            .join(id)
+            .join(format!("{}.{}.{attempt}", stage.name, def.name));
+        if !resume {
+            let _ = std::fs::remove_dir_all(&workdir);
+        }
+        if let Err(e) = std::fs::create_dir_all(&workdir) {
+            return fail(
+                &log,
+                format!("cannot create the workspace {}: {e}", workdir.display()),
+            );
+        }
+        let ctx = ActionContext {
+            execution: exec.clone(),
+            stage: stage.name.clone(),
+            environment: stage.environment.clone(),
+            action: def.name.clone(),
+            attempt,
+            idempotency_key: run.idempotency_key.clone(),
+            workdir: workdir.clone(),
+            inputs,
+            outputs: def.outputs.clone(),
+            log,
+            cancel,
+            store: self.store.clone(),
+            artifacts: self.artifacts.clone(),
+            secrets: self.secrets.clone(),
+            settings: self.settings.clone(),
+        };
+        let result = if resume {
+            ctx.log
+                .line("[ferry] interrupted earlier: checking what it did before running it again");
+            match action.reconcile(&ctx).await {
+                Ok(Reconciled::Done(out)) => {
+                    ctx.log
+                        .line("[ferry] it had finished: recording its result");
+                    Ok(out)
+                }
+                Ok(Reconciled::Failed(why)) => Err(ActionError::Failed(why)),
+                Ok(Reconciled::NotDone) => {
+                    self.run_with_limits(action.as_ref(), &ctx, def.timeout_secs)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.run_with_limits(action.as_ref(), &ctx, def.timeout_secs)
+                .await
+        };
+        match result {
+            Ok(out) => {
+                self.record(exec, stage, def, &out)?;
+                let outputs = self.masker.mask_json(&out.outputs);
+                self.store
+                    .finish_action(&key, Status::Succeeded, Some(&outputs), None)?;
+                self.observer.event(event(Status::Succeeded, None));
+                // What a later action needs is in the artifact store; keep failed workspaces only.
+                let _ = std::fs::remove_dir_all(&workdir);
+                Ok(Ended::Succeeded)
+            }
+            Err(ActionError::Cancelled) => {
+                ctx.log.line("[ferry] stopped");
+                self.store
+                    .finish_action(&key, Status::Stopped, None, Some("stopped"))?;
+                self.observer.event(event(Status::Stopped, None));
+                Ok(Ended::Stopped)
+            }
+            Err(ActionError::RolledBack { reason, release }) => {
+                self.record(
+                    exec,
+                    stage,
+                    def,
+                    &ActionOutput {
+                        release: Some(*release),
+                        ..ActionOutput::default()
+                    },
+                )?;
+                fail(&ctx.log, format!("{reason}; rolled back"))
+            }
+            Err(ActionError::Failed(why)) => fail(&ctx.log, why),
+        }
+    }
+
+    /// Records what an action produced: artifacts, and a release in the ledger.
+    fn record(
+        &self,
+        exec: &Execution,
+        stage: &StageDef,
+        def: &ActionDef,
+        out: &ActionOutput,
+    ) -> Result<()> {
+        for artifact in &out.artifacts {
+            self.store.record_artifact(
+                &exec.id,
+                artifact,
+                &format!("{}.{}", stage.name, def.name),
+            )?;
+        }
+        if let Some(release) = &out.release {
+            let environment = stage
+                .environment
+                .clone()
+                .unwrap_or_else(|| stage.name.clone());
+            let approved_by = self.approver(exec, stage)?;
+            self.store
+                .record_release(exec, &environment, approved_by.as_deref(), release)?;
+        }
+        Ok(())
+    }
+
+    /// Who approved the stage's deploys: its approval actions' identities.
+    fn approver(&self, exec: &Execution, stage: &StageDef) -> Result<Option<String>> {
+        let mut who = Vec::new();
+        for a in stage.actions.iter().filter(|a| a.kind == "approval") {
+            if let Some(identity) = self
+                .store
+                .approval(&exec.id, &stage.name, &a.name)?
+                .and_then(|a| a.identity)
+            {
+                who.push(identity);
+            }
+        }
+        Ok((!who.is_empty()).then(|| who.join(", ")))
+    }
+
+    async fn run_with_limits(
+        &self,
+        action: &dyn Action,
+        ctx: &ActionContext,
+        timeout: Option<u64>,
+    ) -> Result<ActionOutput, ActionError> {
+        let fut = action.run(ctx);
+        tokio::pin!(fut);
+        let Some(secs) = timeout else {
+            return fut.await;
+        };
+        tokio::select! {
+            result = &mut fut => result,
+            () = tokio::time::sleep(Duration::from_secs(secs)) => {
+                ctx.cancel.cancel();
+                let _ = tokio::time::timeout(CANCEL_GRACE, &mut fut).await;
+                Err(ActionError::Failed(format!("timed out after {secs} s")))
+            }
+        }
+    }
+
+    /// Approves or rejects the approval waiting in `stage`.
+    pub fn decide(&self, id: &str, stage: &str, decision: &Decision) -> Result<Approval> {
+        let exec = self.load(id)?;
+        let pending = self.store.pending_approvals(Some(&exec.id))?;
+        let Some(approval) = pending.iter().find(|a| a.stage == stage) else {
+            let waiting: Vec<String> = pending.iter().map(|a| format!("`{}`", a.stage)).collect();
+            let hint = if waiting.is_empty() {
+                "no stage of it waits for approval".to_owned()
+            } else {
+                format!("waiting: {}", waiting.join(", "))
+            };
+            return Err(EngineError::Refused(format!(
+                "no approval waits in stage `{stage}` of `{}` ({hint})",
+                exec.id
+            )));
+        };
+        self.store
+            .decide_approval(&exec.id, stage, &approval.action, decision)
+            .map_err(|e| match e {
+                StoreError::Refused(m) => EngineError::Refused(m),
+                other => other.into(),
+            })
+    }
+
+    /// Makes a failed or stopped stage run again: its failed actions get a new attempt, the
+    /// ones that succeeded keep their results. `drive` then continues the execution.
+    pub fn retry(&self, id: &str, stage: &str) -> Result<Execution> {
+        let exec = self.load(id)?;
+        if !matches!(exec.status, Status::Failed | Status::Stopped) {
+            return Err(EngineError::Refused(format!(
+                "only a failed or stopped execution can be retried; `{}` is {}",
+                exec.id,
+                exec.status.as_str()
+            )));
+        }
+        let run = self
+            .store
+            .stage_runs(&exec.id)?
+            .into_iter()
+            .find(|r| r.stage == stage)
+            .ok_or_else(|| EngineError::Refused(format!("`{}` has no stage `{stage}`", exec.id)))?;
+        if !matches!(run.status, Status::Failed | Status::Stopped) {
+            return Err(EngineError::Refused(format!(
+                "stage `{stage}` of `{}` is {}, not failed",
+                exec.id,
+                run.status.as_str()
+            )));
+        }
+        self.store
+            .set_stage_status(&exec.id, stage, Status::Pending)?;
+        self.store.set_execution_status(
+            &exec.id,
+            Status::InProgress,
+            Some(&format!("retrying stage `{stage}`")),
+        )?;
+        self.load(&exec.id)
+    }
+
+    /// Asks the driver to stop; with no live driver, stops the execution here.
+    pub fn stop(&self, id: &str, mode: StopMode) -> Result<Execution> {
+        let exec = self.load(id)?;
+        if exec.status.is_final() {
+            return Err(EngineError::Refused(format!(
+                "`{}` has already ended: {}",
+                exec.id,
+                exec.status.as_str()
+            )));
+        }
+        self.store.request_stop(&exec.id, mode)?;
+        if self.live_driver(&exec).is_some() {
+            return self.load(&exec.id);
+        }
+        for run in self.store.action_runs(&exec.id)? {
+            if matches!(run.status, Status::InProgress | Status::AwaitingApproval) {
+                self.store.finish_action(
+                    &ActionKey {
+                        execution: &exec.id,
+                        stage: &run.stage,
+                        action: &run.action,
+                        attempt: run.attempt,
+                    },
+                    Status::Stopped,
+                    None,
+                    Some("stopped"),
+                )?;
+            }
+        }
+        for approval in self.store.pending_approvals(Some(&exec.id))? {
+            self.store
+                .expire_approval(&exec.id, &approval.stage, &approval.action)?;
+        }
+        for stage in self.store.stage_runs(&exec.id)? {
+            if matches!(stage.status, Status::InProgress | Status::AwaitingApproval) {
+                self.store
+                    .set_stage_status(&exec.id, &stage.stage, Status::Stopped)?;
+            }
+        }
+        self.store.set_execution_status(
+            &exec.id,
+            Status::Stopped,
+            Some("stopped by `ferry stop`"),
+        )?;
+        self.load(&exec.id)
+    }
+}
+
+/// Renews the driver lease and turns stop requests into cancellation.
+async fn watch(
+    store: Arc<dyn Store>,
+    id: String,
+    driver: String,
+    cancel: CancellationToken,
+    graceful: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT.min(Duration::from_millis(500))).await;
+        let _ = store.heartbeat(&id, &driver);
+        if let Ok(Some(exec)) = store.execution(&id) {
+            match exec.stop_requested {
+                Some(StopMode::Graceful) => graceful.store(true, Ordering::Relaxed),
+                Some(StopMode::Forced) => {
+                    graceful.store(true, Ordering::Relaxed);
+                    cancel.cancel();
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
+}
+
+/// Whether a driver ("pid@host") is alive. A driver on another host is presumed alive until
+/// its heartbeat goes stale.
+fn driver_alive(driver: &str) -> bool {
+    let Some((pid, host)) = driver.split_once('@') else {
+        return true;
+    };
+    if host != hostname() {
+        return true;
+    }
+    match pid.parse::<i32>() {
+        Ok(pid) if pid == i32::try_from(std::process::id()).unwrap_or(-1) => true,
+        Ok(pid) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok(),
+        Err(_) => true,
+    }
+}
+
+/// Test hook: with `FERRY_TEST_CRASH_AFTER=N`, the process kills itself (SIGKILL) right after
+/// the N-th committed transition. The crash-safety test uses it to stop at every transition
+/// point in turn; nothing else sets it.
+pub fn crash_hook_from_env() -> Option<crate::store::TransitionHook> {
+    let n: usize = std::env::var("FERRY_TEST_CRASH_AFTER").ok()?.parse().ok()?;
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    Some(Arc::new(move || {
+        if count.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }))
+}

@@ -1,0 +1,253 @@
+//! What the engine runs and what it records.
+
+use serde::{Deserialize, Serialize};
+
+/// How executions share stages (CodePipeline V2's execution modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A newer execution replaces an older one waiting to enter a stage.
+    #[default]
+    Superseded,
+    /// Executions enter each stage in the order they started.
+    Queued,
+    /// Executions do not wait for each other.
+    Parallel,
+}
+
+/// A pipeline as the engine runs it. Each action is a kind and a configuration that the
+/// kind's factory reads; the engine knows nothing more about what an action does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineDef {
+    pub name: String,
+    #[serde(default)]
+    pub mode: Mode,
+    pub stages: Vec<StageDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageDef {
+    pub name: String,
+    /// The environment the stage deploys to, if any (for the release ledger).
+    #[serde(default)]
+    pub environment: Option<String>,
+    pub actions: Vec<ActionDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionDef {
+    pub name: String,
+    /// The registered kind: `source`, `build`, `approval`, `ecs`, `lambda`, …
+    pub kind: String,
+    pub run_order: u32,
+    /// The kind's typed configuration, as JSON.
+    pub config: serde_json::Value,
+    /// Artifacts read; the first is the working directory of a build.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Artifacts produced.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Longest the action may run.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+impl PipelineDef {
+    pub fn stage(&self, name: &str) -> Option<&StageDef> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// Statuses, as CodePipeline names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    Pending,
+    InProgress,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+    Stopped,
+    Superseded,
+    RolledBack,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "Pending",
+            Status::InProgress => "InProgress",
+            Status::AwaitingApproval => "AwaitingApproval",
+            Status::Succeeded => "Succeeded",
+            Status::Failed => "Failed",
+            Status::Stopped => "Stopped",
+            Status::Superseded => "Superseded",
+            Status::RolledBack => "RolledBack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::InProgress,
+            Status::AwaitingApproval,
+            Status::Succeeded,
+            Status::Failed,
+            Status::Stopped,
+            Status::Superseded,
+            Status::RolledBack,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether nothing more happens to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Succeeded
+                | Status::Failed
+                | Status::Stopped
+                | Status::Superseded
+                | Status::RolledBack
+        )
+    }
+}
+
+/// A request to stop an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopMode {
+    /// Let running actions finish; start no new ones.
+    Graceful,
+    /// Cancel running actions too (builds are killed with their process group).
+    Forced,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Execution {
+    pub id: String,
+    pub pipeline: String,
+    pub seq: u64,
+    pub revision: String,
+    pub trigger: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub definition: PipelineDef,
+    pub stop_requested: Option<StopMode>,
+    pub driver: Option<String>,
+    pub heartbeat_ms: Option<i64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageRun {
+    pub stage: String,
+    pub position: usize,
+    pub status: Status,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRun {
+    pub stage: String,
+    pub action: String,
+    pub attempt: u32,
+    pub status: Status,
+    pub idempotency_key: String,
+    pub outputs: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub log_path: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+/// Where an artifact is and how to read it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub name: String,
+    /// sha256 of the plaintext (a zip): the content address.
+    pub sha256: String,
+    pub size: u64,
+    /// Backend-specific location of the ciphertext.
+    pub location: String,
+    /// Backend-specific JSON that says how to decrypt it.
+    pub envelope: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    pub execution_id: String,
+    pub stage: String,
+    pub action: String,
+    pub status: ApprovalStatus,
+    pub approvers: Vec<String>,
+    pub comment_required: bool,
+    /// The artifacts being approved: name → sha256.
+    pub digests: std::collections::BTreeMap<String, String>,
+    pub requested_ms: i64,
+    pub deadline_ms: i64,
+    pub identity: Option<String>,
+    pub comment: Option<String>,
+    pub decided_ms: Option<i64>,
+}
+
+/// A deployment, as an action reports it for the release ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// What was deployed to, e.g. `lambda:orders-fn:live`.
+    pub target: String,
+    pub version: String,
+    pub digest: Option<String>,
+    pub previous_version: Option<String>,
+    #[serde(default)]
+    pub details: serde_json::Value,
+    /// `Deployed`, `RolledBack` or `Failed`.
+    pub outcome: String,
+    /// The new version ran through its bake or steady-state check without an alarm.
+    pub verified: bool,
+}
+
+/// A ledger entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Release {
+    pub id: i64,
+    pub pipeline: String,
+    pub environment: String,
+    pub execution_id: String,
+    pub revision: String,
+    pub approved_by: Option<String>,
+    pub created_ms: i64,
+    #[serde(flatten)]
+    pub record: ReleaseRecord,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The idempotency key of one attempt of one action: every side effect carries it, so a
+/// retry after a crash can tell whether the effect already happened.
+pub fn idempotency_key(execution: &str, stage: &str, action: &str, attempt: u32) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{execution}\n{stage}\n{action}\n{attempt}").as_bytes(),
+    );
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,157 @@
+//! The engine's state. [`Store`] is what the scheduler and the command line need; SQLite is
+//! the implementation (`sqlite.rs`), and the schema is documented in `migrations/`.
+//!
+//! Architecture invariant: every transition is committed here before the side effect it
+//! announces starts, and every mutation leaves an event row.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+pub use sqlite::{SqliteStore, TransitionHook};
+
+use crate::model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the state database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    NotFound(String),
+    /// A request the state does not allow (approving twice, approving changed artifacts, …).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the state database holds something unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One attempt of one action of one execution.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionKey<'a> {
+    pub execution: &'a str,
+    pub stage: &'a str,
+    pub action: &'a str,
+    pub attempt: u32,
+}
+
+/// The outcome of asking to enter a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageEntry {
+    Entered,
+    /// Another execution holds the stage.
+    Waiting {
+        holder: String,
+    },
+    /// A newer execution waits for the stage (mode `superseded`): this one is replaced.
+    Superseded {
+        by: String,
+    },
+}
+
+/// A decision on an approval.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub approve: bool,
+    pub identity: String,
+    pub comment: Option<String>,
+}
+
+/// One row of an execution's history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    pub stage: Option<String>,
+    pub action: Option<String>,
+    pub kind: String,
+    pub detail: Option<String>,
+    pub at_ms: i64,
+}
+
+pub trait Store: Send + Sync {
+    // Executions.
+    fn create_execution(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &str,
+    ) -> Result<Execution>;
+    fn execution(&self, id: &str) -> Result<Option<Execution>>;
+    /// An execution by id, or by its number within `pipeline`.
+    fn find_execution(&self, pipeline: Option<&str>, key: &str) -> Result<Option<Execution>>;
+    /// Newest first.
+    fn executions(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Execution>>;
+    fn set_execution_status(&self, id: &str, status: Status, reason: Option<&str>) -> Result<()>;
+    fn request_stop(&self, id: &str, mode: StopMode) -> Result<()>;
+    /// Takes the driver lease unless another driver renewed it within `stale_ms`.
+    /// `Err(holder)` names the live driver.
+    fn claim_driver(&self, id: &str, driver: &str, stale_ms: i64) -> Result<Result<(), String>>;
+    fn heartbeat(&self, id: &str, driver: &str) -> Result<()>;
+    fn release_driver(&self, id: &str, driver: &str) -> Result<()>;
+
+    // Stages.
+    fn stage_runs(&self, id: &str) -> Result<Vec<StageRun>>;
+    fn set_stage_status(&self, id: &str, stage: &str, status: Status) -> Result<()>;
+    fn enter_stage(&self, execution: &Execution, stage: &str, mode: Mode) -> Result<StageEntry>;
+    fn leave_stage(&self, pipeline: &str, stage: &str, id: &str) -> Result<()>;
+
+    // Actions.
+    /// Every attempt of every action, in start order.
+    fn action_runs(&self, id: &str) -> Result<Vec<ActionRun>>;
+    fn begin_action(&self, run: &ActionKey<'_>, log_path: &str) -> Result<ActionRun>;
+    fn set_action_status(&self, run: &ActionKey<'_>, status: Status) -> Result<()>;
+    fn finish_action(
+        &self,
+        run: &ActionKey<'_>,
+        status: Status,
+        outputs: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<()>;
+
+    // Artifacts.
+    fn record_artifact(&self, id: &str, artifact: &ArtifactRef, produced_by: &str) -> Result<()>;
+    fn artifacts(&self, id: &str) -> Result<Vec<ArtifactRef>>;
+
+    // Approvals.
+    /// Records a request, or returns the one already recorded (after a restart).
+    fn request_approval(&self, request: &Approval) -> Result<Approval>;
+    fn approval(&self, id: &str, stage: &str, action: &str) -> Result<Option<Approval>>;
+    fn pending_approvals(&self, id: Option<&str>) -> Result<Vec<Approval>>;
+    /// Approves or rejects: refused when not pending, when the identity may not approve, when
+    /// a required comment is missing, or when the artifacts changed since the request.
+    fn decide_approval(
+        &self,
+        id: &str,
+        stage: &str,
+        action: &str,
+        decision: &Decision,
+    ) -> Result<Approval>;
+    fn expire_approval(&self, id: &str, stage: &str, action: &str) -> Result<()>;
+
+    // The release ledger.
+    fn record_release(
+        &self,
+        execution: &Execution,
+        environment: &str,
+        approved_by: Option<&str>,
+        record: &ReleaseRecord,
+    ) -> Result<i64>;
+    /// Newest first.
+    fn releases(
+        &self,
+        pipeline: &str,
+        environment: Option<&str>,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Release>>;
+
+    fn events(&self, id: &str) -> Result<Vec<Event>>;
+}
+
+/// The artifacts of an execution as approval digests: name → sha256.
+pub fn digests(artifacts: &[ArtifactRef]) -> BTreeMap<String, String> {
+    artifacts
+        .iter()
+        .map(|a| (a.name.clone(), a.sha256.clone()))
+        .collect()
+}

@@ -1,0 +1,834 @@
+//! [`Store`] on SQLite: WAL, `synchronous=NORMAL` (a commit survives the process being
+//! killed; the crash test relies on it), immediate write transactions, embedded migrations
+//! tracked in `PRAGMA user_version`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
+use crate::model::*;
+
+/// Migrations, in order; the schema version is the number applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/001_initial.sql")];
+
+/// Called after each committed transition (the crash test kills the process there).
+pub type TransitionHook = Arc<dyn Fn() + Send + Sync>;
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    hook: Option<TransitionHook>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<SqliteStore> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<SqliteStore> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this ferry knows ({}); upgrade ferry",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            hook: None,
+        })
+    }
+
+    /// Runs `hook` after every committed transition.
+    #[must_use]
+    pub fn with_transition_hook(mut self, hook: TransitionHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolled back.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A write transaction that records an event and runs the transition hook after commit.
+    fn transition<T>(
+        &self,
+        event: (&str, Option<&str>, Option<&str>, &str, Option<&str>),
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let out = {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            let (execution, stage, action, kind, detail) = event;
+            tx.execute(
+                "INSERT INTO events (execution_id, stage, action, kind, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![execution, stage, action, kind, detail, now_ms()],
+            )?;
+            tx.commit()?;
+            out
+        };
+        if let Some(hook) = &self.hook {
+            hook();
+        }
+        Ok(out)
+    }
+}
+
+fn status(s: &str) -> Result<Status> {
+    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status `{s}`")))
+}
+
+const EXECUTION_COLUMNS: &str = "id, pipeline, seq, revision, trigger, status, reason, definition, stop_requested, driver, heartbeat_ms, created_ms, updated_ms";
+
+fn execution_row(r: &Row<'_>) -> rusqlite::Result<(Execution, String, String)> {
+    let definition: String = r.get(7)?;
+    let status: String = r.get(5)?;
+    let stop: Option<String> = r.get(8)?;
+    Ok((
+        Execution {
+            id: r.get(0)?,
+            pipeline: r.get(1)?,
+            seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            revision: r.get(3)?,
+            trigger: r.get(4)?,
+            status: Status::Pending,
+            reason: r.get(6)?,
+            definition: PipelineDef {
+                name: String::new(),
+                mode: Mode::default(),
+                stages: Vec::new(),
+            },
+            stop_requested: match stop.as_deref() {
+                Some("graceful") => Some(StopMode::Graceful),
+                Some("forced") => Some(StopMode::Forced),
+                _ => None,
+            },
+            driver: r.get(9)?,
+            heartbeat_ms: r.get(10)?,
+            created_ms: r.get(11)?,
+            updated_ms: r.get(12)?,
+        },
+        status,
+        definition,
+    ))
+}
+
+fn finish_execution((mut e, s, def): (Execution, String, String)) -> Result<Execution> {
+    e.status = status(&s)?;
+    e.definition = serde_json::from_str(&def)
+        .map_err(|err| StoreError::Corrupt(format!("definition of {}: {err}", e.id)))?;
+    Ok(e)
+}
+
+fn approval_row(r: &Row<'_>) -> rusqlite::Result<(Approval, String, String, String)> {
+    Ok((
+        Approval {
+            execution_id: r.get(0)?,
+            stage: r.get(1)?,
+            action: r.get(2)?,
+            status: ApprovalStatus::Pending,
+            approvers: Vec::new(),
+            comment_required: r.get::<_, i64>(5)? != 0,
+            digests: Default::default(),
+            requested_ms: r.get(7)?,
+            deadline_ms: r.get(8)?,
+            identity: r.get(9)?,
+            comment: r.get(10)?,
+            decided_ms: r.get(11)?,
+        },
+        r.get(3)?,
+        r.get(4)?,
+        r.get(6)?,
+    ))
+}
+
+fn finish_approval(
+    (mut a, status, approvers, digests): (Approval, String, String, String),
+) -> Result<Approval> {
+    a.status = match status.as_str() {
+        "Pending" => ApprovalStatus::Pending,
+        "Approved" => ApprovalStatus::Approved,
+        "Rejected" => ApprovalStatus::Rejected,
+        "Expired" => ApprovalStatus::Expired,
+        other => return Err(StoreError::Corrupt(format!("approval status `{other}`"))),
+    };
+    a.approvers =
+        serde_json::from_str(&approvers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    a.digests = serde_json::from_str(&digests).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(a)
+}
+
+const APPROVAL_COLUMNS: &str = "execution_id, stage, action, status, approvers, comment_required, digests, requested_ms, deadline_ms, identity, comment, decided_ms";
+
+fn artifacts_in(tx: &Connection, id: &str) -> Result<Vec<ArtifactRef>> {
+    let mut stmt = tx.prepare("SELECT name, sha256, size, location, envelope FROM artifacts WHERE execution_id = ?1 ORDER BY name")?;
+    let rows = stmt.query_map(params![id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (name, sha256, size, location, envelope) = row?;
+        Ok(ArtifactRef {
+            name,
+            sha256,
+            size: u64::try_from(size).unwrap_or(0),
+            location,
+            envelope: serde_json::from_str(&envelope)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    })
+    .collect()
+}
+
+impl Store for SqliteStore {
+    fn create_execution(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &str,
+    ) -> Result<Execution> {
+        let def =
+            serde_json::to_string(definition).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now_ms();
+        let (id, seq) = {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let seq: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM executions WHERE pipeline = ?1",
+                params![definition.name],
+                |r| r.get(0),
+            )?;
+            let id = format!("{}-{seq}", definition.name);
+            tx.execute(
+                "INSERT INTO executions (id, pipeline, seq, revision, trigger, status, definition, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'InProgress', ?6, ?7, ?7)",
+                params![id, definition.name, seq, revision, trigger, def, now],
+            )?;
+            for (position, stage) in definition.stages.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO stage_runs (execution_id, stage, position, status) VALUES (?1, ?2, ?3, 'Pending')",
+                    params![id, stage.name, position as i64],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO events (execution_id, kind, detail, at_ms) VALUES (?1, 'execution-created', ?2, ?3)",
+                params![id, format!("revision {revision}, {trigger}"), now],
+            )?;
+            tx.commit()?;
+            (id, seq)
+        };
+        if let Some(hook) = &self.hook {
+            hook();
+        }
+        let _ = seq;
+        self.execution(&id)?.ok_or_else(|| StoreError::NotFound(id))
+    }
+
+    fn execution(&self, id: &str) -> Result<Option<Execution>> {
+        let row = self
+            .conn()
+            .query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"),
+                params![id],
+                execution_row,
+            )
+            .optional()?;
+        row.map(finish_execution).transpose()
+    }
+
+    fn find_execution(&self, pipeline: Option<&str>, key: &str) -> Result<Option<Execution>> {
+        if let Some(e) = self.execution(key)? {
+            return Ok(Some(e));
+        }
+        let Ok(seq) = key.trim_start_matches('#').parse::<i64>() else {
+            return Ok(None);
+        };
+        let row = self
+            .conn()
+            .query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE seq = ?1 AND (?2 IS NULL OR pipeline = ?2) ORDER BY created_ms DESC LIMIT 1"),
+                params![seq, pipeline],
+                execution_row,
+            )
+            .optional()?;
+        row.map(finish_execution).transpose()
+    }
+
+    fn executions(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Execution>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR pipeline = ?1) ORDER BY created_ms DESC, seq DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![pipeline, limit as i64], execution_row)?;
+        rows.map(|r| finish_execution(r?)).collect()
+    }
+
+    fn set_execution_status(&self, id: &str, status: Status, reason: Option<&str>) -> Result<()> {
+        self.transition((id, None, None, &format!("execution-{}", status.as_str()), reason), |tx| {
+            let n = tx.execute(
+                "UPDATE executions SET status = ?2, reason = CASE WHEN ?2 = 'InProgress' THEN ?3 ELSE COALESCE(?3, reason) END,
+                    stop_requested = CASE WHEN ?2 = 'InProgress' THEN NULL ELSE stop_requested END, updated_ms = ?4 WHERE id = ?1",
+                params![id, status.as_str(), reason, now_ms()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no execution `{id}`")));
+            }
+            if status.is_final() {
+                // A finished execution holds no stage and waits for none.
+                tx.execute("DELETE FROM stage_locks WHERE execution_id = ?1", params![id])?;
+                tx.execute("DELETE FROM stage_waiters WHERE execution_id = ?1", params![id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn request_stop(&self, id: &str, mode: StopMode) -> Result<()> {
+        let m = match mode {
+            StopMode::Graceful => "graceful",
+            StopMode::Forced => "forced",
+        };
+        self.transition((id, None, None, "stop-requested", Some(m)), |tx| {
+            tx.execute(
+                "UPDATE executions SET stop_requested = ?2, updated_ms = ?3 WHERE id = ?1",
+                params![id, m, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn claim_driver(&self, id: &str, driver: &str, stale_ms: i64) -> Result<Result<(), String>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (current, beat): (Option<String>, Option<i64>) = tx.query_row(
+            "SELECT driver, heartbeat_ms FROM executions WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let now = now_ms();
+        if let (Some(holder), Some(beat)) = (&current, beat)
+            && holder != driver
+            && now - beat < stale_ms
+        {
+            return Ok(Err(holder.clone()));
+        }
+        tx.execute(
+            "UPDATE executions SET driver = ?2, heartbeat_ms = ?3 WHERE id = ?1",
+            params![id, driver, now],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    fn heartbeat(&self, id: &str, driver: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE executions SET heartbeat_ms = ?3 WHERE id = ?1 AND driver = ?2",
+            params![id, driver, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn release_driver(&self, id: &str, driver: &str) -> Result<()> {
+        self.conn().execute("UPDATE executions SET driver = NULL, heartbeat_ms = NULL WHERE id = ?1 AND driver = ?2", params![id, driver])?;
+        Ok(())
+    }
+
+    fn stage_runs(&self, id: &str) -> Result<Vec<StageRun>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT stage, position, status, started_ms, ended_ms FROM stage_runs WHERE execution_id = ?1 ORDER BY position")?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (stage, position, s, started_ms, ended_ms) = row?;
+            Ok(StageRun {
+                stage,
+                position: usize::try_from(position).unwrap_or(0),
+                status: status(&s)?,
+                started_ms,
+                ended_ms,
+            })
+        })
+        .collect()
+    }
+
+    fn set_stage_status(&self, id: &str, stage: &str, status: Status) -> Result<()> {
+        self.transition((id, Some(stage), None, &format!("stage-{}", status.as_str()), None), |tx| {
+            let now = now_ms();
+            tx.execute(
+                "UPDATE stage_runs SET status = ?3,
+                    started_ms = CASE WHEN ?3 = 'InProgress' THEN COALESCE(started_ms, ?4) ELSE started_ms END,
+                    ended_ms = CASE WHEN ?3 IN ('Succeeded','Failed','Stopped','Superseded','RolledBack') THEN ?4 ELSE NULL END
+                 WHERE execution_id = ?1 AND stage = ?2",
+                params![id, stage, status.as_str(), now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn enter_stage(&self, execution: &Execution, stage: &str, mode: Mode) -> Result<StageEntry> {
+        if mode == Mode::Parallel {
+            return Ok(StageEntry::Entered);
+        }
+        let (pipeline, id, seq) = (
+            &execution.pipeline,
+            &execution.id,
+            i64::try_from(execution.seq).unwrap_or(i64::MAX),
+        );
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A holder that finished (or vanished) does not hold the stage.
+        tx.execute(
+            "DELETE FROM stage_locks WHERE pipeline = ?1 AND stage = ?2 AND execution_id NOT IN (SELECT id FROM executions WHERE status = 'InProgress')",
+            params![pipeline, stage],
+        )?;
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT execution_id FROM stage_locks WHERE pipeline = ?1 AND stage = ?2",
+                params![pipeline, stage],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO stage_waiters (pipeline, stage, execution_id, seq) VALUES (?1, ?2, ?3, ?4)",
+            params![pipeline, stage, id, seq],
+        )?;
+        tx.execute(
+            "DELETE FROM stage_waiters WHERE pipeline = ?1 AND stage = ?2 AND execution_id NOT IN (SELECT id FROM executions WHERE status = 'InProgress')",
+            params![pipeline, stage],
+        )?;
+        // The waiter that goes next: the newest (superseded) or the oldest (queued).
+        let order = if mode == Mode::Superseded {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        let next: String = tx.query_row(
+            &format!("SELECT execution_id FROM stage_waiters WHERE pipeline = ?1 AND stage = ?2 ORDER BY seq {order} LIMIT 1"),
+            params![pipeline, stage],
+            |r| r.get(0),
+        )?;
+        let entry = if mode == Mode::Superseded && &next != id {
+            tx.execute("DELETE FROM stage_waiters WHERE pipeline = ?1 AND stage = ?2 AND execution_id = ?3", params![pipeline, stage, id])?;
+            StageEntry::Superseded { by: next }
+        } else if holder.as_ref().is_some_and(|h| h != id) {
+            StageEntry::Waiting {
+                holder: holder.unwrap_or_default(),
+            }
+        } else if &next != id {
+            StageEntry::Waiting { holder: next }
+        } else {
+            tx.execute("INSERT OR REPLACE INTO stage_locks (pipeline, stage, execution_id) VALUES (?1, ?2, ?3)", params![pipeline, stage, id])?;
+            tx.execute("DELETE FROM stage_waiters WHERE pipeline = ?1 AND stage = ?2 AND execution_id = ?3", params![pipeline, stage, id])?;
+            StageEntry::Entered
+        };
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    fn leave_stage(&self, pipeline: &str, stage: &str, id: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM stage_locks WHERE pipeline = ?1 AND stage = ?2 AND execution_id = ?3",
+            params![pipeline, stage, id],
+        )?;
+        Ok(())
+    }
+
+    fn action_runs(&self, id: &str) -> Result<Vec<ActionRun>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT stage, action, attempt, status, idempotency_key, outputs, error, log_path, started_ms, ended_ms
+             FROM action_runs WHERE execution_id = ?1 ORDER BY started_ms, stage, action, attempt",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (
+                stage,
+                action,
+                attempt,
+                s,
+                idempotency_key,
+                outputs,
+                error,
+                log_path,
+                started_ms,
+                ended_ms,
+            ) = row?;
+            Ok(ActionRun {
+                stage,
+                action,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                status: status(&s)?,
+                idempotency_key,
+                outputs: outputs
+                    .map(|o| serde_json::from_str(&o))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                error,
+                log_path,
+                started_ms,
+                ended_ms,
+            })
+        })
+        .collect()
+    }
+
+    fn begin_action(&self, run: &ActionKey<'_>, log_path: &str) -> Result<ActionRun> {
+        let ActionKey {
+            execution: id,
+            stage,
+            action,
+            attempt,
+        } = *run;
+        let key = idempotency_key(id, stage, action, attempt);
+        let now = now_ms();
+        self.transition((id, Some(stage), Some(action), "action-InProgress", Some(&format!("attempt {attempt}"))), |tx| {
+            tx.execute(
+                "INSERT INTO action_runs (execution_id, stage, action, attempt, status, idempotency_key, log_path, started_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'InProgress', ?5, ?6, ?7)",
+                params![id, stage, action, attempt, key, log_path, now],
+            )?;
+            Ok(())
+        })?;
+        Ok(ActionRun {
+            stage: stage.into(),
+            action: action.into(),
+            attempt,
+            status: Status::InProgress,
+            idempotency_key: key,
+            outputs: None,
+            error: None,
+            log_path: Some(log_path.into()),
+            started_ms: now,
+            ended_ms: None,
+        })
+    }
+
+    fn set_action_status(&self, run: &ActionKey<'_>, status: Status) -> Result<()> {
+        let ActionKey {
+            execution: id,
+            stage,
+            action,
+            attempt,
+        } = *run;
+        self.transition((id, Some(stage), Some(action), &format!("action-{}", status.as_str()), None), |tx| {
+            tx.execute(
+                "UPDATE action_runs SET status = ?5 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 AND attempt = ?4",
+                params![id, stage, action, attempt, status.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn finish_action(
+        &self,
+        run: &ActionKey<'_>,
+        status: Status,
+        outputs: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let ActionKey {
+            execution: id,
+            stage,
+            action,
+            attempt,
+        } = *run;
+        let outputs = outputs.map(serde_json::Value::to_string);
+        self.transition(
+            (
+                id,
+                Some(stage),
+                Some(action),
+                &format!("action-{}", status.as_str()),
+                error,
+            ),
+            |tx| {
+                tx.execute(
+                    "UPDATE action_runs SET status = ?5, outputs = ?6, error = ?7, ended_ms = ?8
+                 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 AND attempt = ?4",
+                    params![
+                        id,
+                        stage,
+                        action,
+                        attempt,
+                        status.as_str(),
+                        outputs,
+                        error,
+                        now_ms()
+                    ],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
+    fn record_artifact(&self, id: &str, artifact: &ArtifactRef, produced_by: &str) -> Result<()> {
+        self.transition((id, None, None, "artifact", Some(&format!("{} {}", artifact.name, artifact.sha256))), |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO artifacts (execution_id, name, sha256, size, location, envelope, produced_by, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, artifact.name, artifact.sha256, artifact.size as i64, artifact.location, artifact.envelope.to_string(), produced_by, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn artifacts(&self, id: &str) -> Result<Vec<ArtifactRef>> {
+        artifacts_in(&self.conn(), id)
+    }
+
+    fn request_approval(&self, request: &Approval) -> Result<Approval> {
+        if let Some(existing) =
+            self.approval(&request.execution_id, &request.stage, &request.action)?
+        {
+            return Ok(existing);
+        }
+        let r = request;
+        self.transition((&r.execution_id, Some(&r.stage), Some(&r.action), "approval-requested", None), |tx| {
+            tx.execute(
+                &format!("INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL)"),
+                params![
+                    r.execution_id,
+                    r.stage,
+                    r.action,
+                    serde_json::to_string(&r.approvers).unwrap_or_default(),
+                    i64::from(r.comment_required),
+                    serde_json::to_string(&r.digests).unwrap_or_default(),
+                    r.requested_ms,
+                    r.deadline_ms
+                ],
+            )?;
+            Ok(())
+        })?;
+        self.approval(&r.execution_id, &r.stage, &r.action)?
+            .ok_or_else(|| StoreError::NotFound("approval".into()))
+    }
+
+    fn approval(&self, id: &str, stage: &str, action: &str) -> Result<Option<Approval>> {
+        let row = self
+            .conn()
+            .query_row(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"),
+                params![id, stage, action],
+                approval_row,
+            )
+            .optional()?;
+        row.map(finish_approval).transpose()
+    }
+
+    fn pending_approvals(&self, id: Option<&str>) -> Result<Vec<Approval>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'Pending' AND (?1 IS NULL OR execution_id = ?1) ORDER BY requested_ms"
+        ))?;
+        let rows = stmt.query_map(params![id], approval_row)?;
+        rows.map(|r| finish_approval(r?)).collect()
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        stage: &str,
+        action: &str,
+        decision: &Decision,
+    ) -> Result<Approval> {
+        let verb = if decision.approve {
+            "Approved"
+        } else {
+            "Rejected"
+        };
+        self.transition((id, Some(stage), Some(action), &format!("approval-{verb}"), Some(&decision.identity)), |tx| {
+            let current = tx
+                .query_row(
+                    &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"),
+                    params![id, stage, action],
+                    approval_row,
+                )
+                .optional()?
+                .map(finish_approval)
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(format!("`{id}` has no approval in stage `{stage}`")))?;
+            if current.status != ApprovalStatus::Pending {
+                return Err(StoreError::Refused(format!("the approval of `{stage}` in `{id}` is already {:?}", current.status)));
+            }
+            if now_ms() > current.deadline_ms {
+                return Err(StoreError::Refused(format!("the approval of `{stage}` in `{id}` has expired")));
+            }
+            if !current.approvers.is_empty() && !current.approvers.iter().any(|a| a == &decision.identity) {
+                return Err(StoreError::Refused(format!(
+                    "`{}` may not approve `{stage}`; approvers: {}",
+                    decision.identity,
+                    current.approvers.join(", ")
+                )));
+            }
+            if current.comment_required && decision.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                return Err(StoreError::Refused(format!("approving or rejecting `{stage}` needs --comment")));
+            }
+            let now = digests(&artifacts_in(tx, id)?);
+            if decision.approve && now != current.digests {
+                return Err(StoreError::Refused(format!(
+                    "the artifacts of `{id}` changed since the approval was requested; approved {:?}, now {:?}",
+                    current.digests, now
+                )));
+            }
+            tx.execute(
+                "UPDATE approvals SET status = ?4, identity = ?5, comment = ?6, decided_ms = ?7 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3",
+                params![id, stage, action, verb, decision.identity, decision.comment, now_ms()],
+            )?;
+            Ok(())
+        })?;
+        self.approval(id, stage, action)?
+            .ok_or_else(|| StoreError::NotFound("approval".into()))
+    }
+
+    fn expire_approval(&self, id: &str, stage: &str, action: &str) -> Result<()> {
+        self.transition((id, Some(stage), Some(action), "approval-Expired", None), |tx| {
+            tx.execute(
+                "UPDATE approvals SET status = 'Expired', decided_ms = ?4 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 AND status = 'Pending'",
+                params![id, stage, action, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn record_release(
+        &self,
+        execution: &Execution,
+        environment: &str,
+        approved_by: Option<&str>,
+        r: &ReleaseRecord,
+    ) -> Result<i64> {
+        self.transition((&execution.id, None, None, "release", Some(&format!("{environment} {} {}", r.target, r.version))), |tx| {
+            tx.execute(
+                "INSERT INTO releases (pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    execution.pipeline,
+                    environment,
+                    r.target,
+                    execution.id,
+                    execution.revision,
+                    r.version,
+                    r.digest,
+                    r.previous_version,
+                    r.details.to_string(),
+                    approved_by,
+                    r.outcome,
+                    i64::from(r.verified),
+                    now_ms()
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn releases(
+        &self,
+        pipeline: &str,
+        environment: Option<&str>,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Release>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms
+             FROM releases WHERE pipeline = ?1 AND (?2 IS NULL OR environment = ?2) AND (?3 IS NULL OR target = ?3)
+             ORDER BY id DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![pipeline, environment, target, limit as i64], |r| {
+            let details: Option<String> = r.get(9)?;
+            Ok(Release {
+                id: r.get(0)?,
+                pipeline: r.get(1)?,
+                environment: r.get(2)?,
+                execution_id: r.get(4)?,
+                revision: r.get(5)?,
+                approved_by: r.get(10)?,
+                created_ms: r.get(13)?,
+                record: ReleaseRecord {
+                    target: r.get(3)?,
+                    version: r.get(6)?,
+                    digest: r.get(7)?,
+                    previous_version: r.get(8)?,
+                    details: details
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or_default(),
+                    outcome: r.get(11)?,
+                    verified: r.get::<_, i64>(12)? != 0,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn events(&self, id: &str) -> Result<Vec<Event>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT stage, action, kind, detail, at_ms FROM events WHERE execution_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok(Event {
+                stage: r.get(0)?,
+                action: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+                at_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -1,0 +1,196 @@
+//! Helpers for the engine's tests: an engine on a temporary state directory.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_engine::action::{Observer, RunEvent, Settings};
+use ferry_engine::artifact::LocalArtifacts;
+use ferry_engine::model::*;
+use ferry_engine::secrets::{SecretRef, SecretResolver};
+use ferry_engine::store::{SqliteStore, Store};
+use ferry_engine::{Engine, Registry};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// Secrets from a map: the engine's own resolver interface, no AWS involved.
+#[derive(Default)]
+pub struct MapSecrets(pub HashMap<String, String>);
+
+#[async_trait]
+impl SecretResolver for MapSecrets {
+    async fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
+        self.0
+            .get(&secret.secret_id)
+            .map(|v| SecretString::from(v.clone()))
+            .ok_or_else(|| format!("no secret `{}`", secret.secret_id))
+    }
+}
+
+/// Records every event, for assertions on what a live view would show.
+#[derive(Default)]
+pub struct Recorder(pub Mutex<Vec<RunEvent>>);
+
+impl Observer for Recorder {
+    fn event(&self, event: RunEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl Recorder {
+    pub fn log_lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                if let RunEvent::Log { line, .. } = e {
+                    Some(line.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub engine: Engine,
+    pub recorder: Arc<Recorder>,
+}
+
+pub fn settings(state: &Path, auto_approve: bool) -> Settings {
+    Settings {
+        auto_approve,
+        identity: "tester".into(),
+        poll: Duration::from_millis(50),
+        state_dir: state.to_owned(),
+    }
+}
+
+pub fn engine_at(
+    state: &Path,
+    registry: Registry,
+    secrets: HashMap<String, String>,
+    auto_approve: bool,
+) -> (Engine, Arc<Recorder>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state.join("state.db")).unwrap());
+    let artifacts = Arc::new(LocalArtifacts::open(&state.join("artifacts")).unwrap());
+    let recorder = Arc::new(Recorder::default());
+    let engine = Engine::new(
+        store,
+        registry,
+        artifacts,
+        Arc::new(MapSecrets(secrets)),
+        recorder.clone(),
+        settings(state, auto_approve),
+    );
+    (engine, recorder)
+}
+
+pub fn harness(secrets: &[(&str, &str)], auto_approve: bool) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = secrets
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let (engine, recorder) = engine_at(
+        &dir.path().join(".ferry"),
+        Registry::with_builtins(),
+        secrets,
+        auto_approve,
+    );
+    Harness {
+        dir,
+        engine,
+        recorder,
+    }
+}
+
+impl Harness {
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join(".ferry")
+    }
+
+    /// A source directory (not a git repository) holding `files`.
+    pub fn source(&self, files: &[(&str, &str)]) -> PathBuf {
+        let src = self.dir.path().join("repo");
+        for (name, text) in files {
+            let path = src.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        src
+    }
+}
+
+pub fn source_stage(repo: &Path) -> StageDef {
+    StageDef {
+        name: "source".into(),
+        environment: None,
+        actions: vec![ActionDef {
+            name: "checkout".into(),
+            kind: "source".into(),
+            run_order: 1,
+            config: json!({"repo": repo.display().to_string()}),
+            inputs: vec![],
+            outputs: vec!["source".into()],
+            timeout_secs: None,
+        }],
+    }
+}
+
+pub fn build(name: &str, buildspec: &str, inputs: &[&str], outputs: &[&str]) -> ActionDef {
+    ActionDef {
+        name: name.into(),
+        kind: "build".into(),
+        run_order: 1,
+        config: json!({"inline": {"text": buildspec, "origin": "test"}}),
+        inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        outputs: outputs.iter().map(|s| (*s).to_owned()).collect(),
+        timeout_secs: None,
+    }
+}
+
+pub fn approval(timeout_secs: u64, approvers: &[&str], comment_required: bool) -> ActionDef {
+    ActionDef {
+        name: "approve".into(),
+        kind: "approval".into(),
+        run_order: 0,
+        config: json!({"approvers": approvers, "timeout_secs": timeout_secs, "comment_required": comment_required}),
+        inputs: vec![],
+        outputs: vec![],
+        timeout_secs: None,
+    }
+}
+
+pub fn stage(name: &str, actions: Vec<ActionDef>) -> StageDef {
+    StageDef {
+        name: name.into(),
+        environment: None,
+        actions,
+    }
+}
+
+pub fn pipeline(name: &str, mode: Mode, stages: Vec<StageDef>) -> PipelineDef {
+    PipelineDef {
+        name: name.into(),
+        mode,
+        stages,
+    }
+}
+
+pub fn log_of(engine: &Engine, id: &str, stage: &str, action: &str) -> String {
+    let runs = engine.store().action_runs(id).unwrap();
+    let run = runs
+        .iter()
+        .filter(|r| r.stage == stage && r.action == action)
+        .max_by_key(|r| r.attempt)
+        .unwrap();
+    std::fs::read_to_string(run.log_path.as_ref().unwrap()).unwrap()
+}

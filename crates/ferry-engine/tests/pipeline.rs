@@ -1,0 +1,596 @@
+//! Pipelines on the real buildspec runner, the local artifact store and SQLite.
+
+mod common;
+
+use common::*;
+use ferry_engine::model::*;
+use ferry_engine::store::Decision;
+
+#[tokio::test]
+async fn build_and_test_share_an_artifact_and_the_shell_keeps_its_state() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("app/main.txt", "hello")]);
+    let build_spec = r#"version: 0.2
+env:
+  variables: {GREETING: hi}
+  exported-variables: [BUILT_AT, GREETING]
+phases:
+  install:
+    commands:
+      - cd app
+      - export BUILT_AT=now
+  build:
+    commands:
+      - test "$(pwd)" = "$CODEBUILD_SRC_DIR/app"
+      - mkdir -p ../dist && cp main.txt ../dist/main.txt
+      - echo "$GREETING from $CODEBUILD_RESOLVED_SOURCE_VERSION" > ../dist/note.txt
+artifacts:
+  base-directory: dist
+  files: ['**/*']
+"#;
+    let test_spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - test \"$(cat main.txt)\" = hello\n      - grep -q 'hi from local' note.txt\n";
+    let def = pipeline(
+        "app",
+        Mode::Superseded,
+        vec![
+            source_stage(&repo),
+            stage(
+                "build",
+                vec![build("compile", build_spec, &["source"], &["app"])],
+            ),
+            stage("test", vec![build("check", test_spec, &["app"], &[])]),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(
+        done.status,
+        Status::Succeeded,
+        "{:?}\n{}",
+        done.reason,
+        log_of(&h.engine, &exec.id, "build", "compile")
+    );
+    let runs = h.engine.store().action_runs(&exec.id).unwrap();
+    let compile = runs.iter().find(|r| r.action == "compile").unwrap();
+    assert_eq!(
+        compile.outputs.as_ref().unwrap()["exported"]["BUILT_AT"],
+        "now"
+    );
+    let names: Vec<String> = h
+        .engine
+        .store()
+        .artifacts(&exec.id)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["app", "source"]);
+}
+
+#[tokio::test]
+async fn phases_follow_codebuild_rules() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let spec = r#"version: 0.2
+phases:
+  install:
+    on-failure: CONTINUE
+    commands: [false, echo not-reached-install]
+    finally: [echo install-finally]
+  build:
+    commands: [echo building, false, echo not-reached-build]
+  post_build:
+    commands: ['echo "post_build runs, succeeding=$CODEBUILD_BUILD_SUCCEEDING"']
+"#;
+    let def = pipeline(
+        "phases",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage("build", vec![build("b", spec, &["source"], &[])]),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(done.status, Status::Failed);
+    let log = log_of(&h.engine, &exec.id, "build", "b");
+    assert!(log.contains("install-finally"), "{log}");
+    assert!(!log.contains("not-reached"));
+    assert!(log.contains("[ferry] phase install FAILED"));
+    assert!(log.contains("post_build runs, succeeding=0"), "{log}");
+    assert!(done.reason.unwrap().contains("build.b: the build failed"));
+}
+
+#[tokio::test]
+async fn a_secret_is_masked_even_when_printed_in_two_pieces() {
+    let secret = "correct-horse-battery";
+    let h = harness(&[("orders/token", secret)], false);
+    let repo = h.source(&[("x", "")]);
+    let spec = r#"version: 0.2
+env:
+  secrets-manager: {FROM_SPEC: orders/token}
+phases:
+  build:
+    commands:
+      - echo "token is $TOKEN and $FROM_SPEC"
+      - |
+        printf 'split: %s' "${TOKEN:0:13}"; sleep 0.2; printf '%s end\n' "${TOKEN:13}"
+      - printf '%s' "$TOKEN" | base64
+"#;
+    let mut b = build("b", spec, &["source"], &[]);
+    b.config["secrets"] = serde_json::json!([["TOKEN", "orders/token"]]);
+    let def = pipeline(
+        "masked",
+        Mode::Parallel,
+        vec![source_stage(&repo), stage("build", vec![b])],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    let log = log_of(&h.engine, &exec.id, "build", "b");
+    assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
+    assert!(
+        !log.contains("horse"),
+        "a piece of the secret reached the log:\n{log}"
+    );
+    assert!(log.contains("token is *** and ***"));
+    assert!(log.contains("split: *** end"));
+    assert!(
+        h.recorder.log_lines().iter().all(|l| !l.contains("horse")),
+        "the live view saw the secret"
+    );
+    let events = h.engine.store().events(&exec.id).unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.detail.as_deref().unwrap_or("").contains("horse"))
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let marker = h.dir.path().join("child.pid");
+    let spec = format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - (sleep 300 & echo $! > {}; wait)\n",
+        marker.display()
+    );
+    let mut b = build("slow", &spec, &["source"], &[]);
+    b.timeout_secs = Some(1);
+    let def = pipeline(
+        "timeout",
+        Mode::Parallel,
+        vec![source_stage(&repo), stage("build", vec![b])],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let started = std::time::Instant::now();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(done.status, Status::Failed);
+    assert!(done.reason.unwrap().contains("timed out after 1 s"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The grandchild `sleep 300` died with its group.
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(!alive, "the build's child {pid} survived the timeout");
+}
+
+#[tokio::test]
+async fn a_malformed_buildspec_fails_with_line_and_column_in_the_log() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let def = pipeline(
+        "bad",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage(
+                "build",
+                vec![build(
+                    "b",
+                    "version: 0.2\nphase:\n  build: {commands: [true]}\n",
+                    &["source"],
+                    &[],
+                )],
+            ),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(done.status, Status::Failed);
+    let log = log_of(&h.engine, &exec.id, "build", "b");
+    assert!(
+        log.contains("inline buildspec (test):2:1: error: unknown key `phase`"),
+        "{log}"
+    );
+    assert!(log.contains("did you mean `phases`?"));
+}
+
+#[tokio::test]
+async fn approvals_wait_check_rules_and_record_the_identity_and_digests() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let def = pipeline(
+        "gate",
+        Mode::Superseded,
+        vec![
+            source_stage(&repo),
+            stage(
+                "build",
+                vec![build(
+                    "b",
+                    "version: 0.2\nphases:\n  build:\n    commands: [mkdir -p out, echo 1 > out/a]\nartifacts: {base-directory: out, files: ['*']}\n",
+                    &["source"],
+                    &["app"],
+                )],
+            ),
+            stage("qa", vec![approval(3600, &["alice"], true)]),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let engine = h.engine.clone();
+    let id = exec.id.clone();
+    let driving = tokio::spawn(async move { engine.drive(&id, None).await });
+    // Wait until the approval is requested.
+    let approval = loop {
+        if let Some(a) = h
+            .engine
+            .store()
+            .pending_approvals(Some(&exec.id))
+            .unwrap()
+            .pop()
+        {
+            break a;
+        }
+        assert!(
+            !driving.is_finished(),
+            "the execution ended before its approval: {:?}",
+            h.engine
+                .store()
+                .execution(&exec.id)
+                .unwrap()
+                .unwrap()
+                .reason
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        approval.digests.len(),
+        2,
+        "the request names the artifacts being approved"
+    );
+    let no_comment = Decision {
+        approve: true,
+        identity: "alice".into(),
+        comment: None,
+    };
+    assert!(
+        h.engine
+            .decide(&exec.id, "qa", &no_comment)
+            .unwrap_err()
+            .to_string()
+            .contains("needs --comment")
+    );
+    let bob = Decision {
+        approve: true,
+        identity: "bob".into(),
+        comment: Some("ok".into()),
+    };
+    assert!(
+        h.engine
+            .decide(&exec.id, "qa", &bob)
+            .unwrap_err()
+            .to_string()
+            .contains("may not approve")
+    );
+    assert!(
+        h.engine
+            .decide(&exec.id, "build", &bob)
+            .unwrap_err()
+            .to_string()
+            .contains("no approval waits in stage `build`")
+    );
+    let alice = Decision {
+        approve: true,
+        identity: "alice".into(),
+        comment: Some("ship it".into()),
+    };
+    let decided = h.engine.decide(&exec.id, "qa", &alice).unwrap();
+    assert_eq!(decided.identity.as_deref(), Some("alice"));
+    let done = driving.await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+    assert!(
+        h.engine.decide(&exec.id, "qa", &alice).is_err(),
+        "approving twice is refused"
+    );
+}
+
+#[tokio::test]
+async fn approving_changed_artifacts_is_refused() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let def = pipeline(
+        "drift",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage("qa", vec![approval(3600, &[], false)]),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let engine = h.engine.clone();
+    let id = exec.id.clone();
+    let driving = tokio::spawn(async move { engine.drive(&id, None).await });
+    while h
+        .engine
+        .store()
+        .pending_approvals(Some(&exec.id))
+        .unwrap()
+        .is_empty()
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The source artifact is replaced after the request (as a retried build would).
+    let mut changed = h.engine.store().artifacts(&exec.id).unwrap().pop().unwrap();
+    changed.sha256 = "0".repeat(64);
+    h.engine
+        .store()
+        .record_artifact(&exec.id, &changed, "source.checkout")
+        .unwrap();
+    let d = Decision {
+        approve: true,
+        identity: "carol".into(),
+        comment: None,
+    };
+    assert!(
+        h.engine
+            .decide(&exec.id, "qa", &d)
+            .unwrap_err()
+            .to_string()
+            .contains("artifacts of")
+    );
+    let reject = Decision {
+        approve: false,
+        identity: "carol".into(),
+        comment: Some("changed under me".into()),
+    };
+    h.engine.decide(&exec.id, "qa", &reject).unwrap();
+    let done = driving.await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Failed);
+    assert!(
+        done.reason
+            .unwrap()
+            .contains("rejected by carol: changed under me")
+    );
+}
+
+#[tokio::test]
+async fn an_approval_waits_across_restarts_with_its_first_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let def = pipeline(
+        "restart",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage("qa", vec![approval(3600, &[], false)]),
+        ],
+    );
+    let id = {
+        let (engine, _) = engine_at(
+            &state,
+            ferry_engine::Registry::with_builtins(),
+            Default::default(),
+            false,
+        );
+        let exec = engine.start(&def, "local", "test").unwrap();
+        // The first driver gives up while the approval waits (as a killed process would).
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(800),
+            engine.drive(&exec.id, None),
+        )
+        .await;
+        exec.id
+    };
+    let (engine, _) = engine_at(
+        &state,
+        ferry_engine::Registry::with_builtins(),
+        Default::default(),
+        false,
+    );
+    let first = engine
+        .store()
+        .pending_approvals(Some(&id))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let e2 = engine.clone();
+    let id2 = id.clone();
+    let driving = tokio::spawn(async move { e2.drive(&id2, None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let again = engine
+        .store()
+        .pending_approvals(Some(&id))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        first.deadline_ms, again.deadline_ms,
+        "a restart does not extend the deadline"
+    );
+    engine
+        .decide(
+            &id,
+            "qa",
+            &Decision {
+                approve: true,
+                identity: "dave".into(),
+                comment: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(driving.await.unwrap().unwrap().status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn retry_reruns_only_the_failed_actions_of_the_stage() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let flag = h.dir.path().join("fixed");
+    let ok = build(
+        "ok",
+        "version: 0.2\nphases:\n  build:\n    commands: [echo fine]\n",
+        &["source"],
+        &[],
+    );
+    let flaky = build(
+        "flaky",
+        &format!(
+            "version: 0.2\nphases:\n  build:\n    commands: ['test -f {}']\n",
+            flag.display()
+        ),
+        &["source"],
+        &[],
+    );
+    let def = pipeline(
+        "retry",
+        Mode::Parallel,
+        vec![source_stage(&repo), stage("build", vec![ok, flaky])],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    assert_eq!(
+        h.engine.drive(&exec.id, None).await.unwrap().status,
+        Status::Failed
+    );
+    std::fs::write(&flag, "").unwrap();
+    h.engine.retry(&exec.id, "build").unwrap();
+    assert_eq!(
+        h.engine.drive(&exec.id, None).await.unwrap().status,
+        Status::Succeeded
+    );
+    let runs = h.engine.store().action_runs(&exec.id).unwrap();
+    let attempts = |name: &str| runs.iter().filter(|r| r.action == name).count();
+    assert_eq!((attempts("ok"), attempts("flaky")), (1, 2));
+    assert!(
+        h.engine.retry(&exec.id, "build").is_err(),
+        "a succeeded execution cannot be retried"
+    );
+}
+
+#[tokio::test]
+async fn a_forced_stop_cancels_the_running_build() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let def = pipeline(
+        "stop",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage(
+                "build",
+                vec![build(
+                    "long",
+                    "version: 0.2\nphases:\n  build:\n    commands: [sleep 300]\n",
+                    &["source"],
+                    &[],
+                )],
+            ),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let engine = h.engine.clone();
+    let id = exec.id.clone();
+    let driving = tokio::spawn(async move { engine.drive(&id, None).await });
+    loop {
+        let runs = h.engine.store().action_runs(&exec.id).unwrap();
+        if runs.iter().any(|r| r.action == "long") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    h.engine.stop(&exec.id, StopMode::Forced).unwrap();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), driving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, Status::Stopped);
+}
+
+#[tokio::test]
+async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
+    for (mode, older_ends) in [
+        (Mode::Superseded, Status::Superseded),
+        (Mode::Queued, Status::Succeeded),
+    ] {
+        let h = harness(&[], false);
+        let repo = h.source(&[("x", "")]);
+        let def = pipeline(
+            "modes",
+            mode,
+            vec![
+                source_stage(&repo),
+                stage("qa", vec![approval(3600, &[], false)]),
+            ],
+        );
+        let holder = h.engine.start(&def, "local", "first").unwrap();
+        let engine = h.engine.clone();
+        let id = holder.id.clone();
+        let first = tokio::spawn(async move { engine.drive(&id, None).await });
+        while h
+            .engine
+            .store()
+            .pending_approvals(Some(&holder.id))
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Two more executions line up for the held stage, the older one first.
+        let older = h.engine.start(&def, "local", "second").unwrap();
+        let newer = h.engine.start(&def, "local", "third").unwrap();
+        let mut waiting = Vec::new();
+        for e in [&older, &newer] {
+            let engine = h.engine.clone();
+            let id = e.id.clone();
+            waiting.push(tokio::spawn(async move { engine.drive(&id, None).await }));
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        let approve = Decision {
+            approve: true,
+            identity: "x".into(),
+            comment: None,
+        };
+        h.engine.decide(&holder.id, "qa", &approve).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().status, Status::Succeeded);
+        let newer_task = waiting.pop().unwrap();
+        let older_task = waiting.pop().unwrap();
+        // Approve whatever reaches the gate next, until both have ended.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !(older_task.is_finished() && newer_task.is_finished())
+            && std::time::Instant::now() < deadline
+        {
+            for e in [&older, &newer] {
+                let _ = h.engine.decide(&e.id, "qa", &approve);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let older_done = older_task.await.unwrap().unwrap();
+        let newer_done = newer_task.await.unwrap().unwrap();
+        assert_eq!(
+            (mode, older_done.status),
+            (mode, older_ends),
+            "{:?}",
+            older_done.reason
+        );
+        assert_eq!(newer_done.status, Status::Succeeded);
+    }
+}
