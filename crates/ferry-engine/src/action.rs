@@ -51,7 +51,7 @@ pub enum ActionError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reconciled {
     /// The side effect happened: record this and move on.
-    Done(ActionOutput),
+    Done(Box<ActionOutput>),
     /// It did not: run the action (same attempt, same idempotency key).
     NotDone,
     /// The world is in a state the action cannot continue from.

@@ -165,7 +165,7 @@ impl Action for ApprovalAction {
             .as_ref()
             .and_then(outcome)
         {
-            Some(Ok(out)) => Ok(Reconciled::Done(out)),
+            Some(Ok(out)) => Ok(Reconciled::Done(Box::new(out))),
             Some(Err(e)) => Ok(Reconciled::Failed(e.to_string())),
             // Still pending (or never requested): wait again, with the recorded deadline.
             None => Ok(Reconciled::NotDone),

@@ -397,6 +397,20 @@ pub fn zip_dir(
             files.push((stored, entry.path().to_owned()));
         }
     }
+    zip_entries(files, dest)
+}
+
+/// Zips the given files of `root` (paths relative to it), deterministically.
+pub fn zip_files(root: &Path, relative: &[String], dest: &Path) -> Result<usize, ArtifactError> {
+    let files = relative
+        .iter()
+        .map(|r| (r.clone(), root.join(r)))
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    zip_entries(files, dest)
+}
+
+fn zip_entries(mut files: Vec<(String, PathBuf)>, dest: &Path) -> Result<usize, ArtifactError> {
     files.sort();
     files.dedup_by(|a, b| a.0 == b.0);
     let out = File::create(dest).map_err(io(format!("cannot write {}", dest.display())))?;

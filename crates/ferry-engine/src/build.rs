@@ -22,7 +22,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput};
 use crate::artifact::{unzip, zip_dir};
-use crate::buildspec::{self, ArtifactSpec, Buildspec, OnFailure};
+use crate::buildspec::{self, ArtifactSpec, Buildspec, OnFailure, Shell};
 use crate::mask::LineMasker;
 use crate::model::ActionDef;
 use crate::secrets::SecretRef;
@@ -162,15 +162,16 @@ impl Action for Build {
         ]);
         env.extend(self.config.env.iter().cloned());
         env.extend(spec.env.variables.iter().cloned());
-        let runner_dir = ctx.workdir.join(".ferry-build");
-        let export_file = runner_dir.join("exported");
-        let script = write_runner(&spec, &runner_dir, &export_file)
+        let script = ctx.workdir.join(".ferry-run.sh");
+        let export_file = ctx.workdir.join(".ferry-exported");
+        write_runner(&spec, &script, &export_file)
             .map_err(|e| failed(format!("cannot write the build script: {e}")))?;
 
-        let mut cmd = tokio::process::Command::new("bash");
-        cmd.arg("--noprofile")
-            .arg("--norc")
-            .arg(&script)
+        let mut cmd = tokio::process::Command::new(shell_program(spec.env.shell));
+        if spec.env.shell == Shell::Bash {
+            cmd.arg("--noprofile").arg("--norc");
+        }
+        cmd.arg(&script)
             .current_dir(&src)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(
@@ -183,9 +184,12 @@ impl Action for Build {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| failed(format!("cannot start bash: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            failed(format!(
+                "cannot start {}: {e}",
+                shell_program(spec.env.shell).display()
+            ))
+        })?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -360,27 +364,24 @@ fn read_exports(file: &Path, names: &[String]) -> HashMap<String, String> {
     out
 }
 
-/// Writes each command to its own file and a runner that sources them in one shell.
-fn write_runner(spec: &Buildspec, dir: &Path, export_file: &Path) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+/// Writes the runner: every phase's commands, each `eval`ed in the one shell (as sourcing
+/// would: `cd`, variables and functions carry over), with CodeBuild's phase rules. POSIX sh,
+/// so it runs under `bash` and `/bin/sh` alike.
+fn write_runner(spec: &Buildspec, path: &Path, export_file: &Path) -> std::io::Result<()> {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
     let mut s = String::from(
         "# Written by ferry: the buildspec's phases, in one shell, as CodeBuild runs them.\n",
     );
-    s.push_str("export CODEBUILD_BUILD_SUCCEEDING=1\n__ferry_failed=0\n__ferry_skip=0\n");
-    let mut n = 0;
-    let mut command = |s: &mut String, text: &str, flag: &str| -> std::io::Result<()> {
-        n += 1;
-        let file = dir.join(format!("{n:03}.sh"));
-        std::fs::write(&file, format!("{text}\n"))?;
-        let first = text.lines().next().unwrap_or("").replace('\'', "'\\''");
+    s.push_str("export CODEBUILD_BUILD_SUCCEEDING=1\n__ferry_failed=0\n__ferry_skip=0\n__ferry_build_ran=0\n");
+    let command = |s: &mut String, text: &str, flag: &str| {
+        let first = text.lines().next().unwrap_or("");
         let more = if text.lines().count() > 1 { " …" } else { "" };
         let _ = writeln!(
             s,
-            "if [ \"${flag}\" = 1 ]; then\n  printf '%s\\n' '[ferry] running: {first}{more}'\n  . {}\n  __ferry_rc=$?\n  if [ $__ferry_rc -ne 0 ]; then {flag}=0; printf '%s\\n' \"[ferry] command exited with status $__ferry_rc\"; fi\nfi",
-            quote(&file)
+            "if [ \"${flag}\" = 1 ]; then\n  printf '%s\\n' {}\n  eval {}\n  __ferry_rc=$?\n  if [ $__ferry_rc -ne 0 ]; then {flag}=0; printf '%s\\n' \"[ferry] command exited with status $__ferry_rc\"; fi\nfi",
+            quote(&format!("[ferry] running: {first}{more}")),
+            quote(text)
         );
-        Ok(())
     };
     for phase in &spec.phases {
         let _ = writeln!(s, "\n# phase {}", phase.name);
@@ -400,12 +401,12 @@ fn write_runner(spec: &Buildspec, dir: &Path, export_file: &Path) -> std::io::Re
             s.push_str("__ferry_build_ran=1\n");
         }
         for c in &phase.commands {
-            command(&mut s, c, "__ferry_ok")?;
+            command(&mut s, c, "__ferry_ok");
         }
         if !phase.finally.is_empty() {
             s.push_str("__ferry_fin=1\n");
             for c in &phase.finally {
-                command(&mut s, c, "__ferry_fin")?;
+                command(&mut s, c, "__ferry_fin");
             }
             s.push_str("if [ \"$__ferry_fin\" = 0 ]; then __ferry_ok=0; fi\n");
         }
@@ -421,12 +422,29 @@ fn write_runner(spec: &Buildspec, dir: &Path, export_file: &Path) -> std::io::Re
     }
     let _ = writeln!(
         s,
-        "\nfor __v in {}; do printf '%s\\0%s\\0' \"$__v\" \"${{!__v}}\"; done > {}",
+        "\nfor __v in {}; do eval \"__ferry_val=\\${{$__v}}\"; printf '%s\\0%s\\0' \"$__v\" \"$__ferry_val\"; done > {}",
         spec.env.exported_variables.join(" "),
-        quote(export_file)
+        quote(&export_file.display().to_string())
     );
     s.push_str("exit $__ferry_failed\n");
-    let path = dir.join("run.sh");
-    std::fs::write(&path, s)?;
-    Ok(path)
+    std::fs::write(path, s)
+}
+
+/// The shell's program, found on the PATH once rather than at every spawn.
+fn shell_program(shell: Shell) -> PathBuf {
+    static BASH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    match shell {
+        Shell::Sh => PathBuf::from("/bin/sh"),
+        Shell::Bash => BASH
+            .get_or_init(|| {
+                std::env::var_os("PATH")
+                    .and_then(|paths| {
+                        std::env::split_paths(&paths)
+                            .map(|p| p.join("bash"))
+                            .find(|p| p.is_file())
+                    })
+                    .unwrap_or_else(|| PathBuf::from("bash"))
+            })
+            .clone(),
+    }
 }

@@ -18,8 +18,18 @@ pub struct Buildspec {
     pub secondary_artifacts: Vec<(String, ArtifactSpec)>,
 }
 
+/// The shell that runs the commands (`env.shell`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shell {
+    #[default]
+    Bash,
+    /// `/bin/sh`: the system's POSIX shell.
+    Sh,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BuildEnv {
+    pub shell: Shell,
     pub variables: Vec<(String, String)>,
     pub secrets_manager: Vec<(String, SecretRef)>,
     pub exported_variables: Vec<String>,

@@ -460,6 +460,7 @@ impl Engine {
                 .line("[ferry] interrupted earlier: checking what it did before running it again");
             match action.reconcile(&ctx).await {
                 Ok(Reconciled::Done(out)) => {
+                    let out = *out;
                     ctx.log
                         .line("[ferry] it had finished: recording its result");
                     Ok(out)
@@ -482,8 +483,9 @@ impl Engine {
                 self.store
                     .finish_action(&key, Status::Succeeded, Some(&outputs), None)?;
                 self.observer.event(event(Status::Succeeded, None));
-                // What a later action needs is in the artifact store; keep failed workspaces only.
-                let _ = std::fs::remove_dir_all(&workdir);
+                // What a later action needs is in the artifact store; keep failed workspaces
+                // only. Removing it is off the critical path: the next action starts meanwhile.
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&workdir));
                 Ok(Ended::Succeeded)
             }
             Err(ActionError::Cancelled) => {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput};
-use crate::artifact::zip_dir;
+use crate::artifact::{zip_dir, zip_files};
 use crate::model::ActionDef;
 
 /// The revision of a directory that is not in a git repository.
@@ -73,10 +73,14 @@ pub fn is_url(repo: &str) -> bool {
     repo.contains("://") || repo.starts_with("git@")
 }
 
+/// Marks a revision whose directory had changes not committed: `<HEAD>+worktree`.
+pub const WORKTREE: &str = "+worktree";
+
 /// The revision an execution of `repo` builds: `requested` resolved to a commit; otherwise
-/// the working tree as it is (`git stash create` records uncommitted changes to tracked files
-/// as a commit without touching anything), or HEAD when it is clean. A URL keeps the branch
-/// name, resolved when cloned. A directory outside git is [`LOCAL_REVISION`].
+/// HEAD when the pipeline's directory has no uncommitted change, or `<HEAD>+worktree` when it
+/// has — then the files are taken as they are (tracked and untracked, minus what
+/// `.gitignore` excludes). A URL keeps the branch name, resolved when cloned. A directory
+/// outside git is [`LOCAL_REVISION`].
 pub fn resolve_revision(
     repo: &str,
     branch: Option<&str>,
@@ -103,12 +107,16 @@ pub fn resolve_revision(
             )
         });
     }
-    let dirty = git(dir, &["stash", "create"])?;
-    if dirty.is_empty() {
-        git(dir, &["rev-parse", "HEAD"])
+    let head = git(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]).unwrap_or_default();
+    let changes = git(
+        dir,
+        &["status", "--porcelain", "--untracked-files=all", "--", "."],
+    )?;
+    Ok(if changes.is_empty() && !head.is_empty() {
+        head
     } else {
-        Ok(dirty)
-    }
+        format!("{head}{WORKTREE}")
+    })
 }
 
 #[async_trait]
@@ -182,6 +190,26 @@ fn archive(
         ];
         zip_dir(dir, &["**/*".to_owned()], &excludes, false, zip).map_err(|e| e.to_string())?;
         return Ok(LOCAL_REVISION.into());
+    }
+    if revision.ends_with(WORKTREE) {
+        // The files as they are: tracked and untracked, not ignored, relative to `dir`.
+        let listed = git(
+            dir,
+            &[
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+        )?;
+        let files: Vec<String> = listed
+            .split('\0')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect();
+        zip_files(dir, &files, zip).map_err(|e| e.to_string())?;
+        return Ok(revision.to_owned());
     }
     // Only the pipeline's directory: `REV:path/to/dir` is that subtree.
     let prefix = git(dir, &["rev-parse", "--show-prefix"])?;

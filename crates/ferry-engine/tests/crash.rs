@@ -77,10 +77,10 @@ impl Action for Record {
 
     async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
         Ok(if applied(&self.0, &ctx.idempotency_key) {
-            Reconciled::Done(ActionOutput {
+            Reconciled::Done(Box::new(ActionOutput {
                 outputs: json!({"recorded": true, "reconciled": true}),
                 ..ActionOutput::default()
-            })
+            }))
         } else {
             Reconciled::NotDone
         })

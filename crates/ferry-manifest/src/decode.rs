@@ -233,7 +233,8 @@ fn build(d: &mut Decoder, n: &Node) -> Option<BuildDoc> {
             what,
             "name a buildspec file, e.g. `buildspec: buildspec.yml`",
         )
-        .and_then(|n| d.name(n, "`buildspec`"));
+        .and_then(|n| d.string(n, "`buildspec`"))
+        .filter(|b| !b.value.trim().is_empty());
     let inputs = f.get("inputs").map(|n| d.string_list(n, "`inputs`"));
     Some(BuildDoc {
         buildspec: buildspec?,

@@ -103,3 +103,24 @@ fn from_source(file: SourceFile) -> Loaded {
         diagnostics,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Regression: an inline buildspec (`buildspec: |`) ends in a newline and was refused as
+    /// "leading or trailing spaces".
+    #[test]
+    fn inline_buildspec_block_is_accepted() {
+        let text = "pipeline: x\nstages:\n  - name: build\n    actions:\n      - name: b\n        build:\n          buildspec: |\n            version: 0.2\n            phases:\n              build:\n                commands: [true]\n";
+        let loaded = crate::from_str("ferry.yaml", text);
+        assert!(!loaded.has_errors(), "{}", loaded.render(false));
+        let m = loaded.manifest.unwrap();
+        let crate::ActionKind::Build(b) = &m.stages[0].actions[0].kind else {
+            panic!()
+        };
+        assert!(
+            matches!(&b.buildspec, crate::Buildspec::Inline { line: 8, .. }),
+            "{:?}",
+            b.buildspec
+        );
+    }
+}

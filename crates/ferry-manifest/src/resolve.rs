@@ -663,10 +663,14 @@ impl Resolver<'_> {
 
     fn build(&mut self, b: &BuildDoc) -> Build {
         let buildspec = if b.buildspec.value.contains('\n') {
-            // A block scalar's text starts on the line after `buildspec: |`.
             Buildspec::Inline {
                 text: b.buildspec.value.clone(),
-                line: self.file.location(b.buildspec.span.start).line + 1,
+                line: {
+                    // The span starts at the `|` indicator or at the first line of the block.
+                    let at = self.file.location(b.buildspec.span.start).line;
+                    let indicator = self.file.slice(b.buildspec.span).starts_with(['|', '>']);
+                    at + usize::from(indicator)
+                },
             }
         } else {
             Buildspec::File(self.checked(&b.buildspec, "buildspec path", names::artifact_path))

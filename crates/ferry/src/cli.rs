@@ -33,21 +33,21 @@ pub enum Command {
     /// Print the JSON Schema of ferry.yaml, for editors
     Schema(SchemaArgs),
     /// Run the pipeline: source, build, test, then each environment in turn
-    Run(Pending),
-    /// Show running executions and where each stage stands
-    Status(Pending),
+    Run(RunArgs),
+    /// Show an execution and where each stage stands
+    Status(StatusArgs),
     /// List past executions
-    History(Pending),
+    History(HistoryArgs),
     /// Print or follow the log of an execution or one of its actions
-    Logs(Pending),
+    Logs(LogsArgs),
     /// Approve a stage that waits for approval
-    Approve(Pending),
+    Approve(DecideArgs),
     /// Reject a stage that waits for approval
-    Reject(Pending),
+    Reject(DecideArgs),
     /// Retry the failed actions of a stage
-    Retry(Pending),
+    Retry(RetryArgs),
     /// Stop an execution
-    Stop(Pending),
+    Stop(StopArgs),
     /// Deploy an ECS service or a Lambda function directly, from any CI
     Deploy(Pending),
     /// Return an environment to its last release verified good
@@ -200,6 +200,131 @@ pub struct LintArgs {
     #[arg(long)]
     pub strict: bool,
     /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Where the manifest and the state are.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Where ferry keeps executions, logs and artifacts (default: .ferry/ beside the manifest)
+    #[arg(long, env = "FERRY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The source is the repository at --revision, or by default the working tree as it is\n\
+(uncommitted changes to tracked files included). Approvals wait for `ferry approve EXECUTION STAGE`\n\
+from another terminal, or approve themselves with --auto-approve. Ctrl-C stops after the running\n\
+actions finish; a second Ctrl-C stops them too. An interrupted run continues with --resume.\n\n\
+Exit status: 0 the execution succeeded, 1 it failed or was stopped, 2 usage error.\n\n\
+Examples:\n  ferry run\n  ferry run -f examples/local/ferry.yaml --auto-approve\n  ferry run --revision v1.4.0 --until build\n  ferry run --resume"
+)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// A git revision to build (branch, tag or commit); default: the working tree
+    #[arg(long, value_name = "REF")]
+    pub revision: Option<String>,
+    /// Stop after this stage
+    #[arg(long, value_name = "STAGE")]
+    pub until: Option<String>,
+    /// Approve every approval as it comes (demos, throwaway environments)
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Continue an interrupted execution (default: the newest unfinished one) instead of starting one
+    #[arg(long, value_name = "EXECUTION", num_args = 0..=1, default_missing_value = "")]
+    pub resume: Option<String>,
+    /// Output format of the final result
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// An execution id (`orders-3`) or number (`3`); default: the newest
+    pub execution: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// How many executions
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ferry logs 3\n  ferry logs 3 build.compile\n  ferry logs orders-3 compile --follow"
+)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// An execution id or number
+    pub execution: String,
+    /// One action: `stage.action`, or an action name that is unique in the pipeline
+    pub action: Option<String>,
+    /// Keep printing as the log grows, until the action ends
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Your identity is FERRY_IDENTITY, else git's user.email, else $USER.\n\
+When no ferry process is driving the execution (the one that ran it was stopped), this command\n\
+continues it here, unless --no-continue.\n\n\
+Examples:\n  ferry approve 3 qa\n  ferry approve orders-3 prod --comment \"load test passed\"\n  ferry reject 3 prod --comment \"wrong build\""
+)]
+pub struct DecideArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// An execution id or number
+    pub execution: String,
+    /// The stage whose approval this decides
+    pub stage: String,
+    /// Why (some approvals require it)
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Only record the decision; do not continue the execution here
+    #[arg(long)]
+    pub no_continue: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// An execution id or number
+    pub execution: String,
+    /// The failed stage; only its failed actions run again
+    pub stage: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// An execution id or number
+    pub execution: String,
+    /// Cancel running actions too (builds are killed) instead of letting them finish
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -3,7 +3,9 @@
 
 mod cli;
 mod commands;
+mod live;
 mod output;
+mod state;
 
 use std::process::ExitCode;
 
@@ -18,14 +20,14 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::init::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
-        Command::Run(args)
-        | Command::Status(args)
-        | Command::History(args)
-        | Command::Logs(args)
-        | Command::Approve(args)
-        | Command::Reject(args)
-        | Command::Retry(args)
-        | Command::Stop(args) => not_available_yet(&args, 4),
+        Command::Run(args) => commands::pipeline::run(&args),
+        Command::Status(args) => commands::pipeline::status(&args),
+        Command::History(args) => commands::pipeline::history(&args),
+        Command::Logs(args) => commands::pipeline::logs(&args),
+        Command::Approve(args) => commands::pipeline::decide(&args, true),
+        Command::Reject(args) => commands::pipeline::decide(&args, false),
+        Command::Retry(args) => commands::pipeline::retry(&args),
+        Command::Stop(args) => commands::pipeline::stop(&args),
         Command::Deploy(args) | Command::Rollback(args) | Command::Releases(args) => {
             not_available_yet(&args, 5)
         }

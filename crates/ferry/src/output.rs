@@ -35,6 +35,7 @@ pub enum Format {
 
 pub const ERROR: Style = AnsiColor::Red.on_default().bold();
 pub const OK: Style = AnsiColor::Green.on_default().bold();
+pub const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 pub const BOLD: Style = Style::new().bold();
 pub const DIM: Style = Style::new().dimmed();
 

@@ -45,22 +45,29 @@ impl SqliteStore {
     }
 
     fn setup(mut conn: Connection) -> Result<SqliteStore> {
+        // First: other processes (`ferry approve` while `ferry run` drives) wait their turn
+        // instead of failing with "database is locked".
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt(format!(
-                "schema version {version} is newer than this ferry knows ({}); upgrade ferry",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        // Each step reads the version inside its write transaction: two processes opening a
+        // new database at once (`ferry run` and `ferry status`) must not both migrate it.
+        loop {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let version = usize::try_from(version).unwrap_or(usize::MAX);
+            if version > MIGRATIONS.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {version} is newer than this ferry knows ({}); upgrade ferry",
+                    MIGRATIONS.len()
+                )));
+            }
+            let Some(sql) = MIGRATIONS.get(version) else {
+                break;
+            };
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.pragma_update(None, "user_version", version as i64 + 1)?;
             tx.commit()?;
         }
         Ok(SqliteStore {
@@ -830,5 +837,27 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `ferry status` polling a new state directory while `ferry run` created it
+    /// raced to migrate the schema, and one failed with "table already exists".
+    #[test]
+    fn concurrent_opens_of_a_new_database_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || SqliteStore::open(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
     }
 }

@@ -1,4 +1,5 @@
 pub mod init;
+pub mod pipeline;
 pub mod policy;
 pub mod schema;
 pub mod validate;

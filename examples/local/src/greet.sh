@@ -1,0 +1,3 @@
+#!/bin/sh
+# greeter @VERSION@: says hello.
+echo "${GREETING:-hello}, ${1:-stranger} (greeter @VERSION@)"
