@@ -68,15 +68,6 @@ pub trait Action: Send + Sync {
     async fn reconcile(&self, _ctx: &ActionContext) -> Result<Reconciled, ActionError> {
         Ok(Reconciled::NotDone)
     }
-
-    /// Undoes what `run` changed, given the outputs it recorded.
-    async fn rollback(
-        &self,
-        _ctx: &ActionContext,
-        _outputs: &serde_json::Value,
-    ) -> Result<(), ActionError> {
-        Ok(())
-    }
 }
 
 /// A kind of action: its name, its typed configuration, and how to make one.

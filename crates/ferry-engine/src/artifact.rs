@@ -5,7 +5,9 @@
 //! number, and a last-chunk flag, so chunks cannot be reordered, dropped or truncated); the
 //! data key is stored wrapped by a master key. The authenticated data is the content address,
 //! and every read checks the tags and the plaintext's sha256. The local backend's master key
-//! is a 0600 file; the S3 backend (ferry-aws) wraps data keys with KMS behind the same trait.
+//! is a 0600 file. The S3 backend (ferry-aws) implements the same trait with SSE-KMS under the
+//! pipeline's customer-managed key instead, so that target accounts read artifacts as
+//! CodePipeline's do.
 
 use std::fs::File;
 use std::io::{Read, Write};

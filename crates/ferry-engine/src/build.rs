@@ -119,8 +119,9 @@ impl Action for Build {
             .config
             .secrets
             .iter()
-            .map(|(var, id)| (var.clone(), SecretRef::id(id)))
-            .collect();
+            .map(|(var, id)| SecretRef::parse(id).map(|r| (var.clone(), r)))
+            .collect::<Result<_, _>>()
+            .map_err(failed)?;
         wanted.extend(spec.env.secrets_manager.iter().cloned());
         let mut secret_env = Vec::new();
         for (var, secret) in wanted {

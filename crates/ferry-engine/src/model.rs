@@ -212,7 +212,7 @@ pub struct ReleaseRecord {
     pub previous_version: Option<String>,
     #[serde(default)]
     pub details: serde_json::Value,
-    /// `Deployed`, `RolledBack` or `Failed`.
+    /// `Deployed`, `RolledBack`, `Failed`, or `Restored` (put back by `ferry rollback`).
     pub outcome: String,
     /// The new version ran through its bake or steady-state check without an alarm.
     pub verified: bool,
@@ -230,6 +230,33 @@ pub struct Release {
     pub created_ms: i64,
     #[serde(flatten)]
     pub record: ReleaseRecord,
+}
+
+/// Where `ferry rollback` returns a target to: the newest release the ledger marks verified
+/// good (deployed or restored, and through its bake or steady-state check) that is not the
+/// version running now, nor one an earlier rollback moved away from — not merely the previous
+/// version, which may never have been good. `releases` is one target's ledger, newest first.
+pub fn rollback_target<'a>(
+    releases: &'a [Release],
+    live_version: Option<&str>,
+) -> Option<&'a Release> {
+    let mut abandoned: Vec<&str> = Vec::new();
+    for r in releases {
+        if r.record.outcome == "Restored"
+            && let Some(replaced) = &r.record.previous_version
+        {
+            abandoned.push(replaced);
+        }
+        let version = r.record.version.as_str();
+        if r.record.verified
+            && matches!(r.record.outcome.as_str(), "Deployed" | "Restored")
+            && Some(version) != live_version
+            && !abandoned.contains(&version)
+        {
+            return Some(r);
+        }
+    }
+    None
 }
 
 /// Milliseconds since the Unix epoch.
@@ -250,4 +277,51 @@ pub fn idempotency_key(execution: &str, stage: &str, action: &str, attempt: u32)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(id: i64, version: &str, outcome: &str, verified: bool) -> Release {
+        Release {
+            id,
+            pipeline: "orders".into(),
+            environment: "prod".into(),
+            execution_id: format!("orders-{id}"),
+            revision: "abc".into(),
+            approved_by: None,
+            created_ms: id,
+            record: ReleaseRecord {
+                target: "lambda:orders-fn:live".into(),
+                version: version.into(),
+                digest: None,
+                previous_version: None,
+                details: serde_json::Value::Null,
+                outcome: outcome.into(),
+                verified,
+            },
+        }
+    }
+
+    #[test]
+    fn rollback_skips_the_live_version_and_releases_never_verified() {
+        // Newest first: 5 is live (verified, but users found a bug); 4 was deployed but its
+        // last alarm check is unknown; 3 rolled back; 2 is the last good one.
+        let ledger = [
+            release(5, "5", "Deployed", true),
+            release(4, "4", "Deployed", false),
+            release(3, "3", "RolledBack", false),
+            release(2, "2", "Deployed", true),
+            release(1, "1", "Deployed", true),
+        ];
+        assert_eq!(rollback_target(&ledger, Some("5")).map(|r| r.id), Some(2));
+        // After restoring 2 in place of 5, the next rollback goes further back, never to 5.
+        let mut restored = release(6, "2", "Restored", true);
+        restored.record.previous_version = Some("5".into());
+        let mut after = vec![restored];
+        after.extend(ledger.iter().cloned());
+        assert_eq!(rollback_target(&after, Some("2")).map(|r| r.id), Some(1));
+        assert_eq!(rollback_target(&ledger[3..4], Some("2")), None);
+    }
 }

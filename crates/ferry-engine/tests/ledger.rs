@@ -150,4 +150,32 @@ async fn deploys_and_rollbacks_are_recorded_with_their_approver() {
     assert_eq!(oldest.approved_by.as_deref(), Some("erin"));
     assert_eq!(oldest.revision, "rev2");
     assert_eq!(oldest.record.digest.as_deref(), Some("sha-2"));
+
+    // `ferry rollback` puts 2 back: a `Restored` entry by whoever ran it, with 2's origin.
+    engine
+        .store()
+        .restore_release(oldest, "oncall@example.com", Some("3"))
+        .unwrap();
+    let restored = &engine
+        .store()
+        .releases("orders", Some("prod"), Some("lambda:orders-fn:live"), 1)
+        .unwrap()[0];
+    assert_eq!(
+        (
+            restored.record.version.as_str(),
+            restored.record.outcome.as_str(),
+            restored.record.verified,
+            restored.record.previous_version.as_deref(),
+            restored.approved_by.as_deref(),
+            restored.revision.as_str(),
+        ),
+        (
+            "2",
+            "Restored",
+            true,
+            Some("3"),
+            Some("oncall@example.com"),
+            "rev2"
+        )
+    );
 }

@@ -75,9 +75,9 @@ pub struct Document {
     /// Where each execution takes its source from. Default: the git repository that holds this
     /// file, branch `main`.
     pub source: Option<SourceDoc>,
-    /// Secrets for builds: an environment variable name bound to a Secrets Manager secret id
-    /// (a name or a full ARN) in the shared account. Values are read at run time, masked in every
-    /// log line, and never stored.
+    /// Secrets for builds: an environment variable name bound to a Secrets Manager secret in
+    /// the shared account, as CodeBuild names them: `name-or-ARN[:json-key[:version-stage[:version-id]]]`.
+    /// Values are read at run time, masked in every log line, and never stored.
     #[schemars(default)]
     pub secrets: NamedMap<Text>,
     /// Stages that run before the environments, in order: typically build and test.

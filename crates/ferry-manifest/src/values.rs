@@ -298,8 +298,23 @@ pub mod names {
     }
 
     pub fn secret_id(s: &str) -> Option<String> {
-        if let Some(rest) = s.strip_prefix("arn:") {
-            let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        // CodeBuild's form: `secret-id[:json-key[:version-stage[:version-id]]]`.
+        let (id, rest): (String, Vec<&str>) = if let Some(arn) = s.strip_prefix("arn:") {
+            let parts: Vec<&str> = arn.split(':').collect();
+            (
+                format!("arn:{}", parts[..parts.len().min(6)].join(":")),
+                parts.get(6..).map(<[&str]>::to_vec).unwrap_or_default(),
+            )
+        } else {
+            let mut parts = s.split(':');
+            (parts.next().unwrap_or_default().to_owned(), parts.collect())
+        };
+        let usage = "write `<name or ARN>[:<json-key>[:<version-stage>[:<version-id>]]]`";
+        if rest.len() > 3 || (rest.len() == 1 && rest[0].is_empty()) {
+            return Some(format!("`{s}` has too many parts; {usage}"));
+        }
+        if let Some(arn) = id.strip_prefix("arn:") {
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
             let ok = parts.len() == 6
                 && parts[0].starts_with("aws")
                 && parts[1] == "secretsmanager"
@@ -309,9 +324,9 @@ pub mod names {
                 && !parts[5].is_empty();
             return (!ok).then(|| "a secret ARN looks like `arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/db-AbCdEf`".to_owned());
         }
-        length(s, 1, 512).or_else(|| {
-            (!only(s, "/_+=.@-"))
-                .then(|| "a secret name uses letters, digits and `/_+=.@-`".to_owned())
+        length(&id, 1, 512).or_else(|| {
+            (!only(&id, "/_+=.@-"))
+                .then(|| format!("a secret name uses letters, digits and `/_+=.@-`; {usage}"))
         })
     }
 
@@ -385,6 +400,16 @@ mod tests {
                 .is_none()
         );
         assert!(secret_id("arn:aws:s3:::bucket").is_some());
+        assert!(secret_id("orders/db:password").is_none());
+        assert!(secret_id("orders/db:password:AWSPREVIOUS").is_none());
+        assert!(
+            secret_id(
+                "arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/db-AbCdEf:password"
+            )
+            .is_none()
+        );
+        assert!(secret_id("orders/db:a:b:c:d").is_some());
+        assert!(secret_id("orders/db:").is_some());
         assert!(artifact_path("dist/function.zip").is_none());
         assert!(artifact_path("../x").is_some());
     }

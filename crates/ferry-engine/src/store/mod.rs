@@ -136,6 +136,14 @@ pub trait Store: Send + Sync {
         approved_by: Option<&str>,
         record: &ReleaseRecord,
     ) -> Result<i64>;
+    /// Records that `identity` put `release` back in place of `replaced` (`ferry rollback`):
+    /// a new ledger entry with outcome `Restored`, keeping the release's execution and revision.
+    fn restore_release(
+        &self,
+        release: &Release,
+        identity: &str,
+        replaced: Option<&str>,
+    ) -> Result<i64>;
     /// Newest first.
     fn releases(
         &self,

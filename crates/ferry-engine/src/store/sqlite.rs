@@ -48,7 +48,21 @@ impl SqliteStore {
         // First: other processes (`ferry approve` while `ferry run` drives) wait their turn
         // instead of failing with "database is locked".
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching to WAL takes an exclusive lock, and SQLite reports a conflict at once
+        // instead of calling the busy handler: retry it for as long as the busy timeout.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Each step reads the version inside its write transaction: two processes opening a
@@ -785,6 +799,39 @@ impl Store for SqliteStore {
         })
     }
 
+    fn restore_release(
+        &self,
+        release: &Release,
+        identity: &str,
+        replaced: Option<&str>,
+    ) -> Result<i64> {
+        let r = &release.record;
+        let detail = format!(
+            "{} {} {} restored",
+            release.environment, r.target, r.version
+        );
+        self.transition((&release.execution_id, None, None, "release", Some(&detail)), |tx| {
+            tx.execute(
+                "INSERT INTO releases (pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'Restored', 1, ?11)",
+                params![
+                    release.pipeline,
+                    release.environment,
+                    r.target,
+                    release.execution_id,
+                    release.revision,
+                    r.version,
+                    r.digest,
+                    replaced,
+                    r.details.to_string(),
+                    identity,
+                    now_ms()
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
     fn releases(
         &self,
         pipeline: &str,
@@ -845,7 +892,8 @@ mod tests {
     use super::*;
 
     /// Regression: `ferry status` polling a new state directory while `ferry run` created it
-    /// raced to migrate the schema, and one failed with "table already exists".
+    /// raced to migrate the schema, and one failed with "table already exists"; then the
+    /// switch to WAL failed with "database is locked" without waiting.
     #[test]
     fn concurrent_opens_of_a_new_database_migrate_once() {
         let dir = tempfile::tempdir().unwrap();
