@@ -39,7 +39,9 @@ ferry_ensure_tools() {
 ferry_start_moto() {
   local port
   port=$("$FERRY_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$FERRY_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$FERRY_TOOLS/moto.log" 2>&1 &
+  # New ECS services start with one running task (see MOTO_ECS_SERVICE_RUNNING in
+  # crates/ferry-test-support): desired 1 is steady at once, desired 2 never by itself.
+  MOTO_ECS_SERVICE_RUNNING=1 "$FERRY_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$FERRY_TOOLS/moto.log" 2>&1 &
   FERRY_MOTO_PID=$!
   export FERRY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
   local i

@@ -27,6 +27,11 @@ use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 /// The region every test uses.
 pub const REGION: &str = "us-east-1";
 
+/// moto starts every new ECS service with this many running tasks (moto-matrix.md §3f): a
+/// service of desired count 1 is steady at once, one of 2 stays at 1/2 until a test moves it.
+/// `scripts/lib.sh` starts its server with the same value.
+pub const MOTO_ECS_SERVICE_RUNNING: &str = "1";
+
 /// A running emulator.
 #[derive(Debug)]
 pub struct Emulator {
@@ -98,8 +103,7 @@ fn start() -> Result<Emulator, String> {
         let mut command = Command::new(&program);
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            // moto reads these at start; see moto-matrix.md. Lambda without Docker.
-            .env("MOTO_ECS_SERVICE_RUNNING", "0")
+            .env("MOTO_ECS_SERVICE_RUNNING", MOTO_ECS_SERVICE_RUNNING)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         die_with_parent(&mut command);
@@ -205,6 +209,9 @@ pub fn base_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(emulator().endpoint())
+        // What `aws_config::load` would add: a clock (credential expiry) and a sleep (retries).
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "testing",
             "testing",

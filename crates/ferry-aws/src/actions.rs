@@ -1,0 +1,430 @@
+//! The engine's `ecs` and `lambda` actions: the deploys of [`crate::ecs`] and
+//! [`crate::lambda`], run as the target account's deploy role (session
+//! `ferry-<pipeline>-<execution>`), reading their input artifact as that role, and
+//! reporting to the release ledger.
+//!
+//! A forced stop does not cut a deploy off: stopping between canary steps would leave the
+//! alias split, so a deploy always finishes or rolls back.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_engine::action::{
+    Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
+};
+use ferry_engine::model::{ActionDef, ReleaseRecord};
+use ferry_manifest::Traffic;
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+
+use crate::ecs::{self, EcsDeploy, EcsReport};
+use crate::lambda::{self, LambdaDeploy, LambdaReport, Outcome, Package};
+use crate::session::{AccountConfig, Aws, RoleTarget};
+
+/// The account a deploy acts in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Target {
+    pub account_id: String,
+    pub region: String,
+    pub role_arn: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+impl Target {
+    fn role(&self) -> RoleTarget {
+        RoleTarget {
+            role_arn: self.role_arn.clone(),
+            external_id: self.external_id.clone(),
+            region: Some(self.region.clone()),
+        }
+    }
+}
+
+/// The `ecs` action's configuration: the manifest's `ecs` deploy and its target.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EcsConfig {
+    pub cluster: String,
+    pub service: String,
+    /// The input artifact holding the image-definitions file.
+    pub artifact: String,
+    /// The file's path inside the artifact.
+    pub image_definitions: String,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    pub target: Target,
+}
+
+/// The `lambda` action's configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LambdaConfig {
+    pub function: String,
+    pub alias: String,
+    pub package: PackageConfig,
+    #[serde(deserialize_with = "traffic")]
+    pub traffic: Traffic,
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageConfig {
+    /// A zip file at `path` inside the input artifact `artifact`.
+    Zip {
+        artifact: String,
+        path: String,
+    },
+    Image {
+        uri: String,
+    },
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    ferry_manifest::values::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn traffic<'de, D: Deserializer<'de>>(d: D) -> Result<Traffic, D::Error> {
+    let text = String::deserialize(d)?;
+    Traffic::parse(&text).map_err(serde::de::Error::custom)
+}
+
+pub struct EcsKind(pub Aws);
+pub struct LambdaKind(pub Aws);
+
+impl ActionKind for EcsKind {
+    type Config = EcsConfig;
+    fn name(&self) -> &'static str {
+        "ecs"
+    }
+    fn build(&self, config: EcsConfig, _: &ActionDef) -> Result<Arc<dyn Action>, String> {
+        Ok(Arc::new(EcsAction {
+            aws: self.0.clone(),
+            config,
+        }))
+    }
+}
+
+impl ActionKind for LambdaKind {
+    type Config = LambdaConfig;
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+    fn build(&self, config: LambdaConfig, _: &ActionDef) -> Result<Arc<dyn Action>, String> {
+        Ok(Arc::new(LambdaAction {
+            aws: self.0.clone(),
+            config,
+        }))
+    }
+}
+
+/// Assumes the target's deploy role for this execution.
+async fn target_session(
+    aws: &Aws,
+    ctx: &ActionContext,
+    target: &Target,
+) -> Result<AccountConfig, ActionError> {
+    let session = aws.with_session(&format!(
+        "ferry-{}-{}",
+        ctx.execution.pipeline, ctx.execution.seq
+    ));
+    session
+        .assume(&target.role())
+        .await
+        .map_err(|e| ActionError::Failed(e.to_string()))
+}
+
+/// Unpacks input artifact `name` into the work directory, read as `account` when it is in S3.
+async fn fetch_input(
+    ctx: &ActionContext,
+    aws: &Aws,
+    account: &AccountConfig,
+    name: &str,
+) -> Result<PathBuf, ActionError> {
+    let artifact = ctx.input(name).ok_or_else(|| {
+        ActionError::Failed(format!(
+            "input artifact `{name}` was not produced by an earlier stage"
+        ))
+    })?;
+    let zip = ctx.workdir.join(format!("{name}.zip"));
+    let fetched = if crate::artifacts::is_s3(artifact) {
+        crate::artifacts::read_as(account, &aws.calls, artifact, &zip).await
+    } else {
+        ctx.artifacts.get(artifact, &zip).await
+    };
+    fetched.map_err(|e| ActionError::Failed(e.to_string()))?;
+    let dir = ctx.workdir.join(name);
+    ferry_engine::artifact::unzip(&zip, &dir).map_err(|e| ActionError::Failed(e.to_string()))?;
+    Ok(dir)
+}
+
+/// `relative` inside `dir`; never outside it.
+fn inside(dir: &Path, relative: &str, artifact: &str) -> Result<PathBuf, ActionError> {
+    let rel = Path::new(relative);
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(ActionError::Failed(format!(
+            "`{relative}` must be a relative path inside artifact `{artifact}`"
+        )));
+    }
+    let path = dir.join(rel);
+    if !path.is_file() {
+        return Err(ActionError::Failed(format!(
+            "artifact `{artifact}` has no file `{relative}`"
+        )));
+    }
+    Ok(path)
+}
+
+/// The ledger's releases of `target` in this stage's environment, newest first.
+fn ledger(
+    ctx: &ActionContext,
+    target: &str,
+) -> Result<Vec<ferry_engine::model::Release>, ActionError> {
+    let Some(env) = &ctx.environment else {
+        return Ok(Vec::new());
+    };
+    ctx.store
+        .releases(&ctx.execution.pipeline, Some(env), Some(target), 100)
+        .map_err(|e| ActionError::Failed(format!("reading the release ledger: {e}")))
+}
+
+fn lambda_target(c: &LambdaConfig) -> String {
+    format!("lambda:{}:{}", c.function, c.alias)
+}
+
+fn ecs_target(c: &EcsConfig) -> String {
+    format!("ecs:{}/{}", c.cluster, c.service)
+}
+
+struct LambdaAction {
+    aws: Aws,
+    config: LambdaConfig,
+}
+
+impl LambdaAction {
+    async fn package(
+        &self,
+        ctx: &ActionContext,
+        account: &AccountConfig,
+    ) -> Result<Package, ActionError> {
+        match &self.config.package {
+            PackageConfig::Image { uri } => Ok(Package::Image(uri.clone())),
+            PackageConfig::Zip { artifact, path } => {
+                let dir = fetch_input(ctx, &self.aws, account, artifact).await?;
+                let file = inside(&dir, path, artifact)?;
+                std::fs::read(&file).map(Package::Zip).map_err(|e| {
+                    ActionError::Failed(format!("cannot read {}: {e}", file.display()))
+                })
+            }
+        }
+    }
+
+    fn release(&self, report: &LambdaReport, outcome: &str) -> ReleaseRecord {
+        ReleaseRecord {
+            target: lambda_target(&self.config),
+            version: report.to_version.clone().unwrap_or_default(),
+            digest: report.code_sha256.clone(),
+            previous_version: report.from_version.clone(),
+            details: json!({"account": self.config.target.account_id, "function": report.function, "alias": report.alias}),
+            outcome: outcome.into(),
+            verified: report.verified,
+        }
+    }
+}
+
+#[async_trait]
+impl Action for LambdaAction {
+    async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        let account = target_session(&self.aws, ctx, &self.config.target).await?;
+        let package = self.package(ctx, &account).await?;
+        let referenced = ledger(ctx, &lambda_target(&self.config))?
+            .into_iter()
+            .map(|r| r.record.version)
+            .collect();
+        let req = LambdaDeploy {
+            function: self.config.function.clone(),
+            alias: self.config.alias.clone(),
+            package,
+            traffic: self.config.traffic,
+            alarms: self.config.alarms.clone(),
+            prune_keep: None,
+            referenced,
+            poll: ctx.settings.poll,
+            idempotency_key: Some(ctx.idempotency_key.clone()),
+        };
+        ctx.log.line(&format!(
+            "deploying {} as {}",
+            lambda_target(&self.config),
+            self.config.target.role_arn
+        ));
+        let report = lambda::deploy(&account, &self.aws.calls, &req, &|line| ctx.log.line(line))
+            .await
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
+        let outputs = serde_json::to_value(&report).unwrap_or_default();
+        match report.outcome {
+            Outcome::Deployed | Outcome::AlreadyDeployed => Ok(ActionOutput {
+                outputs,
+                artifacts: Vec::new(),
+                release: Some(self.release(&report, "Deployed")),
+            }),
+            Outcome::RolledBack => Err(ActionError::RolledBack {
+                reason: report.error.clone().unwrap_or_default(),
+                release: Box::new(self.release(&report, "RolledBack")),
+            }),
+            Outcome::RollbackFailed => Err(ActionError::Failed(report.error.unwrap_or_default())),
+        }
+    }
+
+    /// After a crash: when the alias already serves this code with no canary split, the
+    /// deploy happened (not verified: its last alarm check is unknown). Otherwise it runs
+    /// again, which reuses a version already published.
+    async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
+        let account = target_session(&self.aws, ctx, &self.config.target).await?;
+        let package = self.package(ctx, &account).await?;
+        let current = lambda::alias_code(
+            &account,
+            &self.aws.calls,
+            &self.config.function,
+            &self.config.alias,
+        )
+        .await
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        match (current, package.code_sha256()) {
+            (Some((version, Some(sha), weights)), Some(expected))
+                if sha == expected && weights.is_empty() =>
+            {
+                let record = ReleaseRecord {
+                    target: lambda_target(&self.config),
+                    version: version.clone(),
+                    digest: Some(sha),
+                    previous_version: None,
+                    details: json!({"account": self.config.target.account_id, "reconciled": true}),
+                    outcome: "Deployed".into(),
+                    verified: false,
+                };
+                Ok(Reconciled::Done(Box::new(ActionOutput {
+                    outputs: json!({"outcome": "Deployed", "to_version": version, "reconciled": true}),
+                    artifacts: Vec::new(),
+                    release: Some(record),
+                })))
+            }
+            _ => Ok(Reconciled::NotDone),
+        }
+    }
+}
+
+struct EcsAction {
+    aws: Aws,
+    config: EcsConfig,
+}
+
+impl EcsAction {
+    fn release(&self, report: &EcsReport, outcome: &str) -> ReleaseRecord {
+        ReleaseRecord {
+            target: ecs_target(&self.config),
+            version: report.to_task_definition.clone().unwrap_or_default(),
+            digest: None,
+            previous_version: report.from_task_definition.clone(),
+            details: json!({"account": self.config.target.account_id, "images": report.images}),
+            outcome: outcome.into(),
+            verified: report.verified,
+        }
+    }
+}
+
+#[async_trait]
+impl Action for EcsAction {
+    /// Idempotent: a run resumed after a crash finds the service on the new images and waits
+    /// for it, returning to the last verified release if it does not become steady.
+    async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        let account = target_session(&self.aws, ctx, &self.config.target).await?;
+        let dir = fetch_input(ctx, &self.aws, &account, &self.config.artifact).await?;
+        let file = inside(&dir, &self.config.image_definitions, &self.config.artifact)?;
+        let images = ecs::read_image_definitions(&file).map_err(ActionError::Failed)?;
+        let previous = ledger(ctx, &ecs_target(&self.config))?
+            .into_iter()
+            .find(|r| r.record.verified && r.record.outcome == "Deployed")
+            .map(|r| r.record.version);
+        let req = EcsDeploy {
+            cluster: self.config.cluster.clone(),
+            service: self.config.service.clone(),
+            images,
+            timeout: self.config.timeout,
+            alarms: self.config.alarms.clone(),
+            poll: ctx.settings.poll,
+            previous,
+            idempotency_key: Some(ctx.idempotency_key.clone()),
+        };
+        ctx.log.line(&format!(
+            "deploying {} as {}",
+            ecs_target(&self.config),
+            self.config.target.role_arn
+        ));
+        let report = ecs::deploy(&account, &self.aws.calls, &req, &|line| ctx.log.line(line))
+            .await
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
+        let outputs = serde_json::to_value(&report).unwrap_or_default();
+        match report.outcome {
+            Outcome::Deployed | Outcome::AlreadyDeployed => Ok(ActionOutput {
+                outputs,
+                artifacts: Vec::new(),
+                release: Some(self.release(&report, "Deployed")),
+            }),
+            Outcome::RolledBack => Err(ActionError::RolledBack {
+                reason: report.error.clone().unwrap_or_default(),
+                release: Box::new(self.release(&report, "RolledBack")),
+            }),
+            Outcome::RollbackFailed => Err(ActionError::Failed(report.error.unwrap_or_default())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.json"), "[]").unwrap();
+        assert!(inside(dir.path(), "f.json", "a").is_ok());
+        assert!(inside(dir.path(), "./f.json", "a").is_ok());
+        for bad in ["../f.json", "/etc/passwd", "missing.json"] {
+            assert!(inside(dir.path(), bad, "a").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configs_read_what_the_manifest_writes() {
+        let c: LambdaConfig = serde_json::from_value(json!({
+            "function": "orders-fn", "alias": "live",
+            "package": {"zip": {"artifact": "build", "path": "dist/fn.zip"}},
+            "traffic": "canary 10% 5m", "alarms": ["errors"],
+            "target": {"account_id": "222222222222", "region": "us-east-1", "role_arn": "arn:aws:iam::222222222222:role/ferry-deploy"}
+        }))
+        .unwrap();
+        assert_eq!(
+            c.traffic,
+            Traffic::Canary {
+                percent: 10,
+                bake: Duration::from_secs(300)
+            }
+        );
+        assert_eq!(c.target.role().account(), Some("222222222222"));
+        let e: EcsConfig = serde_json::from_value(json!({
+            "cluster": "orders", "service": "api", "artifact": "build", "image_definitions": "imagedefinitions.json",
+            "timeout": "10m", "target": {"account_id": "222222222222", "region": "us-east-1", "role_arn": "arn:aws:iam::222222222222:role/ferry-deploy"}
+        }))
+        .unwrap();
+        assert_eq!(e.timeout, Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,25 @@
+//! ferry-aws: every AWS call ferry makes, through the official AWS SDK for Rust.
+//!
+//! - [`session`]: the base identity and, per target account, its assumed deploy role.
+//! - [`lambda`] and [`ecs`]: deploys that wait, check and roll back by themselves.
+//! - [`alarms`]: the CloudWatch alarms a deploy watches.
+//! - [`artifacts`]: the S3/KMS artifact store; [`secrets`]: the Secrets Manager resolver.
+//! - [`actions`]: the engine's `ecs` and `lambda` actions, built on the above.
+//! - [`error`]: errors that name the account, role, action, resource and AWS error code.
+//!
+//! Architecture invariant: nothing here prints or stores a credential or a secret value.
+
+pub mod actions;
+pub mod alarms;
+pub mod artifacts;
+pub mod ecs;
+pub mod error;
+pub mod lambda;
+pub mod secrets;
+pub mod session;
+
+/// Registers the `ecs` and `lambda` action kinds.
+pub fn register(registry: &mut ferry_engine::Registry, aws: &session::Aws) {
+    registry.register(actions::EcsKind(aws.clone()));
+    registry.register(actions::LambdaKind(aws.clone()));
+}

@@ -1,0 +1,260 @@
+//! Credentials per account: the process's own identity from the SDK's default chain, and for
+//! each target account its deploy role through `AssumeRole`, cached until shortly before the
+//! credentials expire (the SDK's provider refreshes them, safely under concurrency).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+
+use crate::error::{AwsError, CallSite, root_message};
+
+/// A role to act as in another account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleTarget {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub region: Option<String>,
+}
+
+impl RoleTarget {
+    pub fn account(&self) -> Option<&str> {
+        self.role_arn.split(':').nth(4)
+    }
+}
+
+/// The configuration of one account's clients, with where its calls are made.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    pub config: SdkConfig,
+    pub site: CallSite,
+}
+
+/// Counts the AWS calls a command makes, by `service:Operation` (for `--format json`).
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<String>>>);
+
+impl CallLog {
+    pub fn record(&self, call: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(call.to_owned());
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Calls by operation, for reports.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for c in self.calls() {
+            *out.entry(c).or_insert(0) += 1;
+        }
+        out
+    }
+}
+
+/// ferry's view of AWS: the base identity and a cache of assumed-role configurations,
+/// shared by every clone (and every session name made with [`Aws::with_session`]).
+#[derive(Debug, Clone)]
+pub struct Aws {
+    base: SdkConfig,
+    session_name: String,
+    roles: Arc<Mutex<HashMap<(String, RoleTarget), SdkConfig>>>,
+    pub calls: CallLog,
+}
+
+impl Aws {
+    /// The SDK's own configuration: environment, profiles (SSO included), `AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`; IMDS unless `AWS_EC2_METADATA_DISABLED` says otherwise.
+    pub async fn from_env(session_name: &str) -> Aws {
+        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Aws::with_config(base, session_name)
+    }
+
+    /// From a given configuration (tests, or a region override).
+    pub fn with_config(base: SdkConfig, session_name: &str) -> Aws {
+        Aws {
+            base,
+            session_name: session_name_for(session_name),
+            roles: Arc::default(),
+            calls: CallLog::default(),
+        }
+    }
+
+    /// The same identity and cache, assuming roles under another session name
+    /// (`ferry-<pipeline>-<execution>`, which CloudTrail shows).
+    pub fn with_session(&self, session_name: &str) -> Aws {
+        Aws {
+            session_name: session_name_for(session_name),
+            ..self.clone()
+        }
+    }
+
+    pub fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
+    pub fn region(&self) -> Option<String> {
+        self.base.region().map(ToString::to_string)
+    }
+
+    /// The base identity's configuration, with `region` if given.
+    pub fn own(&self, region: Option<&str>) -> AccountConfig {
+        let config = match region {
+            Some(r) => self
+                .base
+                .to_builder()
+                .region(Region::new(r.to_owned()))
+                .build(),
+            None => self.base.clone(),
+        };
+        AccountConfig {
+            config,
+            site: CallSite::default(),
+        }
+    }
+
+    /// The configuration of `target`'s role, assumed once per session name and cached; the
+    /// SDK's identity cache refreshes the credentials shortly before they expire. The role is
+    /// assumed here, not at the first call, so a denied `AssumeRole` is reported as such.
+    pub async fn assume(&self, target: &RoleTarget) -> Result<AccountConfig, AwsError> {
+        let site = CallSite {
+            account: target.account().map(str::to_owned),
+            role_arn: Some(target.role_arn.clone()),
+        };
+        let key = (self.session_name.clone(), target.clone());
+        if let Some(config) = self
+            .roles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(AccountConfig {
+                config: config.clone(),
+                site,
+            });
+        }
+        let mut base = self.base.clone();
+        if let Some(region) = &target.region {
+            base = base
+                .to_builder()
+                .region(Region::new(region.clone()))
+                .build();
+        }
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(&target.role_arn)
+            .session_name(&self.session_name)
+            .configure(&base);
+        if let Some(external_id) = &target.external_id {
+            builder = builder.external_id(external_id);
+        }
+        let provider = builder.build().await;
+        self.calls.record("sts:AssumeRole");
+        let first = provider.provide_credentials().await.map_err(|e| {
+            let text = root_message(&e);
+            let code = if text.contains("AccessDenied") {
+                "AccessDenied"
+            } else {
+                "AssumeRoleFailed"
+            };
+            site.fail("sts:AssumeRole", &target.role_arn, code, text)
+        })?;
+        let provider = Prefetched {
+            first: Mutex::new(Some(first)),
+            inner: provider,
+        };
+        let config = base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        self.roles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, config.clone());
+        Ok(AccountConfig { config, site })
+    }
+
+    /// The configuration to act in: an assumed role, or the base identity.
+    pub async fn account(
+        &self,
+        role: Option<&RoleTarget>,
+        region: Option<&str>,
+    ) -> Result<AccountConfig, AwsError> {
+        match role {
+            Some(r) => self.assume(r).await,
+            None => Ok(self.own(region)),
+        }
+    }
+}
+
+/// Hands out the credentials fetched when the role was assumed, then asks the provider again
+/// (the identity cache calls it only when those are about to expire).
+#[derive(Debug)]
+struct Prefetched {
+    first: Mutex<Option<Credentials>>,
+    inner: aws_config::sts::AssumeRoleProvider,
+}
+
+impl ProvideCredentials for Prefetched {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            Some(creds) => future::ProvideCredentials::ready(Ok(creds)),
+            None => self.inner.provide_credentials(),
+        }
+    }
+}
+
+/// A valid `RoleSessionName`: letters, digits and `_+=,.@-`, at most 64 characters.
+pub fn session_name_for(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed: String = cleaned.chars().take(64).collect();
+    if trimmed.len() < 2 {
+        "ferry".into()
+    } else {
+        trimmed
+    }
+}
+
+/// An S3 client: path-style addressing when a custom endpoint is configured (emulators).
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_are_valid_and_bounded() {
+        assert_eq!(session_name_for("ferry-orders-12"), "ferry-orders-12");
+        assert_eq!(session_name_for("ferry orders/12"), "ferry-orders-12");
+        assert_eq!(session_name_for(&"x".repeat(100)).len(), 64);
+    }
+}

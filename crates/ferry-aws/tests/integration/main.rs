@@ -1,0 +1,9 @@
+//! ferry-aws against the moto emulator: four accounts, ferry acting as the shared account and
+//! deploying through each target account's deploy role. One test binary, several modules,
+//! to link the AWS SDK once.
+
+mod assess;
+mod common;
+mod ecs;
+mod lambda;
+mod pipeline;

@@ -1,0 +1,381 @@
+//! The AWS layer inside the engine: artifacts in the shared account's S3 bucket under its KMS
+//! key, read back by a target account's deploy role; a Secrets Manager secret in a build,
+//! masked in its log; the `lambda` and `ecs` actions deploying from a build's artifact and
+//! writing the release ledger.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_aws::artifacts::{self, S3Artifacts};
+use ferry_aws::secrets::SecretsManager;
+use ferry_engine::action::{Observer, RunEvent, Settings};
+use ferry_engine::artifact::{ArtifactError, ArtifactStore};
+use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef, Status};
+use ferry_engine::store::{SqliteStore, Store};
+use ferry_engine::{Engine, Registry};
+use ferry_test_support::REGION;
+use serde_json::json;
+
+use crate::common::*;
+
+const SECRET: &str = "s3cr3t-Value-4711";
+
+/// The shared account's artifact bucket and key, as `ferry bootstrap` makes them.
+async fn artifact_store(w: &World) -> (S3Artifacts, String) {
+    let kms = aws_sdk_kms::Client::new(&w.shared);
+    let key = kms
+        .create_key()
+        .description("ferry orders artifacts")
+        .send()
+        .await
+        .unwrap();
+    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
+    let bucket = format!("ferry-artifacts-{}", w.accounts.shared);
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&w.shared)
+            .force_path_style(true)
+            .build(),
+    )
+    .create_bucket()
+    .bucket(&bucket)
+    .send()
+    .await
+    .unwrap();
+    (
+        S3Artifacts::new(&w.aws.own(None), &w.aws.calls, &bucket, "orders", &key_arn),
+        key_arn,
+    )
+}
+
+#[tokio::test]
+async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
+    let w = world().await;
+    let (store, key_arn) = artifact_store(&w).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app.zip");
+    std::fs::write(&src, lambda_zip("print('hello')")).unwrap();
+    let artifact = store.put("app", &src).await.unwrap();
+    assert_eq!(
+        artifact.location,
+        format!("s3://{}/orders/{}.zip", store.bucket(), artifact.sha256)
+    );
+
+    // Stored with SSE-KMS under the pipeline's key.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&w.shared)
+            .force_path_style(true)
+            .build(),
+    );
+    let head = s3
+        .head_object()
+        .bucket(store.bucket())
+        .key(format!("orders/{}.zip", artifact.sha256))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(head.ssekms_key_id(), Some(key_arn.as_str()));
+
+    // The dev account's deploy role reads it back, checked against its sha256.
+    let dev = w.in_dev().await;
+    let out = dir.path().join("read.zip");
+    artifacts::read_as(&dev, &w.aws.calls, &artifact, &out)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
+
+    // The same content again is not uploaded again.
+    let puts = |calls: Vec<String>| calls.iter().filter(|c| *c == "s3:PutObject").count();
+    let before = puts(w.aws.calls.calls());
+    store.put("app-again", &src).await.unwrap();
+    assert_eq!(puts(w.aws.calls.calls()), before);
+
+    // An object changed in the bucket fails the check, and nothing is left behind.
+    s3.put_object()
+        .bucket(store.bucket())
+        .key(format!("orders/{}.zip", artifact.sha256))
+        .body(b"tampered".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = artifacts::read_as(&dev, &w.aws.calls, &artifact, &out.with_extension("2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArtifactError::Integrity(_)), "{err}");
+    assert!(!out.with_extension("2").exists());
+}
+
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+impl Observer for Lines {
+    fn event(&self, event: RunEvent) {
+        if let RunEvent::Log { line, .. } = event {
+            self.0.lock().unwrap().push(line);
+        }
+    }
+}
+
+fn action(
+    name: &str,
+    kind: &str,
+    config: serde_json::Value,
+    inputs: &[&str],
+    outputs: &[&str],
+) -> ActionDef {
+    ActionDef {
+        name: name.into(),
+        kind: kind.into(),
+        run_order: 1,
+        config,
+        inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        outputs: outputs.iter().map(|s| (*s).to_owned()).collect(),
+        timeout_secs: None,
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_builds_with_a_secret_and_deploys_lambda_and_ecs_to_dev() {
+    let w = world().await;
+    let (store, _) = artifact_store(&w).await;
+    aws_sdk_secretsmanager::Client::new(&w.shared)
+        .create_secret()
+        .name("orders/db")
+        .secret_string(json!({"password": SECRET, "user": "orders"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    let ecs = aws_sdk_ecs::Client::new(&w.dev);
+    ecs.create_cluster()
+        .cluster_name("orders")
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .register_task_definition()
+        .family("orders-api")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("web")
+                .image("repo/orders-api:v1")
+                .memory(256)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster("orders")
+        .service_name("orders-api")
+        .task_definition(td.task_definition().unwrap().task_definition_arn().unwrap())
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("index.py"),
+        "def handler(event, context):\n    return 'v2'\n",
+    )
+    .unwrap();
+    let buildspec = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - echo "connecting with password $DB_PASSWORD"
+      - mkdir -p dist && python3 -m zipfile -c dist/fn.zip index.py
+      - printf '[{"name":"web","imageUri":"repo/orders-api:%s"}]' "$CODEBUILD_RESOLVED_SOURCE_VERSION" > dist/imagedefinitions.json
+artifacts:
+  base-directory: dist
+  files: ['**/*']
+"#;
+    let target = json!({"account_id": w.accounts.dev, "region": REGION, "role_arn": w.deploy_role(&w.accounts.dev).role_arn});
+    let def = PipelineDef {
+        name: "orders".into(),
+        mode: Mode::Queued,
+        stages: vec![
+            StageDef {
+                name: "source".into(),
+                environment: None,
+                actions: vec![action(
+                    "checkout",
+                    "source",
+                    json!({"repo": repo.display().to_string()}),
+                    &[],
+                    &["source"],
+                )],
+            },
+            StageDef {
+                name: "build".into(),
+                environment: None,
+                actions: vec![action(
+                    "package",
+                    "build",
+                    json!({"inline": {"text": buildspec, "origin": "test"}, "secrets": [["DB_PASSWORD", "orders/db:password"]]}),
+                    &["source"],
+                    &["app"],
+                )],
+            },
+            StageDef {
+                name: "deploy-dev".into(),
+                environment: Some("dev".into()),
+                actions: vec![
+                    action(
+                        "fn",
+                        "lambda",
+                        json!({"function": "orders-fn", "alias": "live", "package": {"zip": {"artifact": "app", "path": "fn.zip"}}, "traffic": "all-at-once", "target": target}),
+                        &["app"],
+                        &[],
+                    ),
+                    action(
+                        "api",
+                        "ecs",
+                        json!({"cluster": "orders", "service": "orders-api", "artifact": "app", "image_definitions": "imagedefinitions.json", "timeout": "30s", "target": target}),
+                        &["app"],
+                        &[],
+                    ),
+                ],
+            },
+        ],
+    };
+
+    let state = dir.path().join(".ferry");
+    let db: Arc<dyn Store> = Arc::new(SqliteStore::open(&state.join("state.db")).unwrap());
+    let mut registry = Registry::with_builtins();
+    ferry_aws::register(&mut registry, &w.aws);
+    let lines = Arc::new(Lines::default());
+    let settings = Settings {
+        auto_approve: true,
+        identity: "tester".into(),
+        poll: Duration::from_millis(100),
+        state_dir: state.clone(),
+    };
+    let engine = Engine::new(
+        db.clone(),
+        registry,
+        Arc::new(store.clone()),
+        Arc::new(SecretsManager::new(&w.aws.own(None), &w.aws.calls)),
+        lines.clone(),
+        settings,
+    );
+    let exec = engine.start(&def, "local", "test").unwrap();
+    let done = engine.drive(&exec.id, None).await.unwrap();
+    let log = lines.0.lock().unwrap().join("\n");
+    assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
+
+    // The secret reached the build and never its log.
+    assert!(log.contains("connecting with password ***"), "{log}");
+    assert!(!log.contains(SECRET));
+    let on_disk: String = walk(&state)
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect();
+    assert!(
+        !on_disk.contains(SECRET),
+        "the secret reached the state directory"
+    );
+
+    // The artifact is in the shared bucket; both deploys landed and are in the ledger.
+    let artifacts = db.artifacts(&exec.id).unwrap();
+    assert!(
+        artifacts.iter().all(|a| a
+            .location
+            .starts_with(&format!("s3://{}/orders/", store.bucket()))),
+        "{artifacts:?}"
+    );
+    let alias = aws_sdk_lambda::Client::new(&w.dev)
+        .get_alias()
+        .function_name("orders-fn")
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.function_version(), Some("2"));
+    let releases = db.releases("orders", Some("dev"), None, 10).unwrap();
+    let mut targets: Vec<(&str, &str, bool)> = releases
+        .iter()
+        .map(|r| {
+            (
+                r.record.target.as_str(),
+                r.record.outcome.as_str(),
+                r.record.verified,
+            )
+        })
+        .collect();
+    targets.sort_unstable();
+    assert_eq!(
+        targets,
+        [
+            ("ecs:orders/orders-api", "Deployed", true),
+            ("lambda:orders-fn:live", "Deployed", true)
+        ]
+    );
+    let ecs_release = releases
+        .iter()
+        .find(|r| r.record.target.starts_with("ecs:"))
+        .unwrap();
+    assert!(
+        ecs_release
+            .record
+            .version
+            .ends_with("task-definition/orders-api:2"),
+        "{:?}",
+        ecs_release.record
+    );
+
+    // Both side effects carry the attempt's idempotency key.
+    let runs = db.action_runs(&exec.id).unwrap();
+    let key_of = |action: &str| {
+        runs.iter()
+            .find(|r| r.action == action)
+            .unwrap()
+            .idempotency_key
+            .clone()
+    };
+    let version = aws_sdk_lambda::Client::new(&w.dev)
+        .get_function_configuration()
+        .function_name("orders-fn")
+        .qualifier("2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        version.description(),
+        Some(format!("ferry {}", key_of("fn")).as_str())
+    );
+    let td = aws_sdk_ecs::Client::new(&w.dev)
+        .describe_task_definition()
+        .task_definition(&ecs_release.record.version)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        td.tags()
+            .iter()
+            .any(|t| t.key() == Some("ferry:idempotency-key")
+                && t.value() == Some(key_of("api").as_str())),
+        "{:?}",
+        td.tags()
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
+    }
+    out
+}
