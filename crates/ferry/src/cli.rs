@@ -49,11 +49,12 @@ pub enum Command {
     /// Stop an execution
     Stop(StopArgs),
     /// Deploy an ECS service or a Lambda function directly, from any CI
-    Deploy(Pending),
+    #[command(subcommand)]
+    Deploy(DeployCommand),
     /// Return an environment to its last release verified good
-    Rollback(Pending),
+    Rollback(RollbackArgs),
     /// List the release ledger of an environment
-    Releases(Pending),
+    Releases(ReleasesArgs),
     /// Show what bootstrap would create or change in each account
     Plan(Pending),
     /// Create the cross-account foundation: key, bucket, repositories, roles
@@ -325,6 +326,149 @@ pub struct StopArgs {
     /// Cancel running actions too (builds are killed) instead of letting them finish
     #[arg(long)]
     pub force: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Both deploys wait, check and roll back by themselves, and print no credential.\n\
+AWS credentials and region come from the SDK's usual places (environment, profile, SSO,\n\
+instance role); --role-arn assumes a deploy role in the target account first.\n\n\
+Exit status: 0 deployed (or already deployed), 1 failed and rolled back (or failed before\n\
+changing anything), 2 usage error, 3 failed and could not roll back (the message says what\n\
+state it left)."
+)]
+pub enum DeployCommand {
+    /// New code → a published version → the alias shifted to it, watched by alarms
+    Lambda(DeployLambdaArgs),
+    /// New images → a task-definition revision → the service updated and awaited
+    Ecs(DeployEcsArgs),
+}
+
+/// The account to deploy in.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Assume this role first (a deploy role in the target account)
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The ExternalId the role's trust policy asks for
+    #[arg(long, value_name = "ID", requires = "role_arn")]
+    pub external_id: Option<String>,
+    /// The region (default: the SDK's, from AWS_REGION or the profile)
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// An alarm to watch; one that enters ALARM rolls the deploy back (repeatable)
+    #[arg(long = "alarm", value_name = "NAME")]
+    pub alarms: Vec<String>,
+    /// Output format: text progress, or one JSON result document on standard output
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Traffic: `all-at-once`; `canary 10% 5m` (10% for 5 minutes, then all); `linear 10% every 1m`\n\
+(10% more each minute). During every wait the alarms are watched; an alarm that enters ALARM\n\
+(and was not in ALARM when the deploy began) puts the alias back on the old version.\n\
+A deploy of code the alias already serves publishes nothing.\n\n\
+Examples:\n  ferry deploy lambda --function orders-fn --alias live --zip dist/function.zip\n  \
+ferry deploy lambda --function orders-fn --alias live --zip fn.zip \\\n      \
+--role-arn arn:aws:iam::222222222222:role/ferry-deploy --traffic \"canary 10% 5m\" --alarm orders-fn-errors\n  \
+ferry deploy lambda --function orders-img --alias live --image-uri 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders:v42 --format json"
+)]
+pub struct DeployLambdaArgs {
+    /// The function's name or ARN
+    #[arg(long, value_name = "NAME")]
+    pub function: String,
+    /// The alias that serves traffic
+    #[arg(long, value_name = "NAME")]
+    pub alias: String,
+    /// A zip package
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "image_uri",
+        conflicts_with = "image_uri"
+    )]
+    pub zip: Option<PathBuf>,
+    /// A container image
+    #[arg(long, value_name = "URI")]
+    pub image_uri: Option<String>,
+    /// How traffic moves to the new version
+    #[arg(long, default_value = "all-at-once", value_name = "SHIFT")]
+    pub traffic: String,
+    /// After a good deploy, delete older versions beyond the newest N (never one an alias uses)
+    #[arg(long, value_name = "N")]
+    pub keep_versions: Option<usize>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The image definitions are CodePipeline's formats: imagedefinitions.json\n\
+  [{\"name\": \"web\", \"imageUri\": \"111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api:v42\"}]\n\
+or imageDetail.json ({\"ImageURI\": \"…\"}, for a task definition with one container of that repository).\n\
+The service's task definition is copied with the new images; the service is updated and watched\n\
+until its new deployment is steady (one deployment left, running = desired). On failure, timeout\n\
+or alarm it goes back to the task definition it ran before, and is awaited again.\n\n\
+Examples:\n  ferry deploy ecs --cluster orders --service orders-api --image-definitions imagedefinitions.json\n  \
+ferry deploy ecs --cluster orders --service orders-api --image-definitions imagedefinitions.json \\\n      \
+--role-arn arn:aws:iam::222222222222:role/ferry-deploy --timeout 15m --alarm orders-api-5xx --format json"
+)]
+pub struct DeployEcsArgs {
+    /// The cluster's name or ARN
+    #[arg(long, value_name = "NAME")]
+    pub cluster: String,
+    /// The service's name or ARN
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// imagedefinitions.json or imageDetail.json
+    #[arg(long, value_name = "PATH")]
+    pub image_definitions: PathBuf,
+    /// Longest wait for steady state (and again for a rollback's)
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each deploy target of the environment (or just TARGET) goes back to the newest release the\n\
+ledger marks verified good that is not the version running now — not merely the previous\n\
+version. --to picks a release by its id (`ferry releases ENV` lists them). The rollback is\n\
+recorded in the ledger as `Restored`, by you.\n\n\
+Exit status: 0 rolled back, 1 nothing to roll back to or the rollback failed, 2 usage error.\n\n\
+Examples:\n  ferry rollback prod\n  ferry rollback prod orders-fn\n  ferry rollback qa --to 41"
+)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The environment
+    pub environment: String,
+    /// One deploy: its action name (`orders-fn`) or target (`lambda:orders-fn:live`)
+    pub target: Option<String>,
+    /// Return to this release id instead
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<i64>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ferry releases prod\n  ferry releases qa --limit 5 --format json"
+)]
+pub struct ReleasesArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The environment
+    pub environment: String,
+    /// How many releases
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -187,3 +187,45 @@ impl Observer for LiveView {
         }
     }
 }
+
+/// Progress of one long operation (`ferry deploy`, `ferry rollback`): on a terminal, a
+/// spinner showing the current step above the steps done; otherwise one timestamped line per
+/// step, as CI logs want them. Always on standard error, so `--format json` stays clean.
+pub struct Steps {
+    bar: Option<ProgressBar>,
+}
+
+impl Steps {
+    pub fn new(title: &str) -> Steps {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {prefix} {elapsed:>5} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(title.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        if bar.is_none() {
+            anstream::eprintln!("{} {}", clock(), paint(BOLD, title));
+        }
+        Steps { bar }
+    }
+
+    pub fn step(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.println(format!("  {} {text}", paint(DIM, "·")));
+                bar.set_message(text.to_owned());
+            }
+            None => anstream::eprintln!("{} {text}", clock()),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -28,9 +28,10 @@ fn main() -> ExitCode {
         Command::Reject(args) => commands::pipeline::decide(&args, false),
         Command::Retry(args) => commands::pipeline::retry(&args),
         Command::Stop(args) => commands::pipeline::stop(&args),
-        Command::Deploy(args) | Command::Rollback(args) | Command::Releases(args) => {
-            not_available_yet(&args, 5)
-        }
+        Command::Deploy(cli::DeployCommand::Lambda(args)) => commands::deploy::lambda(&args),
+        Command::Deploy(cli::DeployCommand::Ecs(args)) => commands::deploy::ecs(&args),
+        Command::Rollback(args) => commands::deploy::rollback(&args),
+        Command::Releases(args) => commands::deploy::releases(&args),
         Command::Plan(args)
         | Command::Bootstrap(args)
         | Command::Destroy(args)

@@ -15,6 +15,8 @@ pub enum Exit {
     Failed = 1,
     /// The command was called wrongly, or is not available.
     Usage = 2,
+    /// A deploy failed and putting the old version back failed too: someone must look.
+    RollbackFailed = 3,
 }
 
 impl From<Exit> for ExitCode {

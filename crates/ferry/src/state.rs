@@ -5,10 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::OnceLock;
+
+use ferry_aws::artifacts::S3Artifacts;
+use ferry_aws::secrets::SecretsManager;
+use ferry_aws::session::Aws;
 use ferry_engine::action::{Observer, Settings};
-use ferry_engine::artifact::LocalArtifacts;
+use ferry_engine::artifact::{ArtifactStore, LocalArtifacts};
 use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
-use ferry_engine::secrets::NoSecrets;
+use ferry_engine::secrets::{NoSecrets, SecretResolver};
 use ferry_engine::store::{SqliteStore, Store};
 use ferry_engine::{Engine, Registry};
 use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, LambdaPackage, Manifest};
@@ -74,29 +79,74 @@ pub fn open_store(state: &Path) -> Result<Arc<dyn Store>, Exit> {
         })
 }
 
+/// The process's one runtime, on one thread: the engine waits on processes, timers, AWS and
+/// a local database, and handing work between threads costs more than it saves (measured:
+/// scripts/bench-engine).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+/// ferry's AWS identity: the SDK's default chain (environment, profile — a profile with
+/// `role_arn` assumes the pipeline role — SSO, or the instance's role), with the pipeline's
+/// name in the session names of the roles it assumes.
+pub fn aws(session: &str) -> Aws {
+    runtime().block_on(Aws::from_env(session))
+}
+
+/// The engine over the state directory. A manifest with a shared account adds AWS: artifacts
+/// in its S3 bucket under its KMS key, secrets from its Secrets Manager, and the `ecs` and
+/// `lambda` deploy actions.
 pub fn open_engine(
     state: &Path,
     observer: Arc<dyn Observer>,
     auto_approve: bool,
+    manifest: Option<&Manifest>,
 ) -> Result<Engine, Exit> {
     let store = open_store(state)?;
-    let artifacts = LocalArtifacts::open(&state.join("artifacts")).map_err(|e| {
-        output::error(&e.to_string());
-        Exit::Failed
-    })?;
     let settings = Settings {
         auto_approve,
         identity: identity(),
         poll: Duration::from_millis(500),
         state_dir: state.to_owned(),
     };
+    let mut registry = Registry::with_builtins();
+    let (artifacts, secrets): (Arc<dyn ArtifactStore>, Arc<dyn SecretResolver>) =
+        match manifest.and_then(|m| m.shared.as_ref().map(|s| (m, s))) {
+            Some((m, shared)) => {
+                let aws = aws(&format!("ferry-{}", m.pipeline));
+                ferry_aws::register(&mut registry, &aws);
+                let own = aws.own(Some(&shared.region));
+                let key = format!(
+                    "arn:aws:kms:{}:{}:{}",
+                    shared.region, shared.id, shared.kms_alias
+                );
+                (
+                    Arc::new(S3Artifacts::new(
+                        &own,
+                        &aws.calls,
+                        &shared.artifact_bucket,
+                        &m.pipeline,
+                        &key,
+                    )),
+                    Arc::new(SecretsManager::new(&own, &aws.calls)),
+                )
+            }
+            None => {
+                let local = LocalArtifacts::open(&state.join("artifacts")).map_err(|e| {
+                    output::error(&e.to_string());
+                    Exit::Failed
+                })?;
+                (Arc::new(local), Arc::new(NoSecrets))
+            }
+        };
     Ok(Engine::new(
-        store,
-        Registry::with_builtins(),
-        Arc::new(artifacts),
-        Arc::new(NoSecrets),
-        observer,
-        settings,
+        store, registry, artifacts, secrets, observer, settings,
     ))
 }
 
@@ -136,7 +186,7 @@ pub fn pipeline_def(manifest: &Manifest, manifest_path: &Path) -> PipelineDef {
             actions: stage
                 .actions
                 .iter()
-                .map(|a| action_def(manifest, manifest_path, a))
+                .map(|a| action_def(manifest, manifest_path, stage, a))
                 .collect(),
         });
     }
@@ -155,8 +205,17 @@ pub fn pipeline_def(manifest: &Manifest, manifest_path: &Path) -> PipelineDef {
 fn action_def(
     manifest: &Manifest,
     manifest_path: &Path,
+    stage: &ferry_manifest::Stage,
     action: &ferry_manifest::Action,
 ) -> ActionDef {
+    // A deploy acts in its stage's account, as that account's deploy role.
+    let target = stage
+        .account
+        .as_deref()
+        .and_then(|a| manifest.account(a))
+        .map(|a| {
+            json!({"account_id": a.id, "region": a.region, "role_arn": a.deploy_role_arn(), "external_id": a.external_id})
+        });
     let mut def = ActionDef {
         name: action.name.clone(),
         kind: action.kind.name().to_owned(),
@@ -194,13 +253,16 @@ fn action_def(
         ActionKind::Approval(a) => {
             def.config = json!({"approvers": a.approvers, "timeout_secs": a.timeout.as_secs(), "comment_required": a.comment_required});
         }
-        // Deploy actions are configured by the AWS layer, which registers their kinds.
+        // The deploy kinds are ferry-aws's (`actions::EcsConfig`, `actions::LambdaConfig`).
         ActionKind::Ecs(e) => {
             def.config = serde_json::to_value(e).unwrap_or_default();
-            def.timeout_secs = Some(e.timeout.as_secs() + 300);
+            def.config["target"] = json!(target);
+            // The wait for steady state, and again for a rollback's, with room for the calls.
+            def.timeout_secs = Some(2 * e.timeout.as_secs() + 300);
         }
         ActionKind::Lambda(l) => {
             def.config = serde_json::to_value(l).unwrap_or_default();
+            def.config["target"] = json!(target);
             if let LambdaPackage::Image { .. } = l.package {
                 def.inputs.clear();
             }

@@ -1,3 +1,4 @@
+pub mod deploy;
 pub mod init;
 pub mod pipeline;
 pub mod policy;

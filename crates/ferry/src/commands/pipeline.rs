@@ -18,24 +18,19 @@ use crate::live::LiveView;
 use crate::output::{self, BOLD, DIM, ERROR, Exit, Format, OK, WARNING, paint};
 use crate::state;
 
-/// One thread: the engine waits on processes, timers and a local database, and handing
-/// work between threads costs more than it saves (measured: scripts/bench-engine).
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
 fn state_of(args: &StateArgs) -> std::path::PathBuf {
     state::state_dir(&args.manifest.file, args.state_dir.as_deref())
 }
 
+/// The manifest, when it can be read: to find its executions, and to continue them with
+/// its AWS settings.
+fn manifest_of(args: &StateArgs) -> Option<ferry_manifest::Manifest> {
+    ferry_manifest::load(&args.manifest.file).manifest
+}
+
 /// The pipeline name, when the manifest can be read (to find its executions).
 fn pipeline_name(args: &StateArgs) -> Option<String> {
-    ferry_manifest::load(&args.manifest.file)
-        .manifest
-        .map(|m| m.pipeline)
+    manifest_of(args).map(|m| m.pipeline)
 }
 
 fn find(store: &Arc<dyn Store>, args: &StateArgs, key: &str) -> Result<Execution, Exit> {
@@ -74,8 +69,7 @@ fn duration(exec: &Execution) -> String {
 
 /// Drives an execution with the live view, stopping gracefully on Ctrl-C (forced on a second).
 fn drive(engine: &Engine, id: &str, until: Option<&str>) -> Result<Execution, Exit> {
-    let rt = runtime();
-    let result = rt.block_on(async {
+    let result = state::runtime().block_on(async {
         let store = engine.store().clone();
         let stop_id = id.to_owned();
         let interrupts = tokio::spawn(async move {
@@ -151,7 +145,7 @@ pub fn run(args: &RunArgs) -> Exit {
     };
     let state_dir = state_of(&args.state);
     let live: Arc<LiveView> = Arc::new(LiveView::new());
-    let engine = match state::open_engine(&state_dir, live, args.auto_approve) {
+    let engine = match state::open_engine(&state_dir, live, args.auto_approve, Some(&manifest)) {
         Ok(e) => e,
         Err(exit) => return exit,
     };
@@ -515,7 +509,13 @@ fn continue_here(engine: &Engine, exec: &Execution, format: Format) -> Exit {
 
 pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
     let state_dir = state_of(&args.state);
-    let engine = match state::open_engine(&state_dir, Arc::new(LiveView::new()), false) {
+    let manifest = manifest_of(&args.state);
+    let engine = match state::open_engine(
+        &state_dir,
+        Arc::new(LiveView::new()),
+        false,
+        manifest.as_ref(),
+    ) {
         Ok(e) => e,
         Err(exit) => return exit,
     };
@@ -554,8 +554,13 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
 }
 
 pub fn retry(args: &RetryArgs) -> Exit {
-    let engine = match state::open_engine(&state_of(&args.state), Arc::new(LiveView::new()), false)
-    {
+    let manifest = manifest_of(&args.state);
+    let engine = match state::open_engine(
+        &state_of(&args.state),
+        Arc::new(LiveView::new()),
+        false,
+        manifest.as_ref(),
+    ) {
         Ok(e) => e,
         Err(exit) => return exit,
     };
@@ -577,7 +582,8 @@ pub fn retry(args: &RetryArgs) -> Exit {
 }
 
 pub fn stop(args: &StopArgs) -> Exit {
-    let engine = match state::open_engine(&state_of(&args.state), Arc::new(Silent), false) {
+    // Stopping drives nothing: no AWS needed.
+    let engine = match state::open_engine(&state_of(&args.state), Arc::new(Silent), false, None) {
         Ok(e) => e,
         Err(exit) => return exit,
     };
