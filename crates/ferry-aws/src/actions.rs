@@ -205,6 +205,29 @@ fn ecs_target(c: &EcsConfig) -> String {
     format!("ecs:{}/{}", c.cluster, c.service)
 }
 
+/// What the engine hears of a deploy: success with its ledger entry, a rollback (the action
+/// fails, the ledger records it), or a failure that could not be rolled back.
+fn ended<R: serde::Serialize>(
+    outcome: Outcome,
+    report: &R,
+    error: Option<&str>,
+    release: impl Fn(&str) -> ReleaseRecord,
+) -> Result<ActionOutput, ActionError> {
+    let error = error.unwrap_or_default().to_owned();
+    match outcome {
+        Outcome::Deployed | Outcome::AlreadyDeployed => Ok(ActionOutput {
+            outputs: serde_json::to_value(report).unwrap_or_default(),
+            artifacts: Vec::new(),
+            release: Some(release("Deployed")),
+        }),
+        Outcome::RolledBack => Err(ActionError::RolledBack {
+            reason: error,
+            release: Box::new(release("RolledBack")),
+        }),
+        Outcome::RollbackFailed => Err(ActionError::Failed(error)),
+    }
+}
+
 struct LambdaAction {
     aws: Aws,
     config: LambdaConfig,
@@ -269,19 +292,12 @@ impl Action for LambdaAction {
         let report = lambda::deploy(&account, &self.aws.calls, &req, &|line| ctx.log.line(line))
             .await
             .map_err(|e| ActionError::Failed(e.to_string()))?;
-        let outputs = serde_json::to_value(&report).unwrap_or_default();
-        match report.outcome {
-            Outcome::Deployed | Outcome::AlreadyDeployed => Ok(ActionOutput {
-                outputs,
-                artifacts: Vec::new(),
-                release: Some(self.release(&report, "Deployed")),
-            }),
-            Outcome::RolledBack => Err(ActionError::RolledBack {
-                reason: report.error.clone().unwrap_or_default(),
-                release: Box::new(self.release(&report, "RolledBack")),
-            }),
-            Outcome::RollbackFailed => Err(ActionError::Failed(report.error.unwrap_or_default())),
-        }
+        ended(
+            report.outcome,
+            &report,
+            report.error.as_deref(),
+            |outcome| self.release(&report, outcome),
+        )
     }
 
     /// After a crash: when the alias already serves this code with no canary split, the
@@ -372,19 +388,12 @@ impl Action for EcsAction {
         let report = ecs::deploy(&account, &self.aws.calls, &req, &|line| ctx.log.line(line))
             .await
             .map_err(|e| ActionError::Failed(e.to_string()))?;
-        let outputs = serde_json::to_value(&report).unwrap_or_default();
-        match report.outcome {
-            Outcome::Deployed | Outcome::AlreadyDeployed => Ok(ActionOutput {
-                outputs,
-                artifacts: Vec::new(),
-                release: Some(self.release(&report, "Deployed")),
-            }),
-            Outcome::RolledBack => Err(ActionError::RolledBack {
-                reason: report.error.clone().unwrap_or_default(),
-                release: Box::new(self.release(&report, "RolledBack")),
-            }),
-            Outcome::RollbackFailed => Err(ActionError::Failed(report.error.unwrap_or_default())),
-        }
+        ended(
+            report.outcome,
+            &report,
+            report.error.as_deref(),
+            |outcome| self.release(&report, outcome),
+        )
     }
 }
 

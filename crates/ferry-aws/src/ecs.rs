@@ -13,8 +13,8 @@ use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition, TaskDefinitionFiel
 use serde::{Deserialize, Serialize};
 
 use crate::alarms::AlarmWatch;
+use crate::deploy::{Outcome, StepLog};
 use crate::error::AwsError;
-use crate::lambda::Outcome;
 use crate::session::{AccountConfig, CallLog};
 
 /// One container's new image.
@@ -365,14 +365,12 @@ struct Deployer<'a> {
     account: &'a AccountConfig,
     calls: &'a CallLog,
     req: &'a EcsDeploy,
-    progress: &'a (dyn Fn(&str) + Send + Sync),
-    steps: Vec<String>,
+    log: StepLog<'a>,
 }
 
 impl Deployer<'_> {
     fn step(&mut self, text: String) {
-        (self.progress)(&text);
-        self.steps.push(text);
+        self.log.step(text);
     }
 
     fn resource(&self) -> String {
@@ -582,8 +580,7 @@ pub async fn deploy(
         account,
         calls,
         req,
-        progress,
-        steps: Vec::new(),
+        log: StepLog::new(progress),
     };
     let service = d.describe().await?;
     let from = service.task_definition.clone();
@@ -607,7 +604,7 @@ pub async fn deploy(
                 to_task_definition: to,
                 images: images.clone(),
                 verified,
-                steps: d.steps.clone(),
+                steps: d.log.lines.clone(),
                 error,
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             }
@@ -732,8 +729,7 @@ pub async fn current_task_definition(
         account,
         calls,
         req: &req,
-        progress: &|_| {},
-        steps: Vec::new(),
+        log: StepLog::new(&|_| {}),
     };
     Ok(d.describe().await?.task_definition)
 }
@@ -751,8 +747,7 @@ pub async fn update_to(
         account,
         calls,
         req,
-        progress,
-        steps: Vec::new(),
+        log: StepLog::new(progress),
     };
     d.update(task_definition).await?;
     d.step(format!(

@@ -14,6 +14,8 @@ use ferry_manifest::Traffic;
 use serde::Serialize;
 
 use crate::alarms::AlarmWatch;
+pub use crate::deploy::Outcome;
+use crate::deploy::StepLog;
 use crate::error::AwsError;
 use crate::session::{AccountConfig, CallLog};
 
@@ -55,15 +57,6 @@ pub struct LambdaDeploy {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Outcome {
-    Deployed,
-    AlreadyDeployed,
-    RolledBack,
-    /// Failed, and putting the old version back failed too.
-    RollbackFailed,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct LambdaReport {
     pub outcome: Outcome,
@@ -85,14 +78,12 @@ struct Deployer<'a> {
     account: &'a AccountConfig,
     calls: &'a CallLog,
     req: &'a LambdaDeploy,
-    progress: &'a (dyn Fn(&str) + Send + Sync),
-    steps: Vec<String>,
+    log: StepLog<'a>,
 }
 
 impl Deployer<'_> {
     fn step(&mut self, text: String) {
-        (self.progress)(&text);
-        self.steps.push(text);
+        self.log.step(text);
     }
 
     fn call(&self, op: &str) -> String {
@@ -416,8 +407,7 @@ pub async fn deploy(
         account,
         calls,
         req,
-        progress,
-        steps: Vec::new(),
+        log: StepLog::new(progress),
     };
     let target = format!("{}:{}", req.function, req.alias);
     let current = d.alias_version().await?;
@@ -432,7 +422,7 @@ pub async fn deploy(
                 to_version: to,
                 code_sha256: req.package.code_sha256(),
                 verified,
-                steps: d.steps.clone(),
+                steps: d.log.lines.clone(),
                 error,
                 pruned,
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

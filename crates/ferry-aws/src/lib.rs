@@ -1,7 +1,8 @@
 //! ferry-aws: every AWS call ferry makes, through the official AWS SDK for Rust.
 //!
 //! - [`session`]: the base identity and, per target account, its assumed deploy role.
-//! - [`lambda`] and [`ecs`]: deploys that wait, check and roll back by themselves.
+//! - [`lambda`] and [`ecs`]: deploys that wait, check and roll back by themselves; [`deploy`]:
+//!   what they share (the [`deploy::Outcome`], the step log).
 //! - [`alarms`]: the CloudWatch alarms a deploy watches.
 //! - [`artifacts`]: the S3/KMS artifact store; [`secrets`]: the Secrets Manager resolver.
 //! - [`actions`]: the engine's `ecs` and `lambda` actions, built on the above.
@@ -12,6 +13,7 @@
 pub mod actions;
 pub mod alarms;
 pub mod artifacts;
+pub mod deploy;
 pub mod ecs;
 pub mod error;
 pub mod lambda;

@@ -7,6 +7,7 @@
 //!   tests sharing one server never see each other's resources.
 //! - [`base_config`] and [`admin_config`] build hermetic SDK configurations: static test
 //!   credentials, a fixed region, the emulator's endpoint, nothing read from the environment.
+//! - [`fixtures`] makes what deploy tests deploy to: functions, services, alarms.
 //!
 //! moto models several accounts through STS: credentials returned by `AssumeRole` of a role in
 //! account B act in account B (the role need not exist). `../shared/reference/moto-matrix.md`
@@ -20,6 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+pub mod fixtures;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sts::config::ProvideCredentials;
+use ferry_test_support::fixtures::*;
 use ferry_test_support::{Accounts, REGION, admin_config, emulator};
 use serde_json::Value;
 
@@ -93,96 +94,15 @@ fn json(out: &Output) -> Value {
 }
 
 fn zip_file(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
-    use std::io::Write;
     let path = dir.join(name);
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    zip.start_file("index.py", zip::write::SimpleFileOptions::default())
-        .unwrap();
-    zip.write_all(body.as_bytes()).unwrap();
-    zip.finish().unwrap();
+    std::fs::write(&path, lambda_zip(body)).unwrap();
     path
-}
-
-async fn function(w: &World, name: &str) {
-    let iam = aws_sdk_iam::Client::new(&w.dev);
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    iam.create_role()
-        .role_name(format!("{name}-exec"))
-        .assume_role_policy_document(trust)
-        .send()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let code = std::fs::read(zip_file(dir.path(), "v1.zip", "v1")).unwrap();
-    let lambda = aws_sdk_lambda::Client::new(&w.dev);
-    lambda
-        .create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-        .role(format!("arn:aws:iam::{}:role/{name}-exec", w.accounts.dev))
-        .handler("index.handler")
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(code))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let v = lambda
-        .publish_version()
-        .function_name(name)
-        .send()
-        .await
-        .unwrap();
-    lambda
-        .create_alias()
-        .function_name(name)
-        .name("live")
-        .function_version(v.version().unwrap())
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn alias(w: &World, name: &str) -> (String, usize) {
-    let a = aws_sdk_lambda::Client::new(&w.dev)
-        .get_alias()
-        .function_name(name)
-        .name("live")
-        .send()
-        .await
-        .unwrap();
-    (
-        a.function_version().unwrap().to_owned(),
-        a.routing_config()
-            .and_then(|r| r.additional_version_weights())
-            .map_or(0, |w| w.len()),
-    )
-}
-
-async fn alarm(w: &World, name: &str) {
-    aws_sdk_cloudwatch::Client::new(&w.dev)
-        .put_metric_alarm()
-        .alarm_name(name)
-        .namespace("AWS/Lambda")
-        .metric_name("Errors")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(
-            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
 async fn deploy_lambda_reports_versions_and_api_calls_as_json_and_repeats_as_a_no_op() {
     let w = world().await;
-    function(&w, "orders-fn").await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
     let dir = tempfile::tempdir().unwrap();
     let zip = zip_file(dir.path(), "v2.zip", "v2");
     let deploy = |w: &World| {
@@ -226,7 +146,7 @@ async fn deploy_lambda_reports_versions_and_api_calls_as_json_and_repeats_as_a_n
     assert_eq!(doc["api_calls"]["sts:AssumeRole"], 1);
     assert_eq!(doc["api_calls"]["lambda:PublishVersion"], 1);
     assert!(doc["api_calls_total"].as_u64().unwrap() >= 6);
-    assert_eq!(alias(&w, "orders-fn").await, ("2".into(), 0));
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("2".into(), vec![]));
 
     let again = json(&deploy(&w));
     assert_eq!(again["outcome"], "AlreadyDeployed");
@@ -239,8 +159,8 @@ async fn deploy_lambda_reports_versions_and_api_calls_as_json_and_repeats_as_a_n
 #[tokio::test]
 async fn a_failed_canary_rolls_back_and_exits_1() {
     let w = world().await;
-    function(&w, "orders-fn").await;
-    alarm(&w, "orders-fn-errors").await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    alarm(&w.dev, "orders-fn-errors").await;
     let dir = tempfile::tempdir().unwrap();
     let zip = zip_file(dir.path(), "v2.zip", "v2");
     let child = w
@@ -267,21 +187,14 @@ async fn a_failed_canary_rolls_back_and_exits_1() {
         .unwrap();
     // Once 10% of traffic goes to version 2, the errors alarm fires.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while alias(&w, "orders-fn").await.1 == 0 {
+    while live_alias(&w.dev, "orders-fn").await.1.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the canary never started"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    aws_sdk_cloudwatch::Client::new(&w.dev)
-        .set_alarm_state()
-        .alarm_name("orders-fn-errors")
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("errors")
-        .send()
-        .await
-        .unwrap();
+    trip(&w.dev, "orders-fn-errors").await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -300,38 +213,8 @@ async fn a_failed_canary_rolls_back_and_exits_1() {
         text.contains("orders-fn:live serves version 1 again"),
         "{text}"
     );
-    assert_eq!(alias(&w, "orders-fn").await, ("1".into(), 0));
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("1".into(), vec![]));
     w.assert_no_credentials(&out);
-}
-
-async fn ecs_service(w: &World, desired: i32) {
-    let ecs = aws_sdk_ecs::Client::new(&w.dev);
-    ecs.create_cluster()
-        .cluster_name("orders")
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .register_task_definition()
-        .family("orders-api")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("web")
-                .image("repo/orders-api:v1")
-                .memory(256)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
-        .cluster("orders")
-        .service_name("orders-api")
-        .task_definition(td.task_definition().unwrap().task_definition_arn().unwrap())
-        .desired_count(desired)
-        .send()
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -341,7 +224,7 @@ async fn deploy_ecs_exits_0_when_steady_and_3_when_the_rollback_cannot_settle() 
     std::fs::write(&defs, r#"[{"name":"web","imageUri":"repo/orders-api:v2"}]"#).unwrap();
 
     let w = world().await;
-    ecs_service(&w, 1).await;
+    ecs_service(&w.dev, 1).await;
     let out = w
         .ferry()
         .args([
@@ -379,7 +262,7 @@ async fn deploy_ecs_exits_0_when_steady_and_3_when_the_rollback_cannot_settle() 
     // desired 2, and the emulator never starts the second task: timeout, rollback, and the
     // rollback cannot reach steady state either.
     let w = world().await;
-    ecs_service(&w, 2).await;
+    ecs_service(&w.dev, 2).await;
     let out = w
         .ferry()
         .args([
@@ -511,17 +394,13 @@ deploy:
 #[tokio::test]
 async fn rollback_returns_to_the_last_verified_release_and_the_ledger_says_who() {
     let w = world().await;
-    function(&w, "orders-fn").await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&w.shared)
-            .force_path_style(true)
-            .build(),
-    )
-    .create_bucket()
-    .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
-    .send()
-    .await
-    .unwrap();
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    s3(&w.shared)
+        .create_bucket()
+        .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
+        .send()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = manifest(&w, dir.path());
     for version in ["two", "three"] {
@@ -544,7 +423,7 @@ async fn rollback_returns_to_the_last_verified_release_and_the_ledger_says_who()
         );
         w.assert_no_credentials(&out);
     }
-    assert_eq!(alias(&w, "orders-fn").await.0, "3");
+    assert_eq!(live_alias(&w.dev, "orders-fn").await.0, "3");
 
     let out = w
         .ferry()
@@ -560,7 +439,7 @@ async fn rollback_returns_to_the_last_verified_release_and_the_ledger_says_who()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("lambda:orders-fn:live back on 2"), "{text}");
-    assert_eq!(alias(&w, "orders-fn").await, ("2".into(), 0));
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("2".into(), vec![]));
 
     let out = w
         .ferry()
@@ -601,5 +480,5 @@ async fn rollback_returns_to_the_last_verified_release_and_the_ledger_says_who()
     assert!(String::from_utf8_lossy(&out.stderr).contains(
         "no verified-good release of lambda:orders-fn:live other than the one running (2)"
     ));
-    assert_eq!(alias(&w, "orders-fn").await.0, "2");
+    assert_eq!(live_alias(&w.dev, "orders-fn").await.0, "2");
 }

@@ -6,63 +6,12 @@
 
 use std::time::Duration;
 
-use aws_config::SdkConfig;
-use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use ferry_aws::ecs::{self, EcsDeploy, ImageChange};
 use ferry_aws::lambda::Outcome;
 
 use crate::common::*;
 
 const REPO: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api";
-
-async fn service(config: &SdkConfig, desired: i32) -> String {
-    let ecs = aws_sdk_ecs::Client::new(config);
-    ecs.create_cluster()
-        .cluster_name("orders")
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .register_task_definition()
-        .family("orders-api")
-        .cpu("256")
-        .memory("512")
-        .execution_role_arn("arn:aws:iam::111111111111:role/ecsTaskExecutionRole")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("web")
-                .image(format!("{REPO}:v1"))
-                .memory(256)
-                .essential(true)
-                .build(),
-        )
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("log-router")
-                .image("public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0")
-                .memory(64)
-                .build(),
-        )
-        .tags(Tag::builder().key("team").value("orders").build())
-        .send()
-        .await
-        .unwrap();
-    let arn = td
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_owned();
-    ecs.create_service()
-        .cluster("orders")
-        .service_name("orders-api")
-        .task_definition(&arn)
-        .desired_count(desired)
-        .send()
-        .await
-        .unwrap();
-    arn
-}
 
 fn request(image: &str, timeout: Duration, alarms: &[&str]) -> EcsDeploy {
     EcsDeploy {
@@ -80,21 +29,10 @@ fn request(image: &str, timeout: Duration, alarms: &[&str]) -> EcsDeploy {
     }
 }
 
-async fn service_td(config: &SdkConfig) -> String {
-    let out = aws_sdk_ecs::Client::new(config)
-        .describe_services()
-        .cluster("orders")
-        .services("orders-api")
-        .send()
-        .await
-        .unwrap();
-    out.services()[0].task_definition().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_deploy_registers_a_revision_with_the_new_image_and_updates_the_service() {
     let w = world().await;
-    let v1 = service(&w.dev, 1).await;
+    let v1 = ecs_service(&w.dev, 1).await;
     let account = w.in_dev().await;
     let report = ecs::deploy(
         &account,
@@ -108,7 +46,7 @@ async fn a_deploy_registers_a_revision_with_the_new_image_and_updates_the_servic
     assert_eq!(report.from_task_definition.as_deref(), Some(v1.as_str()));
     let v2 = report.to_task_definition.clone().unwrap();
     assert!(v2.ends_with("task-definition/orders-api:2"), "{v2}");
-    assert_eq!(service_td(&w.dev).await, v2);
+    assert_eq!(service_task_definition(&w.dev).await, v2);
 
     // Only the web image changed; every writable field was copied, tags included.
     let out = aws_sdk_ecs::Client::new(&w.dev)
@@ -128,10 +66,7 @@ async fn a_deploy_registers_a_revision_with_the_new_image_and_updates_the_servic
         images,
         [
             ("web", format!("{REPO}:v2").as_str()),
-            (
-                "log-router",
-                "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0"
-            )
+            ("log-router", LOG_ROUTER_IMAGE)
         ]
     );
     assert_eq!((td.cpu(), td.memory()), (Some("256"), Some("512")));
@@ -171,7 +106,7 @@ async fn a_deploy_registers_a_revision_with_the_new_image_and_updates_the_servic
 #[tokio::test]
 async fn an_alarm_while_waiting_for_steady_state_rolls_the_service_back() {
     let w = world().await;
-    let v1 = service(&w.dev, 2).await;
+    let v1 = ecs_service(&w.dev, 2).await;
     alarm(&w.dev, "orders-api-5xx").await;
     let account = w.in_dev().await;
 
@@ -181,12 +116,12 @@ async fn an_alarm_while_waiting_for_steady_state_rolls_the_service_back() {
         let (dev, v1) = (w.dev.clone(), v1.clone());
         tokio::spawn(async move {
             eventually("the update to :2", || async {
-                service_td(&dev).await.ends_with(":2")
+                service_task_definition(&dev).await.ends_with(":2")
             })
             .await;
             trip(&dev, "orders-api-5xx").await;
             eventually("the rollback to :1", || async {
-                service_td(&dev).await == v1
+                service_task_definition(&dev).await == v1
             })
             .await;
             aws_sdk_ecs::Client::new(&dev)
@@ -210,13 +145,13 @@ async fn an_alarm_while_waiting_for_steady_state_rolls_the_service_back() {
     operator.await.unwrap();
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
     assert!(report.error.as_deref().unwrap().contains("orders-api-5xx"));
-    assert_eq!(service_td(&w.dev).await, v1);
+    assert_eq!(service_task_definition(&w.dev).await, v1);
 }
 
 #[tokio::test]
 async fn a_rollback_that_cannot_reach_steady_state_says_what_it_left() {
     let w = world().await;
-    let v1 = service(&w.dev, 2).await;
+    let v1 = ecs_service(&w.dev, 2).await;
     let account = w.in_dev().await;
     let report = ecs::deploy(
         &account,
@@ -236,13 +171,13 @@ async fn a_rollback_that_cannot_reach_steady_state_says_what_it_left() {
         error.contains("the service was set back to orders-api:1 but"),
         "{error}"
     );
-    assert_eq!(service_td(&w.dev).await, v1);
+    assert_eq!(service_task_definition(&w.dev).await, v1);
 }
 
 #[tokio::test]
 async fn an_unknown_container_changes_nothing() {
     let w = world().await;
-    let v1 = service(&w.dev, 1).await;
+    let v1 = ecs_service(&w.dev, 1).await;
     let account = w.in_dev().await;
     let mut req = request("x:1", Duration::from_secs(5), &[]);
     req.images[0].container = Some("api".into());
@@ -254,5 +189,5 @@ async fn an_unknown_container_changes_nothing() {
             .contains("no container `api`; its containers are: web, log-router"),
         "{err}"
     );
-    assert_eq!(service_td(&w.dev).await, v1);
+    assert_eq!(service_task_definition(&w.dev).await, v1);
 }

@@ -22,22 +22,6 @@ fn request(code: Vec<u8>, traffic: Traffic, alarms: &[&str]) -> LambdaDeploy {
     }
 }
 
-async fn alias_of(config: &aws_config::SdkConfig) -> (String, Vec<(String, f64)>) {
-    let a = aws_sdk_lambda::Client::new(config)
-        .get_alias()
-        .function_name("orders-fn")
-        .name("live")
-        .send()
-        .await
-        .unwrap();
-    let weights = a
-        .routing_config()
-        .and_then(|r| r.additional_version_weights())
-        .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
-        .unwrap_or_default();
-    (a.function_version().unwrap().to_owned(), weights)
-}
-
 #[tokio::test]
 async fn a_canary_deploy_shifts_ten_percent_then_everything() {
     let w = world().await;
@@ -51,7 +35,7 @@ async fn a_canary_deploy_shifts_ten_percent_then_everything() {
         let (dev, seen) = (w.dev.clone(), seen.clone());
         tokio::spawn(async move {
             loop {
-                let state = alias_of(&dev).await;
+                let state = live_alias(&dev, "orders-fn").await;
                 seen.lock().unwrap().push(state);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -73,7 +57,7 @@ async fn a_canary_deploy_shifts_ten_percent_then_everything() {
         (Some("1"), Some("2"))
     );
     assert!(report.verified);
-    assert_eq!(alias_of(&w.dev).await, ("2".into(), vec![]));
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("2".into(), vec![]));
     let seen = seen.lock().unwrap();
     assert!(
         seen.contains(&("1".into(), vec![("2".into(), 0.1)])),
@@ -130,7 +114,7 @@ async fn an_alarm_during_the_bake_puts_the_old_version_back() {
         let dev = w.dev.clone();
         tokio::spawn(async move {
             eventually("the canary split", || async {
-                !alias_of(&dev).await.1.is_empty()
+                !live_alias(&dev, "orders-fn").await.1.is_empty()
             })
             .await;
             trip(&dev, "orders-errors").await;
@@ -154,7 +138,7 @@ async fn an_alarm_during_the_bake_puts_the_old_version_back() {
     );
     assert!(!report.verified);
     // Back on version 1, with the canary weights cleared, long before the 10-minute bake.
-    assert_eq!(alias_of(&w.dev).await, ("1".into(), vec![]));
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("1".into(), vec![]));
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 

@@ -31,16 +31,12 @@ async fn artifact_store(w: &World) -> (S3Artifacts, String) {
         .unwrap();
     let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
     let bucket = format!("ferry-artifacts-{}", w.accounts.shared);
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&w.shared)
-            .force_path_style(true)
-            .build(),
-    )
-    .create_bucket()
-    .bucket(&bucket)
-    .send()
-    .await
-    .unwrap();
+    s3(&w.shared)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     (
         S3Artifacts::new(&w.aws.own(None), &w.aws.calls, &bucket, "orders", &key_arn),
         key_arn,
@@ -61,12 +57,8 @@ async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
     );
 
     // Stored with SSE-KMS under the pipeline's key.
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&w.shared)
-            .force_path_style(true)
-            .build(),
-    );
-    let head = s3
+    let shared_s3 = s3(&w.shared);
+    let head = shared_s3
         .head_object()
         .bucket(store.bucket())
         .key(format!("orders/{}.zip", artifact.sha256))
@@ -94,7 +86,8 @@ async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
     assert_eq!(puts(w.aws.calls.calls()), before);
 
     // An object changed in the bucket fails the check, and nothing is left behind.
-    s3.put_object()
+    shared_s3
+        .put_object()
         .bucket(store.bucket())
         .key(format!("orders/{}.zip", artifact.sha256))
         .body(b"tampered".to_vec().into())
@@ -149,33 +142,7 @@ async fn a_pipeline_builds_with_a_secret_and_deploys_lambda_and_ecs_to_dev() {
         .await
         .unwrap();
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
-    let ecs = aws_sdk_ecs::Client::new(&w.dev);
-    ecs.create_cluster()
-        .cluster_name("orders")
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .register_task_definition()
-        .family("orders-api")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("web")
-                .image("repo/orders-api:v1")
-                .memory(256)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
-        .cluster("orders")
-        .service_name("orders-api")
-        .task_definition(td.task_definition().unwrap().task_definition_arn().unwrap())
-        .desired_count(1)
-        .send()
-        .await
-        .unwrap();
+    ecs_service(&w.dev, 1).await;
 
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
