@@ -1,0 +1,438 @@
+//! The access edges: every AWS call the pipeline makes, as (principal, action, resource),
+//! with the context the call carries. Policies are built from them and verified against
+//! them, so the two cannot drift apart.
+
+use ferry_manifest::{ActionKind, LambdaPackage, Manifest};
+use ferry_policy::builder::NeedCondition;
+use serde::Serialize;
+
+use crate::names::{Names, account_of};
+
+/// One call the pipeline makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// The environment whose stage makes the call; `None` for the pipeline's own calls in the
+    /// shared account (artifacts, secrets, images).
+    pub environment: Option<String>,
+    /// The stage (or `pipeline` for the pipeline's own calls).
+    pub stage: String,
+    /// The role making the call.
+    pub principal: String,
+    pub action: String,
+    /// The resource, as the call names it.
+    pub resource: String,
+    /// The resource as a policy grants it (a pattern, when the call's resource varies).
+    pub grant: String,
+    /// The context the call carries, which the grant's condition reads.
+    pub context: Vec<(String, String)>,
+    /// The condition the grant carries.
+    #[serde(skip)]
+    pub condition: Option<NeedCondition>,
+    /// Why the pipeline makes this call.
+    pub why: String,
+}
+
+impl Edge {
+    fn new(scope: &Scope, principal: &str, action: &str, resource: &str, why: &str) -> Edge {
+        Edge {
+            environment: scope.environment.clone(),
+            stage: scope.stage.clone(),
+            principal: principal.to_owned(),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            grant: resource.to_owned(),
+            // Every call ferry makes goes over TLS.
+            context: vec![("aws:SecureTransport".into(), "true".into())],
+            condition: None,
+            why: why.to_owned(),
+        }
+    }
+
+    fn granted_as(mut self, pattern: &str) -> Edge {
+        pattern.clone_into(&mut self.grant);
+        self
+    }
+
+    /// The call carries `key = value`, and the grant requires it.
+    fn when(mut self, operator: &str, key: &str, value: &str) -> Edge {
+        self.context.push((key.to_owned(), value.to_owned()));
+        self.condition = Some(NeedCondition {
+            operator: operator.into(),
+            key: key.into(),
+            values: vec![value.into()],
+        });
+        self
+    }
+
+    /// The call carries `key = value`, which only a resource policy's statement reads.
+    fn carrying(mut self, key: &str, value: &str) -> Edge {
+        self.context.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The account that owns the resource (S3 buckets: the shared account).
+    pub fn resource_account<'n>(&'n self, names: &'n Names<'_>) -> &'n str {
+        if self.resource == "*" {
+            // Actions on no resource type act in the caller's own account.
+            account_of(&self.principal).unwrap_or_default()
+        } else if self.resource.starts_with("arn:aws:s3:::") {
+            &names.shared.id
+        } else {
+            account_of(&self.resource).unwrap_or(&names.shared.id)
+        }
+    }
+
+    /// Whether the resource's own policy must grant this call too: a trust policy always, a
+    /// key policy always, any other resource policy when the call crosses accounts.
+    pub fn needs_resource_grant(&self, names: &Names<'_>) -> bool {
+        let service = self.action.split(':').next().unwrap_or_default();
+        match service {
+            "sts" | "kms" => true,
+            "s3" | "ecr" => {
+                self.resource != "*"
+                    && self.resource_account(names)
+                        != account_of(&self.principal).unwrap_or_default()
+            }
+            _ => false,
+        }
+    }
+
+    /// The resource whose policy grants the resource side: the bucket of an object, the key,
+    /// the repository, the role assumed.
+    pub fn holder(&self) -> String {
+        match self.resource.strip_prefix("arn:aws:s3:::") {
+            Some(rest) => format!("arn:aws:s3:::{}", rest.split('/').next().unwrap_or(rest)),
+            None => self.resource.clone(),
+        }
+    }
+}
+
+struct Scope {
+    environment: Option<String>,
+    stage: String,
+}
+
+/// Every call the pipeline of `manifest` makes.
+pub fn edges(names: &Names<'_>) -> Vec<Edge> {
+    let m: &Manifest = names.manifest;
+    let pipeline = names.pipeline_role();
+    let mut out = Vec::new();
+    let own = Scope {
+        environment: None,
+        stage: "pipeline".into(),
+    };
+    let via_s3 = format!("s3.{}.amazonaws.com", names.shared.region);
+
+    // The pipeline's own calls in the shared account: artifacts, secrets, images.
+    let artifacts = names.artifacts_arn();
+    let sample = names.artifact_sample();
+    out.push(
+        Edge::new(
+            &own,
+            &pipeline,
+            "s3:PutObject",
+            &sample,
+            "store an artifact",
+        )
+        .granted_as(&artifacts)
+        .carrying("s3:x-amz-server-side-encryption", "aws:kms"),
+    );
+    out.push(
+        Edge::new(
+            &own,
+            &pipeline,
+            "s3:GetObject",
+            &sample,
+            "read an artifact (and HeadObject, to skip uploading one twice)",
+        )
+        .granted_as(&artifacts),
+    );
+    out.push(
+        Edge::new(
+            &own,
+            &pipeline,
+            "s3:ListBucket",
+            &names.bucket_arn(),
+            "let HeadObject answer 404, not 403, for an artifact not stored yet",
+        )
+        .when(
+            "StringLike",
+            "s3:prefix",
+            &format!("{}*", names.artifact_prefix()),
+        ),
+    );
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        out.push(
+            Edge::new(
+                &own,
+                &pipeline,
+                action,
+                &names.key_arn,
+                "SSE-KMS: encrypt and decrypt artifacts through S3",
+            )
+            .when("StringEquals", "kms:ViaService", &via_s3),
+        );
+    }
+    for secret in &m.secrets {
+        let id = secret_base(&secret.secret_id);
+        out.push(
+            Edge::new(
+                &own,
+                &pipeline,
+                "secretsmanager:GetSecretValue",
+                &names.secret_sample(&id),
+                &format!("read secret {} for builds", secret.name),
+            )
+            .granted_as(&names.secret_pattern(&id)),
+        );
+    }
+    if !names.shared.repositories.is_empty() {
+        out.push(Edge::new(
+            &own,
+            &pipeline,
+            "ecr:GetAuthorizationToken",
+            "*",
+            "log in to ECR to push images",
+        ));
+        for repo in &names.shared.repositories {
+            for action in [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload",
+                "ecr:PutImage",
+                "ecr:BatchGetImage",
+            ] {
+                out.push(Edge::new(
+                    &own,
+                    &pipeline,
+                    action,
+                    &names.repository_arn(repo),
+                    &format!("push images to {repo}"),
+                ));
+            }
+        }
+    }
+
+    // Each environment's stage, as that account's deploy role.
+    for stage in &m.stages {
+        let (Some(env), Some(account)) = (
+            &stage.environment,
+            stage.account.as_deref().and_then(|a| m.account(a)),
+        ) else {
+            continue;
+        };
+        let deploys: Vec<&ActionKind> = stage
+            .actions
+            .iter()
+            .map(|a| &a.kind)
+            .filter(|k| matches!(k, ActionKind::Ecs(_) | ActionKind::Lambda(_)))
+            .collect();
+        if deploys.is_empty() {
+            continue;
+        }
+        let scope = Scope {
+            environment: Some(env.clone()),
+            stage: stage.name.clone(),
+        };
+        let deploy = names.deploy_role(account);
+        let mut assume = Edge::new(
+            &scope,
+            &pipeline,
+            "sts:AssumeRole",
+            &deploy,
+            &format!("act in {} as its deploy role", account.name),
+        );
+        if let Some(external_id) = &account.external_id {
+            assume = assume.carrying("sts:ExternalId", external_id);
+        }
+        out.push(assume);
+        let reads_artifacts = deploys.iter().any(|k| !matches!(k, ActionKind::Lambda(l) if matches!(l.package, LambdaPackage::Image { .. })));
+        if reads_artifacts {
+            out.push(
+                Edge::new(
+                    &scope,
+                    &deploy,
+                    "s3:GetObject",
+                    &sample,
+                    "read the artifact it deploys",
+                )
+                .granted_as(&artifacts),
+            );
+            out.push(
+                Edge::new(
+                    &scope,
+                    &deploy,
+                    "kms:Decrypt",
+                    &names.key_arn,
+                    "decrypt that artifact through S3",
+                )
+                .when("StringEquals", "kms:ViaService", &via_s3),
+            );
+        }
+        let mut alarms: Vec<&str> = Vec::new();
+        for kind in deploys {
+            match kind {
+                ActionKind::Lambda(l) => {
+                    let function = Names::function_arn(account, &l.function);
+                    for action in [
+                        "lambda:GetAlias",
+                        "lambda:GetFunction",
+                        "lambda:GetFunctionConfiguration",
+                        "lambda:UpdateFunctionCode",
+                        "lambda:ListVersionsByFunction",
+                        "lambda:PublishVersion",
+                        "lambda:UpdateAlias",
+                        "lambda:CreateAlias",
+                    ] {
+                        out.push(Edge::new(
+                            &scope,
+                            &deploy,
+                            action,
+                            &function,
+                            &format!("deploy {}:{}", l.function, l.alias),
+                        ));
+                    }
+                    // Calls on a version or alias name the qualified ARN.
+                    out.push(
+                        Edge::new(
+                            &scope,
+                            &deploy,
+                            "lambda:GetFunctionConfiguration",
+                            &format!("{function}:{}", l.alias),
+                            "read the code a version holds",
+                        )
+                        .granted_as(&format!("{function}:*")),
+                    );
+                    alarms.extend(l.alarms.iter().map(String::as_str));
+                }
+                ActionKind::Ecs(e) => {
+                    let service = Names::service_arn(account, &e.cluster, &e.service);
+                    for action in ["ecs:DescribeServices", "ecs:UpdateService"] {
+                        out.push(Edge::new(
+                            &scope,
+                            &deploy,
+                            action,
+                            &service,
+                            &format!("update {}/{} and watch it", e.cluster, e.service),
+                        ));
+                    }
+                    // The family is the service's task definition's, which the manifest does not name.
+                    let revision = Names::task_definitions_arn(account)
+                        .replace('*', &format!("{}:2", e.service));
+                    out.push(Edge::new(
+                        &scope,
+                        &deploy,
+                        "ecs:DescribeTaskDefinition",
+                        "*",
+                        "read the service's task definition",
+                    ));
+                    out.push(
+                        Edge::new(
+                            &scope,
+                            &deploy,
+                            "ecs:RegisterTaskDefinition",
+                            &revision,
+                            "register it again with the new images",
+                        )
+                        .granted_as(&Names::task_definitions_arn(account)),
+                    );
+                    out.push(
+                        Edge::new(
+                            &scope,
+                            &deploy,
+                            "ecs:TagResource",
+                            &revision,
+                            "tag the new revision with the attempt's idempotency key",
+                        )
+                        .granted_as(&Names::task_definitions_arn(account))
+                        .when(
+                            "StringEquals",
+                            "ecs:CreateAction",
+                            "RegisterTaskDefinition",
+                        ),
+                    );
+                    out.push(
+                        Edge::new(
+                            &scope,
+                            &deploy,
+                            "iam:PassRole",
+                            &names.execution_role(account),
+                            "register a task definition that uses ferry's execution role",
+                        )
+                        .when(
+                            "StringEquals",
+                            "iam:PassedToService",
+                            "ecs-tasks.amazonaws.com",
+                        ),
+                    );
+                    let execution = names.execution_role(account);
+                    if !names.shared.repositories.is_empty() {
+                        out.push(Edge::new(
+                            &scope,
+                            &execution,
+                            "ecr:GetAuthorizationToken",
+                            "*",
+                            "ECS logs in to the shared ECR to start tasks",
+                        ));
+                    }
+                    for repo in &names.shared.repositories {
+                        for action in [
+                            "ecr:BatchCheckLayerAvailability",
+                            "ecr:GetDownloadUrlForLayer",
+                            "ecr:BatchGetImage",
+                        ] {
+                            out.push(Edge::new(
+                                &scope,
+                                &execution,
+                                action,
+                                &names.repository_arn(repo),
+                                &format!("ECS pulls images from {repo}"),
+                            ));
+                        }
+                    }
+                    alarms.extend(e.alarms.iter().map(String::as_str));
+                }
+                _ => {}
+            }
+        }
+        alarms.sort_unstable();
+        alarms.dedup();
+        for alarm in alarms {
+            out.push(Edge::new(
+                &scope,
+                &deploy,
+                "cloudwatch:DescribeAlarms",
+                &Names::alarm_arn(account, alarm),
+                &format!("watch alarm {alarm} during the deploy"),
+            ));
+        }
+    }
+    dedup(out)
+}
+
+/// A secret binding's secret, without the JSON key, stage or version that may follow it.
+pub fn secret_base(binding: &str) -> String {
+    let parts: Vec<&str> = binding.split(':').collect();
+    if binding.starts_with("arn:") {
+        parts[..parts.len().min(7)].join(":")
+    } else {
+        parts[0].to_owned()
+    }
+}
+
+/// The same call from the same stage once.
+fn dedup(edges: Vec<Edge>) -> Vec<Edge> {
+    let mut out: Vec<Edge> = Vec::with_capacity(edges.len());
+    for e in edges {
+        if !out.iter().any(|o| {
+            o.stage == e.stage
+                && o.principal == e.principal
+                && o.action == e.action
+                && o.resource == e.resource
+        }) {
+            out.push(e);
+        }
+    }
+    out
+}

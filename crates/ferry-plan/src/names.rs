@@ -1,0 +1,169 @@
+//! Every name and ARN the foundation uses, made in one place.
+
+use ferry_manifest::{Account, Manifest, SharedAccount};
+
+/// The key ARN before bootstrap has created the key (its id is chosen by KMS). Plans and
+/// offline verification use it consistently; bootstrap and `--live` use the real one.
+pub const PENDING_KEY_ID: &str = "created-by-bootstrap";
+
+/// Names of one pipeline's foundation.
+#[derive(Debug, Clone)]
+pub struct Names<'a> {
+    pub manifest: &'a Manifest,
+    pub shared: &'a SharedAccount,
+    /// The artifact key's ARN: the real one, or the pending placeholder.
+    pub key_arn: String,
+}
+
+impl<'a> Names<'a> {
+    /// `None` for a pipeline without a shared account (no AWS foundation).
+    pub fn new(manifest: &'a Manifest, key_arn: Option<&str>) -> Option<Names<'a>> {
+        let shared = manifest.shared.as_ref()?;
+        let key_arn = key_arn.map_or_else(
+            || {
+                format!(
+                    "arn:aws:kms:{}:{}:key/{PENDING_KEY_ID}",
+                    shared.region, shared.id
+                )
+            },
+            str::to_owned,
+        );
+        Some(Names {
+            manifest,
+            shared,
+            key_arn,
+        })
+    }
+
+    pub fn pipeline(&self) -> &str {
+        &self.manifest.pipeline
+    }
+
+    pub fn pipeline_role(&self) -> String {
+        role_arn(&self.shared.id, &self.shared.pipeline_role)
+    }
+
+    /// A session of a role, as the request principal of an edge.
+    pub fn session(role_arn: &str) -> String {
+        let (account, name) = split_role(role_arn);
+        format!("arn:aws:sts::{account}:assumed-role/{name}/ferry")
+    }
+
+    pub fn deploy_role(&self, account: &Account) -> String {
+        account.deploy_role_arn()
+    }
+
+    /// The ECS task execution role ferry makes in a target account: it may pull the shared
+    /// repositories' images.
+    pub fn execution_role_name(&self) -> String {
+        format!("ferry-{}-ecs-execution", self.pipeline())
+    }
+
+    pub fn execution_role(&self, account: &Account) -> String {
+        role_arn(&account.id, &self.execution_role_name())
+    }
+
+    pub fn key_alias_arn(&self) -> String {
+        format!(
+            "arn:aws:kms:{}:{}:{}",
+            self.shared.region, self.shared.id, self.shared.kms_alias
+        )
+    }
+
+    pub fn bucket_arn(&self) -> String {
+        format!("arn:aws:s3:::{}", self.shared.artifact_bucket)
+    }
+
+    /// Where this pipeline's artifacts live in the bucket: `<pipeline>/`.
+    pub fn artifact_prefix(&self) -> String {
+        format!("{}/", self.pipeline())
+    }
+
+    pub fn artifacts_arn(&self) -> String {
+        format!("{}/{}*", self.bucket_arn(), self.artifact_prefix())
+    }
+
+    /// One artifact, as an edge's resource.
+    pub fn artifact_sample(&self) -> String {
+        format!(
+            "{}/{}0123abcd.zip",
+            self.bucket_arn(),
+            self.artifact_prefix()
+        )
+    }
+
+    pub fn repository_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:ecr:{}:{}:repository/{name}",
+            self.shared.region, self.shared.id
+        )
+    }
+
+    /// A secret's ARN pattern: Secrets Manager appends `-` and six random characters to names.
+    pub fn secret_pattern(&self, id: &str) -> String {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{id}-??????",
+                self.shared.region, self.shared.id
+            )
+        }
+    }
+
+    /// One secret, as an edge's resource.
+    pub fn secret_sample(&self, id: &str) -> String {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{id}-AbCdEf",
+                self.shared.region, self.shared.id
+            )
+        }
+    }
+
+    pub fn function_arn(account: &Account, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            account.region, account.id
+        )
+    }
+
+    pub fn service_arn(account: &Account, cluster: &str, service: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:service/{cluster}/{service}",
+            account.region, account.id
+        )
+    }
+
+    pub fn task_definitions_arn(account: &Account) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:task-definition/*",
+            account.region, account.id
+        )
+    }
+
+    pub fn alarm_arn(account: &Account, name: &str) -> String {
+        format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{name}",
+            account.region, account.id
+        )
+    }
+}
+
+pub fn role_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{name}")
+}
+
+/// (account, name) of `arn:aws:iam::ACCOUNT:role/NAME`.
+pub fn split_role(arn: &str) -> (&str, &str) {
+    let account = arn.split(':').nth(4).unwrap_or_default();
+    let name = arn.rsplit('/').next().unwrap_or_default();
+    (account, name)
+}
+
+/// The account of an ARN (`arn:partition:service:region:ACCOUNT:…`); S3 ARNs have none.
+pub fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}

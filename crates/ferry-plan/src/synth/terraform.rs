@@ -1,0 +1,616 @@
+//! The foundation as Terraform: a root module with one AWS provider per account (target
+//! accounts through their admin role), a `shared` module and a `target` module. Policies are
+//! the plan's, with the account ids, regions and role ARNs turned into variables, so the
+//! modules are the plan's own least privilege.
+//!
+//! Checks that checkov reports and ferry cannot fix are skipped in place, each with its reason
+//! (`#checkov:skip=ID:reason`); [`SKIPPED`] lists them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::foundation::{AccountKind, AccountPlan, Foundation, Resource};
+use crate::names::Names;
+use crate::synth::File;
+
+/// The checkov checks the modules skip, and why ferry cannot fix them.
+pub const SKIPPED: &[(&str, &str)] = &[
+    (
+        "CKV_AWS_18",
+        "S3 access logging needs a second bucket (which would need one too); CloudTrail data events record artifact access",
+    ),
+    (
+        "CKV_AWS_144",
+        "cross-region replication needs a second region and key; artifacts are rebuilt from source",
+    ),
+    (
+        "CKV2_AWS_62",
+        "nothing consumes events of the artifact bucket",
+    ),
+    (
+        "CKV_AWS_136",
+        "images are encrypted at rest with AES-256; a customer-managed key would also have to admit every pulling account",
+    ),
+];
+
+fn skip(id: &str) -> String {
+    let reason = SKIPPED
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map_or("", |(_, r)| r);
+    format!("  #checkov:skip={id}:{reason}\n")
+}
+
+/// Literal → the text that replaces it (a Terraform interpolation), longest literal first.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn apply(&self, text: &str) -> String {
+        let mut pairs = self.0.clone();
+        pairs.sort_by_key(|(lit, _)| std::cmp::Reverse(lit.len()));
+        pairs.iter().fold(text.to_owned(), |out, (lit, with)| {
+            out.replace(lit.as_str(), with)
+        })
+    }
+}
+
+/// A policy document as an HCL expression (JSON is HCL's object syntax too), with a comment
+/// above each statement that uses `"Resource": "*"` saying why.
+fn policy(doc: &Value, params: &Params) -> String {
+    let mut out = String::from("jsonencode({\n");
+    let version = doc
+        .get("Version")
+        .and_then(Value::as_str)
+        .unwrap_or("2012-10-17");
+    let _ = writeln!(out, "    \"Version\": \"{version}\",\n    \"Statement\": [");
+    let statements: Vec<Value> = match doc.get("Statement") {
+        Some(Value::Array(s)) => s.clone(),
+        Some(one) => vec![one.clone()],
+        None => Vec::new(),
+    };
+    for (i, s) in statements.iter().enumerate() {
+        if let Some(why) = why_star(s) {
+            let _ = writeln!(out, "      # {why}");
+        }
+        let text = serde_json::to_string_pretty(s)
+            .unwrap_or_default()
+            .replace('\n', "\n      ");
+        let comma = if i + 1 < statements.len() { "," } else { "" };
+        let _ = writeln!(out, "      {}{comma}", params.apply(&text));
+    }
+    out.push_str("    ]\n  })");
+    out
+}
+
+/// Why a statement grants on `"*"`, when it does.
+fn why_star(statement: &Value) -> Option<String> {
+    if statement.get("Resource") != Some(&Value::String("*".into()))
+        || statement.get("Effect").and_then(Value::as_str) != Some("Allow")
+    {
+        return None;
+    }
+    let actions: Vec<&str> = match statement.get("Action") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if statement.get("Sid").and_then(Value::as_str) == Some("AccountAdministersKey") {
+        return Some("AWS's default key administration: the account's IAM policies may grant use of this key".into());
+    }
+    if statement.get("Principal").is_some() {
+        return Some("in a key policy, \"*\" is this key".into());
+    }
+    let catalog = ferry_policy::catalog::catalog();
+    actions
+        .iter()
+        .all(|a| catalog.is_wildcard_only(a))
+        .then(|| {
+            format!(
+                "AWS accepts only \"*\" for {}: no resource type",
+                actions.join(", ")
+            )
+        })
+}
+
+fn ident(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("r_{s}")
+    } else {
+        s
+    }
+}
+
+const HEADER: &str =
+    "# Written by `ferry synth terraform` from ferry.yaml. Edit ferry.yaml and write it again.\n";
+
+/// The files of the Terraform configuration.
+pub fn terraform(foundation: &Foundation, names: &Names<'_>) -> Vec<File> {
+    let shared = foundation
+        .accounts
+        .iter()
+        .find(|a| a.kind == AccountKind::Shared)
+        .expect("a plan always has its shared account");
+    let targets: Vec<&AccountPlan> = foundation
+        .accounts
+        .iter()
+        .filter(|a| a.kind == AccountKind::Target)
+        .collect();
+    vec![
+        File {
+            path: "main.tf".into(),
+            text: root(foundation, names, shared, &targets),
+        },
+        File {
+            path: "modules/shared/main.tf".into(),
+            text: shared_module(names, shared, &targets),
+        },
+        File {
+            path: "modules/shared/variables.tf".into(),
+            text: shared_variables(),
+        },
+        File {
+            path: "modules/shared/outputs.tf".into(),
+            text: shared_outputs(),
+        },
+        File {
+            path: "modules/target/main.tf".into(),
+            text: target_module(names, &targets),
+        },
+        File {
+            path: "modules/target/variables.tf".into(),
+            text: target_variables(),
+        },
+        File {
+            path: "modules/target/outputs.tf".into(),
+            text: target_outputs(execution_presence(names, &targets)),
+        },
+    ]
+}
+
+fn root(
+    foundation: &Foundation,
+    names: &Names<'_>,
+    shared: &AccountPlan,
+    targets: &[&AccountPlan],
+) -> String {
+    let mut t = String::from(HEADER);
+    t.push_str("terraform {\n  required_version = \">= 1.5\"\n  required_providers {\n    aws = {\n      source  = \"hashicorp/aws\"\n      version = \">= 5.40\"\n    }\n  }\n}\n\n");
+    t.push_str("variable \"account_ids\" {\n  description = \"The account ids, by ferry.yaml account name\"\n  type        = map(string)\n  default = {\n");
+    let _ = writeln!(t, "    shared = \"{}\"", shared.id);
+    for a in targets {
+        let _ = writeln!(t, "    {} = \"{}\"", ident(&a.name), a.id);
+    }
+    t.push_str("  }\n}\n\n");
+    let _ = writeln!(
+        t,
+        "# The shared account: your own credentials.\nprovider \"aws\" {{\n  alias  = \"shared\"\n  region = \"{}\"\n  allowed_account_ids = [var.account_ids[\"shared\"]]\n}}\n",
+        shared.region
+    );
+    for a in targets {
+        let admin = a
+            .admin_role
+            .as_deref()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let _ = writeln!(
+            t,
+            "# {name}: through its admin role.\nprovider \"aws\" {{\n  alias  = \"{id}\"\n  region = \"{region}\"\n  assume_role {{\n    role_arn = \"arn:aws:iam::${{var.account_ids[\"{id}\"]}}:role/{admin}\"\n  }}\n}}\n",
+            name = a.name,
+            id = ident(&a.name),
+            region = a.region
+        );
+    }
+    let deploy: Vec<String> = targets
+        .iter()
+        .map(|a| {
+            format!(
+                "    {} = module.target_{}.deploy_role_arn",
+                ident(&a.name),
+                ident(&a.name)
+            )
+        })
+        .collect();
+    let execution: Vec<String> = targets
+        .iter()
+        .filter(|a| has_execution_role(names, a))
+        .map(|a| {
+            format!(
+                "    {} = module.target_{}.execution_role_arn",
+                ident(&a.name),
+                ident(&a.name)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        t,
+        "module \"shared\" {{\n  source    = \"./modules/shared\"\n  providers = {{ aws = aws.shared }}\n  pipeline   = \"{}\"\n  account_id = var.account_ids[\"shared\"]\n  deploy_role_arns = {{\n{}\n  }}\n  execution_role_arns = {{\n{}\n  }}\n}}\n",
+        foundation.pipeline,
+        deploy.join("\n"),
+        execution.join("\n")
+    );
+    for a in targets {
+        let _ = writeln!(
+            t,
+            "module \"target_{id}\" {{\n  source    = \"./modules/target\"\n  providers = {{ aws = aws.{id} }}\n  account            = \"{name}\"\n  environment        = {environment}\n  account_id         = var.account_ids[\"{id}\"]\n  shared_account_id  = var.account_ids[\"shared\"]\n  pipeline_role_arn  = module.shared.pipeline_role_arn\n  artifact_key_arn   = module.shared.artifact_key_arn\n}}\n",
+            id = ident(&a.name),
+            name = a.name,
+            environment = match names
+                .manifest
+                .environments
+                .iter()
+                .filter(|e| e.account == a.name)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [one] => format!("\"{}\"", one.name),
+                _ => "null".into(),
+            }
+        );
+    }
+    t
+}
+
+fn has_execution_role(names: &Names<'_>, account: &AccountPlan) -> bool {
+    account
+        .resources
+        .iter()
+        .any(|r| matches!(r, Resource::Role { name, .. } if *name == names.execution_role_name()))
+}
+
+/// The shared module's parameters: its own id, the key, and the target roles.
+fn shared_params(names: &Names<'_>, targets: &[&AccountPlan]) -> Params {
+    let mut p = vec![
+        (
+            names.key_arn.clone(),
+            "${aws_kms_key.artifacts.arn}".to_owned(),
+        ),
+        (
+            names.pipeline_role(),
+            "${aws_iam_role.pipeline.arn}".to_owned(),
+        ),
+    ];
+    for a in targets {
+        let account = names
+            .manifest
+            .account(&a.name)
+            .expect("a target account is in the manifest");
+        p.push((
+            names.deploy_role(account),
+            format!("${{var.deploy_role_arns[\"{}\"]}}", ident(&a.name)),
+        ));
+        if has_execution_role(names, a) {
+            p.push((
+                names.execution_role(account),
+                format!("${{var.execution_role_arns[\"{}\"]}}", ident(&a.name)),
+            ));
+        }
+    }
+    p.push((
+        format!(":{}:", names.shared.id),
+        ":${var.account_id}:".to_owned(),
+    ));
+    Params(p)
+}
+
+fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPlan]) -> String {
+    let params = shared_params(names, targets);
+    let render = |doc: &Value| policy(doc, &params);
+    let mut t = String::from(HEADER);
+    t.push_str("locals {\n  tags = {\n    \"ferry:pipeline\"   = var.pipeline\n    \"ferry:managed-by\" = \"ferry\"\n  }\n}\n\n");
+    for r in &shared.resources {
+        match r {
+            Resource::Key {
+                alias,
+                description,
+                policy: key_policy,
+            } => {
+                let _ = writeln!(
+                    t,
+                    "# The key policy names the target roles, so aws_kms_key_policy sets it once they exist.\nresource \"aws_kms_key\" \"artifacts\" {{\n  description             = \"{description}\"\n  enable_key_rotation     = true\n  deletion_window_in_days = 30\n  tags                    = local.tags\n}}\n"
+                );
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_kms_alias\" \"artifacts\" {{\n  name          = \"{alias}\"\n  target_key_id = aws_kms_key.artifacts.key_id\n}}\n"
+                );
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_kms_key_policy\" \"artifacts\" {{\n  key_id = aws_kms_key.artifacts.id\n  policy = {}\n}}\n",
+                    render(key_policy)
+                );
+            }
+            Resource::Bucket {
+                name,
+                policy: bucket_policy,
+                ..
+            } => {
+                let _ = write!(
+                    t,
+                    "resource \"aws_s3_bucket\" \"artifacts\" {{\n{}{}{}  bucket = \"{name}\"\n  tags   = local.tags\n}}\n\n",
+                    skip("CKV_AWS_18"),
+                    skip("CKV_AWS_144"),
+                    skip("CKV2_AWS_62")
+                );
+                t.push_str("resource \"aws_s3_bucket_versioning\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  versioning_configuration {\n    status = \"Enabled\"\n  }\n}\n\n");
+                t.push_str("resource \"aws_s3_bucket_ownership_controls\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  rule {\n    object_ownership = \"BucketOwnerEnforced\"\n  }\n}\n\n");
+                t.push_str("resource \"aws_s3_bucket_public_access_block\" \"artifacts\" {\n  bucket                  = aws_s3_bucket.artifacts.id\n  block_public_acls       = true\n  ignore_public_acls      = true\n  block_public_policy     = true\n  restrict_public_buckets = true\n}\n\n");
+                t.push_str("resource \"aws_s3_bucket_server_side_encryption_configuration\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  rule {\n    apply_server_side_encryption_by_default {\n      sse_algorithm     = \"aws:kms\"\n      kms_master_key_id = aws_kms_key.artifacts.arn\n    }\n    bucket_key_enabled = true\n  }\n}\n\n");
+                t.push_str("resource \"aws_s3_bucket_lifecycle_configuration\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  rule {\n    id     = \"ferry-tidy\"\n    status = \"Enabled\"\n    filter {}\n    abort_incomplete_multipart_upload {\n      days_after_initiation = 7\n    }\n    noncurrent_version_expiration {\n      noncurrent_days = 30\n    }\n  }\n}\n\n");
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_s3_bucket_policy\" \"artifacts\" {{\n  bucket = aws_s3_bucket.artifacts.id\n  policy = {}\n  depends_on = [aws_s3_bucket_public_access_block.artifacts]\n}}\n",
+                    render(bucket_policy)
+                );
+            }
+            Resource::Repository {
+                name,
+                lifecycle,
+                policy: repo_policy,
+            } => {
+                let id = ident(name);
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_ecr_repository\" \"{id}\" {{\n{}  name                 = \"{name}\"\n  image_tag_mutability = \"IMMUTABLE\"\n  image_scanning_configuration {{\n    scan_on_push = true\n  }}\n  tags = local.tags\n}}\n",
+                    skip("CKV_AWS_136")
+                );
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_ecr_lifecycle_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = {}\n}}\n",
+                    render(lifecycle)
+                );
+                if let Some(p) = repo_policy {
+                    let _ = writeln!(
+                        t,
+                        "resource \"aws_ecr_repository_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = {}\n}}\n",
+                        render(p)
+                    );
+                }
+            }
+            Resource::Role {
+                name,
+                description,
+                trust,
+                policies,
+            } => {
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_iam_role\" \"pipeline\" {{\n  name                 = \"{name}\"\n  description          = \"{description}\"\n  max_session_duration = 3600\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
+                    render(trust)
+                );
+                for (policy_name, doc) in policies {
+                    let _ = writeln!(
+                        t,
+                        "resource \"aws_iam_role_policy\" \"pipeline_{}\" {{\n  name   = \"{policy_name}\"\n  role   = aws_iam_role.pipeline.id\n  policy = {}\n}}\n",
+                        ident(policy_name),
+                        render(doc)
+                    );
+                }
+            }
+        }
+    }
+    t
+}
+
+fn shared_variables() -> String {
+    format!(
+        "{HEADER}variable \"pipeline\" {{\n  description = \"The pipeline's name\"\n  type        = string\n}}\n\nvariable \"account_id\" {{\n  description = \"The shared account's id\"\n  type        = string\n}}\n\nvariable \"deploy_role_arns\" {{\n  description = \"Each target account's deploy role, by account name\"\n  type        = map(string)\n}}\n\nvariable \"execution_role_arns\" {{\n  description = \"Each target account's ECS task execution role, by account name\"\n  type        = map(string)\n}}\n"
+    )
+}
+
+fn shared_outputs() -> String {
+    format!(
+        "{HEADER}output \"pipeline_role_arn\" {{\n  value = aws_iam_role.pipeline.arn\n}}\n\noutput \"artifact_key_arn\" {{\n  value = aws_kms_key.artifacts.arn\n}}\n\noutput \"artifact_bucket\" {{\n  value = aws_s3_bucket.artifacts.id\n}}\n"
+    )
+}
+
+/// One account's role documents, with its own values (its id, the shared account's, the key,
+/// the pipeline role) made variables.
+fn target_documents(names: &Names<'_>, account: &AccountPlan) -> BTreeMap<String, String> {
+    let manifest_account = names
+        .manifest
+        .account(&account.name)
+        .expect("a target account is in the manifest");
+    let params = Params(vec![
+        (names.key_arn.clone(), "${var.artifact_key_arn}".into()),
+        (names.pipeline_role(), "${var.pipeline_role_arn}".into()),
+        (
+            format!(":{}:", names.shared.id),
+            ":${var.shared_account_id}:".into(),
+        ),
+        (
+            format!(":{}:", manifest_account.id),
+            ":${var.account_id}:".into(),
+        ),
+    ]);
+    // An account that hosts one environment has that environment's name in its deploys'
+    // resource names: made a variable too, so that accounts alike share one document.
+    let environments: Vec<&str> = names
+        .manifest
+        .environments
+        .iter()
+        .filter(|e| e.account == account.name)
+        .map(|e| e.name.as_str())
+        .collect();
+    let environment = match environments.as_slice() {
+        [one] if one.len() >= 2 => Some(*one),
+        _ => None,
+    };
+    let policy = |doc: &Value, params: &Params| {
+        let text = policy(doc, params);
+        environment.map_or_else(
+            || text.clone(),
+            |env| outside_interpolations(&text, env, "${var.environment}"),
+        )
+    };
+    let mut out = BTreeMap::new();
+    for r in &account.resources {
+        if let Resource::Role {
+            name,
+            trust,
+            policies,
+            description,
+        } = r
+        {
+            let key = if *name == names.execution_role_name() {
+                "execution"
+            } else {
+                "deploy"
+            };
+            out.insert(format!("{key}.name"), format!("\"{}\"", name));
+            out.insert(
+                format!("{key}.description"),
+                format!(
+                    "\"{}\"",
+                    description.replace(&account.name, "${var.account}")
+                ),
+            );
+            out.insert(format!("{key}.trust"), policy(trust, &params));
+            for (pn, doc) in policies {
+                out.insert(format!("{key}.policy.{pn}"), policy(doc, &params));
+            }
+        }
+    }
+    out
+}
+
+/// `text` with `from` replaced by `to` wherever it is not inside a `${…}` interpolation.
+fn outside_interpolations(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start].replace(from, to));
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
+        out.push_str(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&rest.replace(from, to));
+    out
+}
+
+fn target_module(names: &Names<'_>, targets: &[&AccountPlan]) -> String {
+    let docs: Vec<(String, BTreeMap<String, String>)> = targets
+        .iter()
+        .map(|a| (ident(&a.name), target_documents(names, a)))
+        .collect();
+    let mut keys: Vec<String> = docs.iter().flat_map(|(_, d)| d.keys().cloned()).collect();
+    keys.sort();
+    keys.dedup();
+    // A document the same in every account is written once; one that differs (other deploys
+    // in each environment) is chosen by `var.account`.
+    let value = |key: &str| -> String {
+        let texts: Vec<(&String, Option<&String>)> =
+            docs.iter().map(|(acct, d)| (acct, d.get(key))).collect();
+        let first = texts[0].1;
+        if texts.iter().all(|(_, t)| *t == first) {
+            first.cloned().unwrap_or_else(|| "null".into())
+        } else {
+            let mut map = String::from("{\n");
+            for (acct, text) in &texts {
+                let _ = writeln!(
+                    map,
+                    "    {acct} = {}",
+                    text.map_or("null".into(), |t| t.replace('\n', "\n    "))
+                );
+            }
+            map.push_str("  }[var.account]");
+            map
+        }
+    };
+    let mut t = String::from(HEADER);
+    t.push_str("locals {\n  tags = {\n    \"ferry:pipeline\"   = \"");
+    t.push_str(names.pipeline());
+    t.push_str("\"\n    \"ferry:managed-by\" = \"ferry\"\n  }\n}\n\n");
+    for role in ["deploy", "execution"] {
+        let present: Vec<&String> = docs
+            .iter()
+            .filter(|(_, d)| d.contains_key(&format!("{role}.name")))
+            .map(|(a, _)| a)
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        let count = if present.len() == docs.len() {
+            String::new()
+        } else {
+            format!(
+                "  count = contains([{}], var.account) ? 1 : 0\n",
+                present
+                    .iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let index = if count.is_empty() { "" } else { "[0]" };
+        let _ = writeln!(
+            t,
+            "resource \"aws_iam_role\" \"{role}\" {{\n{count}  name                 = {}\n  description          = {}\n  max_session_duration = 3600\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
+            value(&format!("{role}.name")),
+            value(&format!("{role}.description")),
+            value(&format!("{role}.trust"))
+        );
+        let prefix = format!("{role}.policy.");
+        for key in keys.iter().filter(|k| k.starts_with(&prefix)) {
+            let pn = &key[prefix.len()..];
+            let _ = writeln!(
+                t,
+                "resource \"aws_iam_role_policy\" \"{role}_{}\" {{\n{count}  name   = \"{pn}\"\n  role   = aws_iam_role.{role}{index}.id\n  policy = {}\n}}\n",
+                ident(pn),
+                value(key)
+            );
+        }
+    }
+    t
+}
+
+fn target_variables() -> String {
+    format!(
+        "{HEADER}variable \"account\" {{\n  description = \"The account's name in ferry.yaml\"\n  type        = string\n}}\n\nvariable \"environment\" {{\n  description = \"The environment the account hosts, when it hosts one\"\n  type        = string\n  default     = null\n}}\n\nvariable \"account_id\" {{\n  type = string\n}}\n\nvariable \"shared_account_id\" {{\n  type = string\n}}\n\nvariable \"pipeline_role_arn\" {{\n  description = \"The role the pipeline runs as, in the shared account\"\n  type        = string\n}}\n\nvariable \"artifact_key_arn\" {{\n  description = \"The KMS key of the artifact bucket, in the shared account\"\n  type        = string\n}}\n"
+    )
+}
+
+fn target_outputs(execution: Presence) -> String {
+    let execution = match execution {
+        Presence::All => "aws_iam_role.execution.arn",
+        Presence::Some => "try(aws_iam_role.execution[0].arn, null)",
+        Presence::None => "null",
+    };
+    format!(
+        "{HEADER}output \"deploy_role_arn\" {{\n  value = aws_iam_role.deploy.arn\n}}\n\noutput \"execution_role_arn\" {{\n  value = {execution}\n}}\n"
+    )
+}
+
+/// In how many target accounts a resource exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    All,
+    Some,
+    None,
+}
+
+fn execution_presence(names: &Names<'_>, targets: &[&AccountPlan]) -> Presence {
+    match targets
+        .iter()
+        .filter(|a| has_execution_role(names, a))
+        .count()
+    {
+        0 => Presence::None,
+        n if n == targets.len() => Presence::All,
+        _ => Presence::Some,
+    }
+}

@@ -1,0 +1,298 @@
+//! The plan of the orders example: what each account gets, that every edge is allowed by the
+//! plan's own policies, that nothing is granted beyond the edges, and that verify names each
+//! broken edge with its fix. These test the documents; moto cannot (it applies no resource
+//! policies), which is why verify exists.
+
+use std::path::Path;
+
+use ferry_plan::foundation::Resource;
+use ferry_plan::verify::{PolicyStore, verify};
+use ferry_plan::{Names, plan};
+use serde_json::{Value, json};
+
+fn manifest(name: &str) -> ferry_manifest::Manifest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    let loaded = ferry_manifest::load(&path);
+    assert!(!loaded.has_errors(), "{}", loaded.render(false));
+    loaded.manifest.unwrap()
+}
+
+fn orders() -> ferry_manifest::Manifest {
+    manifest("../../examples/orders/ferry.yaml")
+}
+
+#[test]
+fn the_orders_foundation_is_what_review_expects() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    insta::assert_json_snapshot!("orders-foundation", plan(&names));
+}
+
+#[test]
+fn every_edge_is_allowed_by_the_plans_own_policies_and_nothing_more_is_granted() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let denied: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| !r.allowed)
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r.edge.principal, r.edge.action, r.edge.resource, r.reason
+            )
+        })
+        .collect();
+    assert!(denied.is_empty(), "{denied:#?}");
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    assert!(report.unreadable.is_empty(), "{:?}", report.unreadable);
+    // Each environment's deploys, and the pipeline's own calls.
+    let groups: Vec<Option<&str>> = report.by_environment().iter().map(|(e, _)| *e).collect();
+    assert_eq!(groups, [None, Some("dev"), Some("qa"), Some("prod")]);
+}
+
+fn statements(doc: &Value) -> Vec<Value> {
+    doc["Statement"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn identity_policies_use_star_only_where_aws_forces_it() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let catalog = ferry_policy::catalog::catalog();
+    for account in plan(&names).accounts {
+        for r in account.resources {
+            let Resource::Role { name, policies, .. } = r else {
+                continue;
+            };
+            for (policy, doc) in policies {
+                for s in statements(&doc) {
+                    if s["Resource"] == json!("*") {
+                        let actions: Vec<String> = match &s["Action"] {
+                            Value::String(a) => vec![a.clone()],
+                            Value::Array(a) => {
+                                a.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+                            }
+                            _ => vec![],
+                        };
+                        for a in actions {
+                            assert!(
+                                catalog.is_wildcard_only(&a),
+                                "{name}/{policy}: {a} on \"*\" but it has a resource type"
+                            );
+                        }
+                    }
+                    assert!(
+                        !s["Action"].to_string().contains('*'),
+                        "{name}/{policy}: a wildcard action in {s}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The plan's policies, changed by `edit`, then verified.
+fn verify_with(
+    edit: impl FnOnce(&mut Vec<ferry_plan::AccountPlan>, &Names<'_>),
+) -> ferry_plan::verify::Report {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let mut f = plan(&names);
+    edit(&mut f.accounts, &names);
+    let store: PolicyStore = f.policies(&names);
+    verify(&store, &f.edges, &names)
+}
+
+fn denied(report: &ferry_plan::verify::Report) -> Vec<&ferry_plan::verify::EdgeResult> {
+    report.results.iter().filter(|r| !r.allowed).collect()
+}
+
+fn policy_mut<'a>(
+    accounts: &'a mut [ferry_plan::AccountPlan],
+    account: &str,
+    address: &str,
+) -> &'a mut Value {
+    let a = accounts.iter_mut().find(|a| a.name == account).unwrap();
+    let r = a
+        .resources
+        .iter_mut()
+        .find(|r| r.address() == address)
+        .unwrap();
+    match r {
+        Resource::Key { policy, .. } | Resource::Bucket { policy, .. } => policy,
+        Resource::Role { trust, .. } => trust,
+        Resource::Repository { policy, .. } => policy.as_mut().unwrap(),
+    }
+}
+
+#[test]
+fn a_key_policy_without_the_qa_deploy_role_is_caught_with_its_fix() {
+    let report = verify_with(|accounts, _| {
+        let policy = policy_mut(accounts, "shared", "kms key alias/ferry-orders");
+        let text = policy
+            .to_string()
+            .replace(r#""arn:aws:iam::333333333333:role/ferry-deploy","#, "")
+            .replace(r#","arn:aws:iam::333333333333:role/ferry-deploy""#, "");
+        *policy = serde_json::from_str(&text).unwrap();
+    });
+    let broken = denied(&report);
+    assert_eq!(broken.len(), 1, "{broken:#?}");
+    let r = broken[0];
+    assert_eq!(
+        (r.edge.environment.as_deref(), r.edge.action.as_str()),
+        (Some("qa"), "kms:Decrypt")
+    );
+    assert_eq!(r.layer.as_deref(), Some("resource policy"));
+    assert!(
+        r.fixes[0]
+            .place
+            .starts_with("the key policy of arn:aws:kms:us-east-1:111111111111:key/"),
+        "{:?}",
+        r.fixes
+    );
+    assert_eq!(
+        r.fixes[0].statement["Principal"]["AWS"],
+        "arn:aws:iam::333333333333:role/ferry-deploy"
+    );
+}
+
+#[test]
+fn a_prod_deploy_role_that_no_longer_trusts_the_pipeline_is_caught() {
+    let report = verify_with(|accounts, _| {
+        *policy_mut(accounts, "prod", "iam role ferry-deploy") = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    });
+    let broken = denied(&report);
+    assert_eq!(broken.len(), 1, "{broken:#?}");
+    assert_eq!(
+        (
+            broken[0].edge.environment.as_deref(),
+            broken[0].edge.action.as_str()
+        ),
+        (Some("prod"), "sts:AssumeRole")
+    );
+    assert!(
+        broken[0].fixes.iter().any(|f| f
+            .place
+            .starts_with("the trust policy of arn:aws:iam::444444444444:role/ferry-deploy")),
+        "{:?}",
+        broken[0].fixes
+    );
+}
+
+#[test]
+fn a_narrowed_bucket_policy_is_caught_for_every_deploy_role() {
+    let report = verify_with(|accounts, _| {
+        let policy = policy_mut(
+            accounts,
+            "shared",
+            "s3 bucket ferry-orders-artifacts-111111111111",
+        );
+        let text = policy.to_string().replace("/orders/*", "/other/*");
+        *policy = serde_json::from_str(&text).unwrap();
+    });
+    let broken = denied(&report);
+    let envs: Vec<(&str, &str)> = broken
+        .iter()
+        .map(|r| {
+            (
+                r.edge.environment.as_deref().unwrap_or("-"),
+                r.edge.action.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        envs,
+        [
+            ("dev", "s3:GetObject"),
+            ("qa", "s3:GetObject"),
+            ("prod", "s3:GetObject")
+        ]
+    );
+    assert!(
+        broken[0].fixes[0]
+            .place
+            .starts_with("the bucket policy of arn:aws:s3:::ferry-orders-artifacts-111111111111")
+    );
+}
+
+#[test]
+fn a_wildcard_grant_is_reported_as_wider_than_needed() {
+    let report = verify_with(|accounts, _| {
+        let a = accounts.iter_mut().find(|a| a.name == "dev").unwrap();
+        if let Resource::Role { policies, .. } = &mut a.resources[0] {
+            let doc = policies.get_mut("ferry-deploy").unwrap();
+            doc["Statement"].as_array_mut().unwrap().push(
+                json!({"Sid": "Everything", "Effect": "Allow", "Action": "ecr:*", "Resource": "*"}),
+            );
+        }
+    });
+    assert!(denied(&report).is_empty());
+    let wider: Vec<&str> = report.wider.iter().map(|w| w.detail.as_str()).collect();
+    assert!(
+        report
+            .wider
+            .iter()
+            .any(|w| w.statement.as_deref() == Some("Everything")),
+        "{wider:?}"
+    );
+    assert!(wider.iter().any(|d| d.contains("ecr:*")), "{wider:?}");
+}
+
+#[test]
+fn doctor_names_the_policy_and_statement_for_a_denied_decrypt() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let message = "An error occurred (AccessDeniedException) when calling the Decrypt operation: User: arn:aws:sts::333333333333:assumed-role/ferry-deploy/ferry-orders-7 is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:111111111111:key/created-by-bootstrap because no resource-based policy allows the kms:Decrypt action";
+    let d = ferry_plan::doctor::diagnose(ferry_plan::doctor::parse(message).unwrap(), &f, &names);
+    assert!(d.unmatched.is_none(), "{d:#?}");
+    assert_eq!(d.findings.len(), 1, "{d:#?}");
+    let finding = &d.findings[0];
+    assert_eq!(finding.account, "shared (111111111111)");
+    assert!(
+        finding.place.starts_with("the key policy of arn:aws:kms:"),
+        "{}",
+        finding.place
+    );
+    assert!(
+        finding
+            .statement
+            .to_string()
+            .contains("arn:aws:iam::333333333333:role/ferry-deploy"),
+        "{}",
+        finding.statement
+    );
+    assert!(
+        finding.advice.contains("ferry bootstrap --account shared"),
+        "{}",
+        finding.advice
+    );
+}
+
+#[test]
+fn doctor_says_when_a_call_is_not_one_the_pipeline_makes() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let message = "User: arn:aws:sts::222222222222:assumed-role/ferry-deploy/x is not authorized to perform: dynamodb:PutItem on resource: arn:aws:dynamodb:us-east-1:222222222222:table/orders because no identity-based policy allows the dynamodb:PutItem action";
+    let d = ferry_plan::doctor::diagnose(ferry_plan::doctor::parse(message).unwrap(), &f, &names);
+    assert!(
+        d.unmatched
+            .as_deref()
+            .unwrap()
+            .contains("does not need dynamodb:PutItem"),
+        "{d:#?}"
+    );
+    let stranger = "User: arn:aws:sts::222222222222:assumed-role/someone-else/x is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::b/k";
+    let d = ferry_plan::doctor::diagnose(ferry_plan::doctor::parse(stranger).unwrap(), &f, &names);
+    assert!(
+        d.unmatched
+            .as_deref()
+            .unwrap()
+            .contains("is not a role of this pipeline's foundation"),
+        "{d:#?}"
+    );
+}
