@@ -16,6 +16,7 @@ pub mod artifacts;
 pub mod deploy;
 pub mod ecs;
 pub mod error;
+pub mod foundation;
 pub mod lambda;
 pub mod secrets;
 pub mod session;
