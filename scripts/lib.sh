@@ -34,6 +34,22 @@ ferry_ensure_tools() {
   echo "$want" > "$stamp"
 }
 
+# Installs checkov (scripts/requirements-checkov.txt) into .tools/checkov, its own virtualenv:
+# its pins and moto's do not mix. The synthesized-Terraform test scans with it.
+ferry_ensure_checkov() {
+  local dir="$FERRY_TOOLS/checkov" stamp="$FERRY_TOOLS/checkov/.requirements.sha256"
+  local want
+  want=$(sha256sum "$FERRY_ROOT/scripts/requirements-checkov.txt" | cut -d' ' -f1)
+  if [ -x "$dir/bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  say "installing checkov into .tools/checkov — once, about two minutes"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$FERRY_ROOT/scripts/requirements-checkov.txt"
+  echo "$want" > "$stamp"
+}
+
 # Starts moto on a free loopback port and exports FERRY_TEST_AWS_ENDPOINT; the caller traps
 # ferry_stop_moto. Its log goes to .tools/moto.log.
 ferry_start_moto() {

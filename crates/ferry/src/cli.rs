@@ -56,29 +56,21 @@ pub enum Command {
     /// List the release ledger of an environment
     Releases(ReleasesArgs),
     /// Show what bootstrap would create or change in each account
-    Plan(Pending),
+    Plan(PlanArgs),
     /// Create the cross-account foundation: key, bucket, repositories, roles
-    Bootstrap(Pending),
+    Bootstrap(BootstrapArgs),
     /// Remove what bootstrap created
-    Destroy(Pending),
+    Destroy(DestroyArgs),
     /// Prove that every cross-account access the pipeline makes is allowed
-    Verify(Pending),
+    Verify(VerifyArgs),
     /// Explain an AccessDenied message: which policy lacks which statement
-    Doctor(Pending),
+    Doctor(DoctorArgs),
     /// Write the foundation as Terraform, or the pipeline as a CodePipeline definition
-    Synth(Pending),
+    #[command(subcommand)]
+    Synth(SynthCommand),
     /// Simulate and lint IAM policies
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Serve the HTTP API and dashboard
-    Serve(Pending),
-}
-
-/// Arguments of a command that is not available yet: accepted, then refused with a message.
-#[derive(Debug, Args)]
-pub struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// Where the manifest is.
@@ -471,4 +463,147 @@ pub struct ReleasesArgs {
     pub limit: usize,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The foundation: in the shared account a KMS key (rotation on) with a key policy, the artifact\n\
+bucket (versioned, owner-enforced, public access blocked, SSE-KMS, a bucket policy), the ECR\n\
+repositories (scan on push, immutable tags, a lifecycle and a pull policy) and the pipeline\n\
+role; in each target account the deploy role and, for ECS, a task execution role. Every\n\
+policy grants exactly the calls the pipeline makes (`ferry verify` lists them).\n\n\
+`+` create, `~` change (with the policy diff), `=` unchanged, `!` exists but is not ferry's.\n\
+Reads the accounts with your credentials in the shared account and each target's admin role;\n\
+--offline shows the plan without reading anything.\n\n\
+Examples:\n  ferry plan\n  ferry plan --offline --format json | jq '.accounts[].resources[].address'"
+)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Do not read the accounts: show everything as to create
+    #[arg(long)]
+    pub offline: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Idempotent: it creates what is missing, changes what differs, and a second run changes nothing.\n\
+It acts with your credentials in the shared account and through each target account's admin role\n\
+(`admin_role` in ferry.yaml, default OrganizationAccountAccessRole), tags everything it owns\n\
+(ferry:pipeline, ferry:managed-by) and refuses to take over a resource that is not ferry's.\n\
+Afterwards it reads the policies back and keeps them in the state directory, so `ferry run`\n\
+can check a changed ferry.yaml against them before it deploys.\n\n\
+Exit status: 0 done (or nothing to do), 1 failed, 2 usage error.\n\n\
+Examples:\n  ferry bootstrap --dry-run\n  ferry bootstrap\n  ferry bootstrap --account prod"
+)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Show what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this target account (and the shared account's policies that name it)
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Removes, target accounts first, what bootstrap created and still carries ferry's tags. The\n\
+bucket and repositories go only when empty, unless --force; the KMS key is scheduled for deletion\n\
+(7 days, the shortest KMS allows). Asks for --yes, because this cannot be undone.\n\n\
+Examples:\n  ferry destroy --yes\n  ferry destroy --yes --force"
+)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Also delete the artifacts in the bucket and the images in the repositories
+    #[arg(long)]
+    pub force: bool,
+    /// Yes, remove it
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each edge — an AWS call the pipeline makes: who, what, on which resource — is decided with\n\
+AWS's evaluation rules (identity and resource policies, cross-account, KMS key policies, trust\n\
+policies, permission boundaries): offline against the plan, or with --live against the policies\n\
+in the accounts. For each ✗: the deciding layer, the statement to add and the policy it belongs in.\n\
+Then the grants wider than any edge needs.\n\n\
+Exit status: 0 every edge allowed, 1 an edge is denied, 2 usage error.\n\n\
+Examples:\n  ferry verify\n  ferry verify --live --env prod\n  ferry verify --live --format json | jq '.results[] | select(.allowed | not)'"
+)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read the policies in the accounts (your shared-account credentials and the admin roles)
+    #[arg(long)]
+    pub live: bool,
+    /// Only this environment's edges (and the pipeline's own)
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Paste the message as AWS printed it (the forms that name the caller, the action, the resource\n\
+and the policy type). ferry finds the call in the pipeline's plan and says which policy, in which\n\
+account, must have which statement.\n\n\
+Examples:\n  ferry doctor \"User: arn:aws:sts::333333333333:assumed-role/ferry-deploy/ferry-orders-7 is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:111111111111:key/… because no resource-based policy allows the kms:Decrypt action\"\n  pbpaste | ferry doctor -"
+)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// The message; `-` reads standard input
+    #[arg(value_name = "MESSAGE")]
+    pub message: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SynthCommand {
+    /// The foundation as Terraform: a shared and a target module, one provider per account
+    Terraform(SynthTerraformArgs),
+    /// The pipeline as an AWS CodePipeline V2 definition (JSON)
+    Codepipeline(SynthCodepipelineArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The same foundation as `ferry bootstrap`, policies included, with the account ids as variables.\n\
+It passes checkov; the checks it skips say why in the files (`#checkov:skip=`).\n\n\
+Examples:\n  ferry synth terraform --out infra/ferry && (cd infra/ferry && terraform init && terraform plan)"
+)]
+pub struct SynthTerraformArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// The directory to write
+    #[arg(long, default_value = "terraform", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Stages, approvals and deploy actions (each with its account's deploy role) as CodePipeline\n\
+understands them; what you still provide (CodeBuild projects, a source connection) is listed on\n\
+standard error.\n\n\
+Examples:\n  ferry synth codepipeline > pipeline.json && aws codepipeline create-pipeline --cli-input-json file://pipeline.json"
+)]
+pub struct SynthCodepipelineArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

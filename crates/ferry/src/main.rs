@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::output::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,28 +31,19 @@ fn main() -> ExitCode {
         Command::Deploy(cli::DeployCommand::Ecs(args)) => commands::deploy::ecs(&args),
         Command::Rollback(args) => commands::deploy::rollback(&args),
         Command::Releases(args) => commands::deploy::releases(&args),
-        Command::Plan(args)
-        | Command::Bootstrap(args)
-        | Command::Destroy(args)
-        | Command::Verify(args)
-        | Command::Doctor(args)
-        | Command::Synth(args) => not_available_yet(&args, 6),
+        Command::Plan(args) => commands::foundation::plan(&args),
+        Command::Bootstrap(args) => commands::foundation::bootstrap(&args),
+        Command::Destroy(args) => commands::foundation::destroy(&args),
+        Command::Verify(args) => commands::foundation::verify(&args),
+        Command::Doctor(args) => commands::foundation::doctor(&args),
+        Command::Synth(cli::SynthCommand::Terraform(args)) => {
+            commands::foundation::synth_terraform(&args)
+        }
+        Command::Synth(cli::SynthCommand::Codepipeline(args)) => {
+            commands::foundation::synth_codepipeline(&args)
+        }
         Command::Policy(cli::PolicyCommand::Simulate(args)) => commands::policy::simulate(&args),
         Command::Policy(cli::PolicyCommand::Lint(args)) => commands::policy::lint(&args),
-        Command::Serve(args) => not_available_yet(&args, 0),
     };
     exit.into()
-}
-
-/// Commands whose work lands later say so plainly instead of pretending.
-fn not_available_yet(args: &cli::Pending, issue: u32) -> Exit {
-    let name = std::env::args().nth(1).unwrap_or_default();
-    let tracked = if issue == 0 {
-        String::new()
-    } else {
-        format!(" (tracked in issue #{issue})")
-    };
-    let _ = &args.rest;
-    output::error(&format!("`ferry {name}` is not available yet{tracked}"));
-    Exit::Usage
 }

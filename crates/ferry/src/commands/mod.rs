@@ -1,4 +1,5 @@
 pub mod deploy;
+pub mod foundation;
 pub mod init;
 pub mod pipeline;
 pub mod policy;

@@ -175,6 +175,10 @@ pub fn run(args: &RunArgs) -> Exit {
             }
         }
     } else {
+        // Before anything deploys: would every access the manifest needs be allowed?
+        if let Err(exit) = super::foundation::check_before_run(&manifest, &state_dir) {
+            return exit;
+        }
         let def = state::pipeline_def(&manifest, path);
         let repo = state::source_repo(&manifest, path);
         let revision = match ferry_engine::source::resolve_revision(

@@ -1,0 +1,454 @@
+//! `ferry bootstrap`, `plan`, `verify --live`, `destroy`, `doctor` and `synth` against the
+//! emulator with four fresh accounts: bootstrap lays the foundation, a second run changes
+//! nothing, verify passes; then one thing at a time is broken with direct API calls, and
+//! verify names the broken edge and its fix. moto enforces no resource policies, so these
+//! test the documents in the accounts — which is exactly what verify reads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ferry_test_support::admin_config;
+use serde_json::Value;
+
+fn manifest(w: &World, dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"version: 1
+pipeline: orders
+shared:
+  id: "{shared}"
+  region: us-east-1
+  artifacts: {{bucket: ferry-orders-{shared}, kms_alias: alias/ferry-orders}}
+  repositories: [orders-api]
+accounts:
+  dev: {{id: "{dev}"}}
+  qa: {{id: "{qa}"}}
+  prod: {{id: "{prod}", external_id: ferry-orders-prod}}
+source: {{repo: ., branch: main}}
+secrets:
+  ORDERS_API_TOKEN: orders/api-token
+stages:
+  - name: build
+    actions:
+      - name: package
+        build: {{buildspec: buildspec.yml, outputs: [app], secrets: [ORDERS_API_TOKEN]}}
+environments:
+  - {{name: dev, account: dev}}
+  - {{name: qa, account: qa, approval: {{timeout: 24h}}}}
+  - {{name: prod, account: prod, approval: {{timeout: 24h, comment_required: true}}}}
+deploy:
+  - name: api
+    ecs: {{cluster: "orders-${{env}}", service: orders-api, artifact: app, image_definitions: imagedefinitions.json, timeout: 10m, alarms: ["orders-api-5xx-${{env}}"]}}
+  - name: function
+    lambda: {{function: orders-fn, alias: live, artifact: app, zip: function.zip, traffic: canary 10% 5s, alarms: ["orders-fn-errors-${{env}}"]}}
+"#,
+        shared = w.accounts.shared,
+        dev = w.accounts.dev,
+        qa = w.accounts.qa,
+        prod = w.accounts.prod
+    );
+    let path = dir.join("ferry.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run(w: &World, args: &[&str], manifest: &Path) -> std::process::Output {
+    let out = w
+        .ferry()
+        .args(args)
+        .arg("-f")
+        .arg(manifest)
+        .output()
+        .unwrap();
+    w.assert_no_credentials(&out);
+    out
+}
+
+/// The denied edges of `ferry verify --live --format json`: (environment, action, first fix's place).
+fn denied(w: &World, manifest: &Path) -> Vec<(String, String, String)> {
+    let out = run(w, &["verify", "--live", "--format", "json"], manifest);
+    let doc: Value = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(if doc["ok"] == true { 0 } else { 1 }),
+        "{}",
+        text(&out)
+    );
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["allowed"] == false)
+        .map(|r| {
+            (
+                r["environment"].as_str().unwrap_or("-").to_owned(),
+                r["action"].as_str().unwrap().to_owned(),
+                r["fixes"][0]["place"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn key_policy(shared: &aws_config::SdkConfig) -> (String, Value) {
+    let kms = aws_sdk_kms::Client::new(shared);
+    let key = kms
+        .describe_key()
+        .key_id("alias/ferry-orders")
+        .send()
+        .await
+        .unwrap();
+    let id = key.key_metadata().unwrap().key_id().to_owned();
+    let p = kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    (id, serde_json::from_str(p.policy().unwrap()).unwrap())
+}
+
+#[tokio::test]
+async fn bootstrap_is_idempotent_verify_passes_and_each_broken_edge_is_named_with_its_fix() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(&w, dir.path());
+
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("10 created, 0 changed"),
+        "{}",
+        text(&out)
+    );
+    let again = run(&w, &["bootstrap"], &path);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("nothing to change"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
+
+    // 1. The key policy no longer lets qa's deploy role decrypt.
+    let (key_id, policy) = key_policy(&w.shared).await;
+    let qa_role = format!("arn:aws:iam::{}:role/ferry-deploy", w.accounts.qa);
+    let narrowed = policy
+        .to_string()
+        .replace(&format!("\"{qa_role}\","), "")
+        .replace(&format!(",\"{qa_role}\""), "");
+    aws_sdk_kms::Client::new(&w.shared)
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .policy(narrowed)
+        .send()
+        .await
+        .unwrap();
+    let broken = denied(&w, &path);
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(
+        (broken[0].0.as_str(), broken[0].1.as_str()),
+        ("qa", "kms:Decrypt")
+    );
+    assert!(
+        broken[0]
+            .2
+            .starts_with("the key policy of arn:aws:kms:us-east-1:"),
+        "{broken:?}"
+    );
+    let human = run(&w, &["verify", "--live", "--env", "qa"], &path);
+    assert!(
+        text(&human).contains(&format!("\"AWS\": \"{qa_role}\"")),
+        "the fix names the role:\n{}",
+        text(&human)
+    );
+    let plan = run(&w, &["plan"], &path);
+    assert!(
+        text(&plan).contains("~ kms key alias/ferry-orders"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        text(&plan).contains(&format!("+          \"{qa_role}\"")),
+        "{}",
+        text(&plan)
+    );
+    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
+    assert!(denied(&w, &path).is_empty());
+
+    // 2. Prod's deploy role no longer trusts the pipeline role.
+    let prod = admin_config(&w.accounts.prod).await;
+    let foreign_trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sts:AssumeRole"}]}"#;
+    aws_sdk_iam::Client::new(&prod)
+        .update_assume_role_policy()
+        .role_name("ferry-deploy")
+        .policy_document(foreign_trust)
+        .send()
+        .await
+        .unwrap();
+    let broken = denied(&w, &path);
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(
+        (broken[0].0.as_str(), broken[0].1.as_str()),
+        ("prod", "sts:AssumeRole")
+    );
+    assert!(
+        broken[0].2.contains(&format!(
+            "trust policy of arn:aws:iam::{}:role/ferry-deploy",
+            w.accounts.prod
+        )),
+        "{broken:?}"
+    );
+    assert_eq!(
+        run(&w, &["bootstrap", "--account", "prod"], &path)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(denied(&w, &path).is_empty());
+
+    // 3. The bucket policy lets the deploy roles read another prefix only.
+    let s3 = ferry_test_support::fixtures::s3(&w.shared);
+    let bucket = format!("ferry-orders-{}", w.accounts.shared);
+    let p = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
+    let narrowed = p.policy().unwrap().replace("/orders/*", "/elsewhere/*");
+    s3.put_bucket_policy()
+        .bucket(&bucket)
+        .policy(narrowed)
+        .send()
+        .await
+        .unwrap();
+    let broken = denied(&w, &path);
+    let envs: Vec<(&str, &str)> = broken
+        .iter()
+        .map(|b| (b.0.as_str(), b.1.as_str()))
+        .collect();
+    assert_eq!(
+        envs,
+        [
+            ("dev", "s3:GetObject"),
+            ("qa", "s3:GetObject"),
+            ("prod", "s3:GetObject")
+        ],
+        "{broken:?}"
+    );
+    assert!(
+        broken[0]
+            .2
+            .starts_with(&format!("the bucket policy of arn:aws:s3:::{bucket}")),
+        "{broken:?}"
+    );
+
+    // Destroy removes what bootstrap made; a second destroy finds nothing.
+    let out = run(&w, &["destroy", "--yes", "--force"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("scheduled for deletion in 7 days"),
+        "{}",
+        text(&out)
+    );
+    let plan = run(&w, &["plan", "--format", "json"], &path);
+    let doc = json(&plan);
+    assert!(
+        doc["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] == "create"),
+        "{doc}"
+    );
+}
+
+#[tokio::test]
+async fn run_refuses_to_deploy_when_the_manifest_needs_access_bootstrap_did_not_grant() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(&w, dir.path());
+    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
+    // A new alarm to watch in every environment: the deploy roles may not read it yet.
+    let text_before = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text_before.replace(
+            r#"alarms: ["orders-fn-errors-${env}"]"#,
+            r#"alarms: ["orders-fn-errors-${env}", "orders-fn-latency-${env}"]"#,
+        ),
+    )
+    .unwrap();
+    let out = run(&w, &["run", "--auto-approve"], &path);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("cloudwatch:DescribeAlarms"), "{all}");
+    assert!(all.contains("orders-fn-latency-dev"), "{all}");
+    assert!(all.contains("`ferry bootstrap` adds it"), "{all}");
+    assert!(
+        !dir.path().join(".ferry/state.db").exists() || !all.contains("started"),
+        "nothing started: {all}"
+    );
+}
+
+#[test]
+fn a_resource_that_is_not_ferrys_is_not_taken_over() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let w = rt.block_on(world());
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(&w, dir.path());
+    // The team already has a role of that name, made by hand.
+    let dev = rt.block_on(admin_config(&w.accounts.dev));
+    rt.block_on(async {
+        aws_sdk_iam::Client::new(&dev)
+            .create_role()
+            .role_name("ferry-deploy")
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await
+            .unwrap();
+    });
+    let plan = run(&w, &["plan"], &path);
+    assert!(
+        text(&plan).contains("! iam role ferry-deploy — exists, but is not ferry's"),
+        "{}",
+        text(&plan)
+    );
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("exists but is not ferry's"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn synthesized_terraform_passes_checkov_with_every_skip_explained() {
+    let checkov = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/checkov/bin/checkov");
+    assert!(
+        checkov.exists(),
+        "checkov is not installed: scripts/test installs it into .tools/checkov"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
+    let out_dir = dir.path().join("tf");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["synth", "terraform", "--out"])
+        .arg(&out_dir)
+        .arg("-f")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // --skip-download: checkov otherwise fetches guidelines from the network.
+    let scan = std::process::Command::new(&checkov)
+        .args(["-d"])
+        .arg(&out_dir)
+        .args(["--framework", "terraform", "--skip-download", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&scan.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&scan)));
+    let results = &report["results"];
+    let failed: Vec<String> = results["failed_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {} ({})", c["check_id"], c["check_name"], c["resource"]))
+        .collect();
+    assert!(failed.is_empty(), "checkov failed checks: {failed:#?}");
+    assert!(
+        report["summary"]["parsing_errors"] == 0,
+        "{}",
+        report["summary"]
+    );
+    assert!(
+        results["passed_checks"].as_array().unwrap().len() > 50,
+        "too few checks ran: {}",
+        report["summary"]
+    );
+    // Only the skips ferry documents, each with its reason in the file.
+    let documented: Vec<&str> = ferry_plan::synth::terraform::SKIPPED
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    for skipped in results["skipped_checks"].as_array().unwrap() {
+        let id = skipped["check_id"].as_str().unwrap();
+        assert!(
+            documented.contains(&id),
+            "{id} is skipped but not in SKIPPED"
+        );
+        let comment = skipped["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("");
+        assert!(comment.len() > 20, "{id} skipped without a reason");
+    }
+}
+
+#[test]
+fn synth_codepipeline_has_the_stages_and_a_deploy_role_per_environment() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["synth", "codepipeline", "-f"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stages: Vec<&str> = doc["pipeline"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["Source", "build", "test", "dev", "qa", "prod"]);
+    let prod = &doc["pipeline"]["stages"][5]["actions"];
+    let kinds: Vec<&str> = prod
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["actionTypeId"]["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Manual", "ECS", "Lambda"]);
+    assert_eq!(
+        prod[1]["roleArn"],
+        "arn:aws:iam::444444444444:role/ferry-deploy"
+    );
+    assert_eq!(
+        prod[2]["configuration"]["DeployStrategy"],
+        "Canary10Percent1Minutes"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CodeBuild project orders-build-package")
+    );
+}
+
+#[test]
+fn doctor_explains_a_pasted_message() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
+    let message = "An error occurred (AccessDenied) when calling the AssumeRole operation: User: arn:aws:sts::111111111111:assumed-role/ferry-orders/ferry-orders-12 is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::444444444444:role/ferry-deploy";
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["doctor", message, "-f"])
+        .arg(&example)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("in account prod (444444444444): the trust policy of arn:aws:iam::444444444444:role/ferry-deploy"), "{all}");
+    assert!(
+        all.contains("\"sts:ExternalId\": \"ferry-orders-prod\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("in account shared (111111111111): identity policy ferry-pipeline"),
+        "{all}"
+    );
+}
