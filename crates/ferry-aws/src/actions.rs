@@ -205,8 +205,9 @@ fn ecs_target(c: &EcsConfig) -> String {
     format!("ecs:{}/{}", c.cluster, c.service)
 }
 
-/// What the engine hears of a deploy: success with its ledger entry, a rollback (the action
-/// fails, the ledger records it), or a failure that could not be rolled back.
+/// What the engine hears of a deploy: success with its ledger entry (none when it was already
+/// deployed), a rollback (the action fails, the ledger records it), or a failure that could
+/// not be rolled back.
 fn ended<R: serde::Serialize>(
     outcome: Outcome,
     report: &R,
@@ -215,10 +216,16 @@ fn ended<R: serde::Serialize>(
 ) -> Result<ActionOutput, ActionError> {
     let error = error.unwrap_or_default().to_owned();
     match outcome {
-        Outcome::Deployed | Outcome::AlreadyDeployed => Ok(ActionOutput {
+        Outcome::Deployed => Ok(ActionOutput {
             outputs: serde_json::to_value(report).unwrap_or_default(),
             artifacts: Vec::new(),
             release: Some(release("Deployed")),
+        }),
+        // Nothing changed: no new release for the ledger.
+        Outcome::AlreadyDeployed => Ok(ActionOutput {
+            outputs: serde_json::to_value(report).unwrap_or_default(),
+            artifacts: Vec::new(),
+            release: None,
         }),
         Outcome::RolledBack => Err(ActionError::RolledBack {
             reason: error,

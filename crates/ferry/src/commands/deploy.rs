@@ -530,12 +530,16 @@ pub fn releases(args: &ReleasesArgs) -> Exit {
                     String::new()
                 };
                 anstream::println!(
-                    "{mark} {:>4}  {:<28} {:<12} {:<10} {}  {}{newest}",
+                    "{mark} {:>4}  {:<28} {:<12} {:<10} {} {}  {}{newest}",
                     r.id,
                     r.record.target,
                     short_version(&r.record.version),
                     r.record.outcome,
                     r.execution_id,
+                    paint(
+                        DIM,
+                        &format!("rev {}", &r.revision[..r.revision.len().min(12)])
+                    ),
                     r.approved_by
                         .as_deref()
                         .map(|a| format!("by {a}"))

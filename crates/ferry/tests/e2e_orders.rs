@@ -1,0 +1,203 @@
+//! The README's main command, end to end: `scripts/demo` runs examples/orders against the
+//! suite's emulator — four accounts bootstrapped and verified, the application built, tested
+//! and promoted dev → qa → prod with auto-approval — and this test checks what it left in every
+//! account. Then `scripts/demo --alarm`: the dev canary's alarm fires, and the function is
+//! back on its old version with the ledger saying so.
+
+use std::path::Path;
+use std::process::Command;
+
+use ferry_test_support::{admin_config, emulator};
+use serde_json::Value;
+
+const SHARED: &str = "111111111111";
+const ACCOUNTS: [(&str, &str); 3] = [
+    ("dev", "222222222222"),
+    ("qa", "333333333333"),
+    ("prod", "444444444444"),
+];
+
+fn demo(home: &Path, args: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("scripts/demo"))
+        .args(args)
+        .env("FERRY_DEMO_HOME", home)
+        .env("FERRY_BIN", assert_cmd::cargo::cargo_bin("ferry"))
+        .env("FERRY_SANDBOX_ENDPOINT", emulator().endpoint())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "scripts/demo {args:?} failed:\n{text}"
+    );
+    out
+}
+
+fn releases(home: &Path, env: &str) -> Vec<Value> {
+    let manifest = home.join("workspace/ferry.yaml");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["releases", env, "--format", "json", "--state-dir"])
+        .arg(home.join("state"))
+        .arg("-f")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["releases"].as_array().unwrap().clone()
+}
+
+async fn live_version(account: &str) -> String {
+    let config = admin_config(account).await;
+    let alias = aws_sdk_lambda::Client::new(&config)
+        .get_alias()
+        .function_name("orders-fn")
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        alias
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .is_none_or(|w| w.is_empty()),
+        "a canary split was left behind"
+    );
+    alias.function_version().unwrap().to_owned()
+}
+
+async fn service_image(account: &str, env: &str) -> (String, String) {
+    let config = admin_config(account).await;
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let service = ecs
+        .describe_services()
+        .cluster(format!("orders-{env}"))
+        .services("orders-api")
+        .send()
+        .await
+        .unwrap();
+    let td = service.services()[0].task_definition().unwrap().to_owned();
+    let def = ecs
+        .describe_task_definition()
+        .task_definition(&td)
+        .send()
+        .await
+        .unwrap();
+    (
+        td,
+        def.task_definition().unwrap().container_definitions()[0]
+            .image()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
+    let home = tempfile::tempdir().unwrap();
+    let out = demo(home.path(), &["--auto-approve"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("85 edges against the policies in the accounts: 85 allowed, 0 denied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("calling the orders API with token ***"),
+        "the secret was not masked:\n{text}"
+    );
+
+    // The image the build registered in the shared ECR.
+    let shared = admin_config(SHARED).await;
+    let images = aws_sdk_ecr::Client::new(&shared)
+        .list_images()
+        .repository_name("orders-api")
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<String> = images
+        .image_ids()
+        .iter()
+        .filter_map(|i| i.image_tag().map(str::to_owned))
+        .collect();
+    assert_eq!(tags.len(), 1, "{tags:?}");
+    let image = format!(
+        "{SHARED}.dkr.ecr.us-east-1.amazonaws.com/orders-api:{}",
+        tags[0]
+    );
+
+    for (env, account) in ACCOUNTS {
+        // The function: created at version 1 by the team's script, version 2 from the pipeline.
+        assert_eq!(live_version(account).await, "2", "{env}");
+        // The service: a new revision of its task definition, with the built image.
+        let (td, running) = service_image(account, env).await;
+        assert!(td.ends_with("task-definition/orders-api:2"), "{env}: {td}");
+        assert_eq!(running, image, "{env}");
+        // The ledger: both deploys, verified, approved from qa on.
+        let ledger = releases(home.path(), env);
+        let mut targets: Vec<(&str, &str, bool)> = ledger
+            .iter()
+            .map(|r| {
+                (
+                    r["target"].as_str().unwrap(),
+                    r["outcome"].as_str().unwrap(),
+                    r["verified"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        targets.sort_unstable();
+        assert_eq!(
+            targets,
+            [
+                (
+                    format!("ecs:orders-{env}/orders-api").as_str(),
+                    "Deployed",
+                    true
+                ),
+                ("lambda:orders-fn:live", "Deployed", true)
+            ],
+            "{env}: {ledger:#?}"
+        );
+        if env != "dev" {
+            assert!(
+                ledger.iter().all(|r| r["approved_by"]
+                    .as_str()
+                    .is_some_and(|a| a.contains("auto-approve"))),
+                "{env}: {ledger:#?}"
+            );
+        }
+    }
+
+    // The alarm run: a new version reaches dev's canary, its alarm fires, it is rolled back.
+    let out = demo(home.path(), &["--alarm", "--auto-approve"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(
+            "alarm orders-fn-errors-dev entered ALARM: rolling orders-fn:live back to version 2"
+        ),
+        "{text}"
+    );
+    assert_eq!(live_version(ACCOUNTS[0].1).await, "2");
+    let newest = &releases(home.path(), "dev")[0];
+    assert_eq!(
+        (
+            newest["target"].as_str(),
+            newest["outcome"].as_str(),
+            newest["version"].as_str()
+        ),
+        (Some("lambda:orders-fn:live"), Some("RolledBack"), Some("3")),
+        "{newest:#}"
+    );
+    // qa and prod never saw it.
+    for (env, account) in &ACCOUNTS[1..] {
+        assert_eq!(live_version(account).await, "2", "{env}");
+        assert_eq!(releases(home.path(), env).len(), 2, "{env}");
+    }
+}
