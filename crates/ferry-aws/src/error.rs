@@ -8,10 +8,9 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 /// A failed AWS call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsError {
-    /// The account the call was made in, when known.
-    pub account: Option<String>,
-    /// The role the call was made as, when one was assumed.
-    pub role_arn: Option<String>,
+    /// Where the call was made: the account and the role, when known. Boxed: errors travel
+    /// in `Result`s, and most are never looked at twice.
+    pub site: Box<CallSite>,
     /// `service:Operation`, e.g. `lambda:UpdateFunctionCode`.
     pub action: String,
     /// The resource it was about.
@@ -36,7 +35,7 @@ impl AwsError {
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} on {} failed", self.action, self.resource)?;
-        match (&self.account, &self.role_arn) {
+        match (&self.site.account, &self.site.role_arn) {
             (Some(a), Some(r)) => write!(f, " in account {a} as {r}")?,
             (Some(a), None) => write!(f, " in account {a}")?,
             (None, Some(r)) => write!(f, " as {r}")?,
@@ -61,7 +60,7 @@ impl fmt::Display for AwsError {
 impl std::error::Error for AwsError {}
 
 /// Where a call was made: attached to every error.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallSite {
     pub account: Option<String>,
     pub role_arn: Option<String>,
@@ -82,12 +81,34 @@ impl CallSite {
             .map(str::to_owned)
             .unwrap_or_else(|| root_message(err));
         AwsError {
-            account: self.account.clone(),
-            role_arn: self.role_arn.clone(),
+            site: Box::new(self.clone()),
             action: action.to_owned(),
             resource: resource.to_owned(),
             code,
             message,
+        }
+    }
+
+    /// The call's value; `None` when AWS answers that the resource does not exist.
+    pub fn found<T, E>(
+        &self,
+        action: &str,
+        resource: &str,
+        result: Result<T, E>,
+    ) -> Result<Option<T>, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                let err = self.error(action, resource, &e);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
         }
     }
 
@@ -100,8 +121,7 @@ impl CallSite {
         message: impl Into<String>,
     ) -> AwsError {
         AwsError {
-            account: self.account.clone(),
-            role_arn: self.role_arn.clone(),
+            site: Box::new(self.clone()),
             action: action.to_owned(),
             resource: resource.to_owned(),
             code: code.to_owned(),

@@ -153,22 +153,15 @@ pub async fn key_arn(
     alias: &str,
 ) -> Result<Option<String>, AwsError> {
     calls.record("kms:DescribeKey");
-    match aws_sdk_kms::Client::new(&shared.config)
+    let key = aws_sdk_kms::Client::new(&shared.config)
         .describe_key()
         .key_id(alias)
         .send()
-        .await
-    {
-        Ok(k) => Ok(k.key_metadata().and_then(|m| m.arn()).map(str::to_owned)),
-        Err(e) => {
-            let err = shared.site.error("kms:DescribeKey", alias, &e);
-            if err.is_not_found() {
-                Ok(None)
-            } else {
-                Err(err)
-            }
-        }
-    }
+        .await;
+    Ok(shared
+        .site
+        .found("kms:DescribeKey", alias, key)?
+        .and_then(|k| k.key_metadata().and_then(|m| m.arn()).map(str::to_owned)))
 }
 
 /// The key of `alias`, created (with rotation, tagged, aliased) when it does not exist yet.
@@ -270,16 +263,13 @@ type Found = Option<(Value, BTreeMap<String, String>)>;
 async fn read_key(s: &AccountConfig, calls: &CallLog, alias: &str) -> Result<Found, AwsError> {
     let kms = aws_sdk_kms::Client::new(&s.config);
     calls.record("kms:DescribeKey");
-    let key = match kms.describe_key().key_id(alias).send().await {
-        Ok(k) => k,
-        Err(e) => {
-            let err = s.site.error("kms:DescribeKey", alias, &e);
-            return if err.is_not_found() {
-                Ok(None)
-            } else {
-                Err(err)
-            };
-        }
+    let Some(key) = s.site.found(
+        "kms:DescribeKey",
+        alias,
+        kms.describe_key().key_id(alias).send().await,
+    )?
+    else {
+        return Ok(None);
     };
     let meta = key.key_metadata().ok_or_else(|| {
         s.site
@@ -444,24 +434,17 @@ async fn read_repository(
 ) -> Result<Found, AwsError> {
     let ecr = aws_sdk_ecr::Client::new(&s.config);
     calls.record("ecr:DescribeRepositories");
-    let repo = match ecr
+    let listed = ecr
         .describe_repositories()
         .repository_names(name)
         .send()
-        .await
-    {
-        Ok(r) => match r.repositories().first() {
-            Some(repo) => repo.clone(),
-            None => return Ok(None),
-        },
-        Err(e) => {
-            let err = s.site.error("ecr:DescribeRepositories", name, &e);
-            return if err.is_not_found() {
-                Ok(None)
-            } else {
-                Err(err)
-            };
-        }
+        .await;
+    let Some(repo) = s
+        .site
+        .found("ecr:DescribeRepositories", name, listed)?
+        .and_then(|r| r.repositories().first().cloned())
+    else {
+        return Ok(None);
     };
     calls.record("ecr:GetLifecyclePolicy");
     let lifecycle = ecr
@@ -510,16 +493,13 @@ async fn read_role(
 ) -> Result<Found, AwsError> {
     let iam = aws_sdk_iam::Client::new(&s.config);
     calls.record("iam:GetRole");
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = s.site.error("iam:GetRole", name, &e);
-            return if err.is_not_found() {
-                Ok(None)
-            } else {
-                Err(err)
-            };
-        }
+    let Some(role) = s.site.found(
+        "iam:GetRole",
+        name,
+        iam.get_role().role_name(name).send().await,
+    )?
+    else {
+        return Ok(None);
     };
     let role = role.role().ok_or_else(|| {
         s.site
@@ -1420,13 +1400,14 @@ async fn read_role_policies(
     let iam = aws_sdk_iam::Client::new(&s.config);
     let name = role_arn.rsplit('/').next().unwrap_or_default();
     calls.record("iam:GetRole");
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = s.site.error("iam:GetRole", role_arn, &e);
-            // A role that does not exist has no policies: its edges fail, which is the finding.
-            return if err.is_not_found() { Ok(()) } else { Err(err) };
-        }
+    // A role that does not exist has no policies: its edges fail, which is the finding.
+    let Some(role) = s.site.found(
+        "iam:GetRole",
+        role_arn,
+        iam.get_role().role_name(name).send().await,
+    )?
+    else {
+        return Ok(());
     };
     let Some(role) = role.role() else {
         return Ok(());

@@ -94,34 +94,27 @@ impl Deployer<'_> {
 
     async fn alias_version(&self) -> Result<Option<(String, HashMap<String, f64>)>, AwsError> {
         let action = self.call("GetAlias");
-        match self
+        let found = self
             .client
             .get_alias()
             .function_name(&self.req.function)
             .name(&self.req.alias)
             .send()
-            .await
-        {
-            Ok(a) => Ok(Some((
+            .await;
+        let alias = self.account.site.found(
+            &action,
+            &format!("{}:{}", self.req.function, self.req.alias),
+            found,
+        )?;
+        Ok(alias.map(|a| {
+            (
                 a.function_version().unwrap_or_default().to_owned(),
                 a.routing_config()
                     .and_then(|r| r.additional_version_weights())
                     .cloned()
                     .unwrap_or_default(),
-            ))),
-            Err(e) => {
-                let err = self.account.site.error(
-                    &action,
-                    &format!("{}:{}", self.req.function, self.req.alias),
-                    &e,
-                );
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+            )
+        }))
     }
 
     async fn version_code(
@@ -593,31 +586,24 @@ pub async fn alias_code(
 ) -> Result<Option<(String, Option<String>, HashMap<String, f64>)>, AwsError> {
     let client = aws_sdk_lambda::Client::new(&account.config);
     calls.record("lambda:GetAlias");
-    let (version, weights) = match client
+    let found = client
         .get_alias()
         .function_name(function)
         .name(alias)
         .send()
-        .await
-    {
-        Ok(a) => (
-            a.function_version().unwrap_or_default().to_owned(),
-            a.routing_config()
-                .and_then(|r| r.additional_version_weights())
-                .cloned()
-                .unwrap_or_default(),
-        ),
-        Err(e) => {
-            let err = account
-                .site
-                .error("lambda:GetAlias", &format!("{function}:{alias}"), &e);
-            return if err.is_not_found() {
-                Ok(None)
-            } else {
-                Err(err)
-            };
-        }
+        .await;
+    let Some(a) = account
+        .site
+        .found("lambda:GetAlias", &format!("{function}:{alias}"), found)?
+    else {
+        return Ok(None);
     };
+    let version = a.function_version().unwrap_or_default().to_owned();
+    let weights = a
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .cloned()
+        .unwrap_or_default();
     calls.record("lambda:GetFunctionConfiguration");
     let conf = client
         .get_function_configuration()
