@@ -71,6 +71,16 @@ pub enum Command {
     /// Simulate and lint IAM policies
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve the HTTP API and dashboard (not available yet)
+    Serve(NotAvailable),
+}
+
+/// The arguments of a command of the design that is not built yet: anything is accepted, so
+/// the refusal says what is missing instead of complaining about the arguments.
+#[derive(Debug, Args)]
+pub struct NotAvailable {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
 }
 
 /// Where the manifest is.
