@@ -1328,9 +1328,9 @@ async fn remove(
 }
 
 /// The policies really in the accounts, for `ferry verify --live`: each edge principal's
-/// inline and attached policies and permissions boundary, and the key, bucket, repository
-/// and trust policies. SCPs are not read (ferry does not call AWS Organizations); an
-/// unreadable policy is reported, and its edges fail.
+/// inline and attached policies and permissions boundary; the key, bucket, repository and
+/// trust policies; and the SCPs of each account when the shared account can read them. An
+/// unreadable policy is reported, and its edges fail; unreadable SCPs are reported only.
 pub async fn live_policies(
     foundation: &Foundation,
     sessions: &Sessions,
@@ -1338,7 +1338,7 @@ pub async fn live_policies(
     names: &Names<'_>,
 ) -> PolicyStore {
     let mut store = PolicyStore::default();
-    store.unreadable.push("service control policies: not read (ferry does not call AWS Organizations); an SCP can still deny what these policies allow".into());
+    read_scps(foundation, &sessions.shared, calls, &mut store).await;
     let principals: BTreeSet<&str> = foundation
         .edges
         .iter()
@@ -1389,6 +1389,144 @@ pub async fn live_policies(
         }
     }
     store
+}
+
+/// The SCPs of every account of the foundation, root first, as AWS Organizations gives them
+/// to the shared account: it reads them when it is the organization's management account or
+/// a delegated administrator for policies. When it cannot, verify says so and goes on: an
+/// SCP may then still deny what the other policies allow.
+async fn read_scps(
+    foundation: &Foundation,
+    s: &AccountConfig,
+    calls: &CallLog,
+    store: &mut PolicyStore,
+) {
+    let org = aws_sdk_organizations::Client::new(&s.config);
+    calls.record("organizations:DescribeOrganization");
+    let management = match org.describe_organization().send().await {
+        Ok(out) => out
+            .organization()
+            .and_then(|o| o.master_account_id())
+            .unwrap_or_default()
+            .to_owned(),
+        Err(e) => {
+            let e = s
+                .site
+                .error("organizations:DescribeOrganization", "the organization", &e);
+            store.unreadable.push(format!(
+                "service control policies: not read ({}); an SCP can still deny what these policies allow",
+                e.code
+            ));
+            return;
+        }
+    };
+    let mut documents: BTreeMap<String, Value> = BTreeMap::new();
+    for account in &foundation.accounts {
+        // SCPs never restrict the management account's own principals.
+        if account.id == management {
+            continue;
+        }
+        match account_scps(&org, s, calls, &account.id, &mut documents).await {
+            Ok(levels) => {
+                for (level, docs) in levels {
+                    store.scp_level(&account.id, &level, docs);
+                }
+            }
+            Err(e) if e.is_not_found() => store.unreadable.push(format!(
+                "service control policies of account {} ({}): not read, it is not in the organization of {management}",
+                account.id, account.name
+            )),
+            Err(e) => store.unreadable.push(format!(
+                "service control policies of account {} ({}): not read: {e}",
+                account.id, account.name
+            )),
+        }
+    }
+}
+
+/// One account's SCP levels, root first: the root, each organizational unit down, the account.
+/// `documents` caches policy content by id across accounts.
+async fn account_scps(
+    org: &aws_sdk_organizations::Client,
+    s: &AccountConfig,
+    calls: &CallLog,
+    account_id: &str,
+    documents: &mut BTreeMap<String, Value>,
+) -> Result<Vec<(String, Vec<Value>)>, AwsError> {
+    use aws_sdk_organizations::types::{ParentType, PolicyType};
+    let mut chain = vec![account_id.to_owned()];
+    loop {
+        let child = chain.last().cloned().unwrap_or_default();
+        calls.record("organizations:ListParents");
+        let out = org
+            .list_parents()
+            .child_id(&child)
+            .send()
+            .await
+            .map_err(|e| s.site.error("organizations:ListParents", &child, &e))?;
+        let Some(parent) = out.parents().first() else {
+            break;
+        };
+        chain.push(parent.id().unwrap_or_default().to_owned());
+        if parent.r#type() == Some(&ParentType::Root) || chain.len() > 8 {
+            // Organizations nests at most five OUs below the root.
+            break;
+        }
+    }
+    chain.reverse();
+    let mut levels = Vec::new();
+    for target in chain {
+        let mut ids = Vec::new();
+        let mut next = None;
+        loop {
+            calls.record("organizations:ListPoliciesForTarget");
+            let out = org
+                .list_policies_for_target()
+                .target_id(&target)
+                .filter(PolicyType::ServiceControlPolicy)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| {
+                    s.site
+                        .error("organizations:ListPoliciesForTarget", &target, &e)
+                })?;
+            ids.extend(
+                out.policies()
+                    .iter()
+                    .filter_map(|p| p.id())
+                    .map(str::to_owned),
+            );
+            next = out.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        let mut docs = Vec::new();
+        for id in ids {
+            if !documents.contains_key(&id) {
+                calls.record("organizations:DescribePolicy");
+                let out = org
+                    .describe_policy()
+                    .policy_id(&id)
+                    .send()
+                    .await
+                    .map_err(|e| s.site.error("organizations:DescribePolicy", &id, &e))?;
+                let content = out.policy().and_then(|p| p.content()).unwrap_or_default();
+                documents.insert(id.clone(), document(content));
+            }
+            docs.push(documents[&id].clone());
+        }
+        let level = if target.starts_with("r-") {
+            format!("root {target}")
+        } else if target.starts_with("ou-") {
+            format!("organizational unit {target}")
+        } else {
+            format!("account {target}")
+        };
+        levels.push((level, docs));
+    }
+    Ok(levels)
 }
 
 async fn read_role_policies(

@@ -708,21 +708,27 @@ impl Explainer<'_> {
             }
             false
         });
-        let (layer, which) = match denies.first() {
+        let (layer, which, level) = match denies.first() {
             Some(first) => (
                 first.layer,
                 match &first.sid {
                     Some(sid) => format!("statement `{sid}`"),
                     None => format!("statement {}", first.statement),
                 },
+                // An SCP or RCP is found by where it is attached.
+                first
+                    .level
+                    .as_ref()
+                    .map(|l| format!(" attached at `{l}`"))
+                    .unwrap_or_default(),
             ),
-            None => (Layer::Identity, "a statement".into()),
+            None => (Layer::Identity, "a statement".into(), String::new()),
         };
         Decision {
             outcome: Outcome::ExplicitDeny,
             layer: Some(layer),
             reason: format!(
-                "{which} of a {} denies it; an explicit deny wins over every allow",
+                "{which} of a {}{level} denies it; an explicit deny wins over every allow",
                 layer.name()
             ),
             statements: denies,

@@ -269,6 +269,114 @@ async fn bootstrap_is_idempotent_verify_passes_and_each_broken_edge_is_named_wit
     );
 }
 
+/// SCPs take part when the shared account can read them: here it is the management account
+/// of an organization whose prod account sits in an organizational unit.
+#[tokio::test]
+async fn an_scp_that_denies_a_deploy_call_fails_verify_live_at_the_scp() {
+    use aws_sdk_organizations::types::{OrganizationFeatureSet, PolicyType};
+    let mut w = world().await;
+    let org = aws_sdk_organizations::Client::new(&w.shared);
+    org.create_organization()
+        .feature_set(OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    // The emulator chooses a new member's id: prod becomes that account.
+    let created = org
+        .create_account()
+        .email("prod@example.com")
+        .account_name("prod")
+        .send()
+        .await
+        .unwrap();
+    w.accounts.prod = created
+        .create_account_status()
+        .and_then(|s| s.account_id())
+        .unwrap()
+        .to_owned();
+    let roots = org.list_roots().send().await.unwrap();
+    let root = roots.roots()[0].id().unwrap().to_owned();
+    let ou = org
+        .create_organizational_unit()
+        .parent_id(&root)
+        .name("workloads")
+        .send()
+        .await
+        .unwrap()
+        .organizational_unit()
+        .and_then(|o| o.id())
+        .unwrap()
+        .to_owned();
+    org.move_account()
+        .account_id(&w.accounts.prod)
+        .source_parent_id(&root)
+        .destination_parent_id(&ou)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(&w, dir.path());
+    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
+
+    // FullAWSAccess alone denies nothing; dev and qa are outside the organization, and say so.
+    assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
+    let out = run(&w, &["verify", "--live", "--format", "json"], &path);
+    let unreadable = json(&out)["unreadable"].to_string();
+    assert!(
+        unreadable.contains(&format!(
+            "account {} (dev): not read, it is not in the organization",
+            w.accounts.dev
+        )),
+        "{unreadable}"
+    );
+    assert!(!unreadable.contains("(prod)"), "{unreadable}");
+
+    let guardrail = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FrozenAliases","Effect":"Deny","Action":"lambda:UpdateAlias","Resource":"*"}]}"#;
+    let policy = org
+        .create_policy()
+        .name("frozen-aliases")
+        .description("no alias changes")
+        .r#type(PolicyType::ServiceControlPolicy)
+        .content(guardrail)
+        .send()
+        .await
+        .unwrap();
+    org.attach_policy()
+        .policy_id(
+            policy
+                .policy()
+                .and_then(|p| p.policy_summary())
+                .and_then(|s| s.id())
+                .unwrap(),
+        )
+        .target_id(&ou)
+        .send()
+        .await
+        .unwrap();
+    let out = run(&w, &["verify", "--live", "--format", "json"], &path);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc = json(&out);
+    let failed: Vec<&Value> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["allowed"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["environment"], "prod");
+    assert_eq!(failed[0]["action"], "lambda:UpdateAlias");
+    assert_eq!(
+        failed[0]["layer"], "service control policy",
+        "{:#}",
+        failed[0]
+    );
+    let reason = failed[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("FrozenAliases") && reason.contains(&ou),
+        "the reason names the statement and where it is attached: {reason}"
+    );
+}
+
 #[tokio::test]
 async fn run_refuses_to_deploy_when_the_manifest_needs_access_bootstrap_did_not_grant() {
     let w = world().await;
