@@ -1436,6 +1436,14 @@ async fn read_scps(
                 "service control policies of account {} ({}): not read, it is not in the organization of {management}",
                 account.id, account.name
             )),
+            Err(e) if e.is_access_denied() => {
+                // Said once: it holds for every account.
+                store.unreadable.push(format!(
+                    "service control policies: not read ({} on {}: the shared account is neither the organization's management account nor a delegated administrator for policies); an SCP can still deny what these policies allow",
+                    e.code, e.action
+                ));
+                return;
+            }
             Err(e) => store.unreadable.push(format!(
                 "service control policies of account {} ({}): not read: {e}",
                 account.id, account.name
