@@ -298,6 +298,7 @@ fn ecs(d: &mut Decoder, n: &Node) -> Option<EcsDoc> {
         image_definitions: opt_name(d, &f, "image_definitions", "`image_definitions`"),
         timeout: opt_name(d, &f, "timeout", "`timeout`"),
         alarms: opt_list(d, &f, "alarms", "`alarms`"),
+        task_role: opt_name(d, &f, "task_role", "`task_role`"),
     })
 }
 

@@ -329,6 +329,11 @@ pub struct EcsDoc {
     /// CloudWatch alarms in the target account; one entering ALARM during the deploy rolls it back.
     #[schemars(default)]
     pub alarms: Vec<Text>,
+    /// The IAM role (a name, in the target account) that the service's task definition gives its
+    /// containers (`taskRoleArn`). Registering a revision passes it to ECS, so the deploy role
+    /// may pass it — with ferry's execution role, to ECS tasks only, and no other role. Omit
+    /// when the task definition has no task role.
+    pub task_role: Option<Text>,
 }
 
 impl EcsDoc {
@@ -339,6 +344,7 @@ impl EcsDoc {
         "image_definitions",
         "timeout",
         "alarms",
+        "task_role",
     ];
 }
 

@@ -164,6 +164,8 @@ pub struct EcsDeploy {
     #[serde(serialize_with = "as_duration")]
     pub timeout: Duration,
     pub alarms: Vec<String>,
+    /// The task definition's task role, by name in the target account.
+    pub task_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -753,6 +753,10 @@ impl Resolver<'_> {
                 Duration::from_secs(DAY),
             ),
             alarms: self.values(&e.alarms, vars, "alarm name", names::alarm),
+            task_role: e
+                .task_role
+                .as_ref()
+                .map(|r| self.value(r, vars, "role name", names::iam_role)),
         }
     }
 

@@ -101,6 +101,7 @@ deploy:
       service: {pipeline}-api
       artifact: app            # holds imagedefinitions.json, written by the build
       timeout: 15m
+      # task_role: {pipeline}-api-task   # the task definition's taskRoleArn, if it has one
 "#
             ));
         }

@@ -6,7 +6,7 @@ use ferry_manifest::{ActionKind, LambdaPackage, Manifest};
 use ferry_policy::builder::NeedCondition;
 use serde::Serialize;
 
-use crate::names::{Names, account_of};
+use crate::names::{Names, account_of, role_arn};
 
 /// One call the pipeline makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -366,6 +366,22 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                             "ecs-tasks.amazonaws.com",
                         ),
                     );
+                    if let Some(task_role) = &e.task_role {
+                        out.push(
+                            Edge::new(
+                                &scope,
+                                &deploy,
+                                "iam:PassRole",
+                                &role_arn(&account.id, task_role),
+                                "register a task definition that gives its containers this task role",
+                            )
+                            .when(
+                                "StringEquals",
+                                "iam:PassedToService",
+                                "ecs-tasks.amazonaws.com",
+                            ),
+                        );
+                    }
                     let execution = names.execution_role(account);
                     if !names.shared.repositories.is_empty() {
                         out.push(Edge::new(

@@ -94,6 +94,63 @@ fn identity_policies_use_star_only_where_aws_forces_it() {
     }
 }
 
+/// A service whose task definition has a task role: the deploy role may pass exactly ferry's
+/// execution role and that task role, to ECS tasks only — and every edge is still allowed.
+#[test]
+fn an_ecs_task_role_is_passable_by_the_deploy_role_and_nothing_else_is() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      task_role: orders-api-task-${env}\n",
+    );
+    let loaded = ferry_manifest::from_str("ferry.yaml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render(false));
+    let m = loaded.manifest.unwrap();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+
+    let prod = f.accounts.iter().find(|a| a.name == "prod").unwrap();
+    let mut passable: Vec<String> = Vec::new();
+    for r in &prod.resources {
+        let Resource::Role { name, policies, .. } = r else {
+            continue;
+        };
+        for doc in policies.values() {
+            for s in statements(doc) {
+                if s["Action"].to_string().contains("iam:PassRole") {
+                    assert_eq!(name, "ferry-deploy", "{s}");
+                    assert_eq!(
+                        s["Condition"]["StringEquals"]["iam:PassedToService"],
+                        "ecs-tasks.amazonaws.com",
+                        "{s}"
+                    );
+                    match &s["Resource"] {
+                        Value::String(r) => passable.push(r.clone()),
+                        Value::Array(rs) => {
+                            passable.extend(rs.iter().map(|r| r.as_str().unwrap().to_owned()))
+                        }
+                        other => panic!("{other}"),
+                    }
+                }
+            }
+        }
+    }
+    passable.sort();
+    assert_eq!(
+        passable,
+        [
+            format!("arn:aws:iam::{}:role/ferry-orders-ecs-execution", prod.id),
+            format!("arn:aws:iam::{}:role/orders-api-task-prod", prod.id),
+        ]
+    );
+}
+
 /// The plan's policies, changed by `edit`, then verified.
 fn verify_with(
     edit: impl FnOnce(&mut Vec<ferry_plan::AccountPlan>, &Names<'_>),
