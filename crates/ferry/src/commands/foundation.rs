@@ -412,17 +412,14 @@ pub fn verify(args: &VerifyArgs) -> Exit {
     };
     let names = Names::new(&m, key_arn.as_deref()).expect("a shared account");
     let foundation = lay_out(&names);
-    let edges: Vec<ferry_plan::Edge> = foundation
-        .edges
-        .iter()
-        .filter(|e| {
-            args.env
-                .as_ref()
-                .is_none_or(|env| e.environment.is_none() || e.environment.as_ref() == Some(env))
-        })
-        .cloned()
-        .collect();
-    let report = decide(&policies, &edges, &names);
+    // Every edge is decided, so that a grant another environment uses is not called wider
+    // than needed; `--env` then shows that environment's edges and the pipeline's own.
+    let mut report = decide(&policies, &foundation.edges, &names);
+    if let Some(env) = &args.env {
+        report
+            .results
+            .retain(|r| r.edge.environment.is_none() || r.edge.environment.as_ref() == Some(env));
+    }
     if args.live {
         save_snapshot(
             &state_dir,
