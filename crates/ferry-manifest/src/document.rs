@@ -361,6 +361,8 @@ pub struct LambdaDoc {
     /// Path of the zip package inside `artifact`.
     pub zip: Option<Text>,
     /// Container image URI, for functions packaged as images (instead of `artifact` + `zip`).
+    /// An image in one of `shared.repositories` gets the repository policy Lambda needs to pull
+    /// it across accounts.
     pub image_uri: Option<Text>,
     /// How traffic moves to the new version: `all-at-once` (default), `canary <pct>% <bake>`
     /// (e.g. `canary 10% 5m`) or `linear <pct>% every <interval>` (e.g. `linear 20% every 1m`).

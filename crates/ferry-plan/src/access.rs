@@ -112,6 +112,26 @@ struct Scope {
     stage: String,
 }
 
+/// The service principal that pulls a Lambda function's container image.
+pub const LAMBDA_SERVICE: &str = "lambda.amazonaws.com";
+
+/// The shared repository an image URI (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO[:TAG|@DIGEST]`)
+/// names, if it names one of the manifest's.
+fn shared_repository<'n>(names: &'n Names<'_>, uri: &str) -> Option<&'n str> {
+    let (registry, rest) = uri.split_once('/')?;
+    let account = registry.split('.').next()?;
+    let repo = rest.split(['@', ':']).next()?;
+    if account != names.shared.id {
+        return None;
+    }
+    names
+        .shared
+        .repositories
+        .iter()
+        .find(|r| *r == repo)
+        .map(String::as_str)
+}
+
 /// Every call the pipeline of `manifest` makes.
 pub fn edges(names: &Names<'_>) -> Vec<Edge> {
     let m: &Manifest = names.manifest;
@@ -304,6 +324,38 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                         )
                         .granted_as(&format!("{function}:*")),
                     );
+                    if let LambdaPackage::Image { uri } = &l.package
+                        && let Some(repo) = shared_repository(names, uri)
+                    {
+                        let repo_arn = names.repository_arn(repo);
+                        for action in ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"] {
+                            // Lambda checks that whoever points a function at an image may pull
+                            // it, then pulls it itself, as the function.
+                            out.push(Edge::new(
+                                &scope,
+                                &deploy,
+                                action,
+                                &repo_arn,
+                                &format!("update {} to an image from {repo}", l.function),
+                            ));
+                            let mut pull = Edge::new(
+                                &scope,
+                                LAMBDA_SERVICE,
+                                action,
+                                &repo_arn,
+                                &format!("Lambda pulls {}'s image from {repo}", l.function),
+                            )
+                            .carrying("aws:SourceAccount", &account.id);
+                            pull.context
+                                .push(("aws:SourceArn".into(), function.clone()));
+                            pull.condition = Some(NeedCondition {
+                                operator: "StringLike".into(),
+                                key: "aws:SourceArn".into(),
+                                values: vec![function.clone(), format!("{function}:*")],
+                            });
+                            out.push(pull);
+                        }
+                    }
                     alarms.extend(l.alarms.iter().map(String::as_str));
                 }
                 ActionKind::Ecs(e) => {

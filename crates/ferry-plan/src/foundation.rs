@@ -335,7 +335,11 @@ fn resource_needs(
             };
             Need {
                 label: label(e),
-                principal: Some(PrincipalRef::Aws(e.principal.clone())),
+                principal: Some(if e.principal.starts_with("arn:") {
+                    PrincipalRef::Aws(e.principal.clone())
+                } else {
+                    PrincipalRef::Service(e.principal.clone())
+                }),
                 action: e.action.clone(),
                 resource: resource.map(str::to_owned).or_else(|| {
                     (!holder.starts_with("arn:aws:iam:") && !holder.starts_with("arn:aws:ecr:"))

@@ -145,7 +145,13 @@ pub fn verify(store: &PolicyStore, edges: &[Edge], names: &Names<'_>) -> Report 
     let mut used: BTreeSet<(Source, usize)> = BTreeSet::new();
     let mut results = Vec::new();
     for edge in edges {
-        let principal = match Principal::parse(&Names::session(&edge.principal)) {
+        // A role calls as a session of it; a service principal as itself.
+        let caller = if edge.principal.starts_with("arn:") {
+            Names::session(&edge.principal)
+        } else {
+            edge.principal.clone()
+        };
+        let principal = match Principal::parse(&caller) {
             Ok(p) => p,
             Err(e) => {
                 errors.push(e);

@@ -151,6 +151,116 @@ fn an_ecs_task_role_is_passable_by_the_deploy_role_and_nothing_else_is() {
     );
 }
 
+/// The orders manifest with its function deployed from an image in the shared repository.
+fn orders_with_an_image_function() -> ferry_manifest::Manifest {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "      artifact: app\n      zip: function.zip\n",
+        "      image_uri: 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api:fn-1\n",
+    );
+    let loaded = ferry_manifest::from_str("ferry.yaml", &text);
+    assert!(!loaded.has_errors(), "{}", loaded.render(false));
+    loaded.manifest.unwrap()
+}
+
+/// Lambda pulls a cross-account image itself: the repository policy must let the Lambda
+/// service pull, for these functions only, and the deploy roles pull (Lambda checks the caller).
+#[test]
+fn an_image_function_lets_lambda_pull_from_the_shared_repository_for_that_function_only() {
+    let m = orders_with_an_image_function();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    assert!(report.unreadable.is_empty(), "{:?}", report.unreadable);
+
+    let shared = f.accounts.iter().find(|a| a.name == "shared").unwrap();
+    let policy = shared
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Repository { policy, .. } => policy.clone(),
+            _ => None,
+        })
+        .unwrap();
+    let service: Vec<Value> = statements(&policy)
+        .into_iter()
+        .filter(|s| s["Principal"]["Service"] == "lambda.amazonaws.com")
+        .collect();
+    let mut sources: Vec<String> = Vec::new();
+    for s in &service {
+        assert_eq!(
+            s["Action"],
+            json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]),
+            "{s:#}"
+        );
+        let arns: Vec<String> =
+            serde_json::from_value(s["Condition"]["StringLike"]["aws:SourceArn"].clone()).unwrap();
+        sources.extend(arns);
+    }
+    sources.sort();
+    assert_eq!(
+        sources,
+        [
+            "arn:aws:lambda:us-east-1:222222222222:function:orders-fn",
+            "arn:aws:lambda:us-east-1:222222222222:function:orders-fn:*",
+            "arn:aws:lambda:us-east-1:333333333333:function:orders-fn",
+            "arn:aws:lambda:us-east-1:333333333333:function:orders-fn:*",
+            "arn:aws:lambda:us-east-1:444444444444:function:orders-fn",
+            "arn:aws:lambda:us-east-1:444444444444:function:orders-fn:*",
+        ]
+    );
+    // The image comes from the registry: no artifact read for the function.
+    assert!(
+        !f.edges
+            .iter()
+            .any(|e| e.action == "s3:GetObject" && e.why.contains("orders-fn"))
+    );
+}
+
+#[test]
+fn a_repository_policy_without_the_lambda_service_is_caught_with_its_fix() {
+    let m = orders_with_an_image_function();
+    let names = Names::new(&m, None).unwrap();
+    let mut f = plan(&names);
+    let address = f
+        .accounts
+        .iter()
+        .flat_map(|a| &a.resources)
+        .find(|r| matches!(r, Resource::Repository { .. }))
+        .unwrap()
+        .address();
+    let policy = policy_mut(&mut f.accounts, "shared", &address);
+    let kept: Vec<Value> = statements(policy)
+        .into_iter()
+        .filter(|s| s["Principal"]["Service"] != "lambda.amazonaws.com")
+        .collect();
+    policy["Statement"] = Value::Array(kept);
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let broken = denied(&report);
+    assert_eq!(broken.len(), 6, "{broken:#?}");
+    assert!(
+        broken
+            .iter()
+            .all(|r| r.edge.principal == "lambda.amazonaws.com"),
+        "{broken:#?}"
+    );
+    let fix = &broken[0].fixes[0];
+    assert!(
+        fix.place.contains("orders-api"),
+        "the fix names the repository: {}",
+        fix.place
+    );
+    assert_eq!(
+        fix.statement["Principal"]["Service"],
+        "lambda.amazonaws.com"
+    );
+}
+
 /// The plan's policies, changed by `edit`, then verified.
 fn verify_with(
     edit: impl FnOnce(&mut Vec<ferry_plan::AccountPlan>, &Names<'_>),
