@@ -190,10 +190,27 @@ fn env(d: &mut Decoder, n: &Node) -> Option<BuildEnv> {
     ignored(
         d,
         &f,
-        &["parameter-store", "git-credential-helper", "shell"],
+        &["parameter-store", "git-credential-helper"],
         "`env`",
     );
     let mut env = BuildEnv::default();
+    if let Some(shell) = f.get("shell").and_then(|n| d.string(n, "`env.shell`")) {
+        // CodeBuild's values on Linux.
+        match shell.value.as_str() {
+            "bash" => env.shell = Shell::Bash,
+            "/bin/sh" => env.shell = Shell::Sh,
+            other => d.push(
+                Diagnostic::error(
+                    "bad-shell",
+                    format!(
+                        "`env.shell` is `{other}`; on Linux, CodeBuild runs `bash` or `/bin/sh`"
+                    ),
+                )
+                .at(shell.span)
+                .with_hint("write `shell: bash` (the default) or `shell: /bin/sh`"),
+            ),
+        }
+    }
     if let Some(vars) = f.get("variables") {
         for (k, v) in d.entries(vars, "`env.variables`").unwrap_or_default() {
             if let Some(v) = d.string(v, "a variable value") {
@@ -385,6 +402,21 @@ mod tests {
         assert!(a.discard_paths);
         assert_eq!(a.base_directory.as_deref(), Some("dist"));
         assert_eq!(spec.secondary_artifacts[0].0, "report");
+    }
+
+    #[test]
+    fn env_shell_takes_codebuilds_linux_values() {
+        let shell = |text: &str| {
+            let (spec, diags) = parse_str(&format!(
+                "version: 0.2\nenv:\n  shell: {text}\nphases:\n  build:\n    commands: [true]\n"
+            ));
+            (spec.map(|s| s.env.shell), diags)
+        };
+        assert_eq!(shell("bash").0, Some(Shell::Bash));
+        assert_eq!(shell("/bin/sh").0, Some(Shell::Sh));
+        let (_, diags) = shell("zsh");
+        assert_eq!(diags[0].code, "bad-shell", "{diags:?}");
+        assert!(diags[0].message.contains("`zsh`"));
     }
 
     #[test]

@@ -67,6 +67,36 @@ artifacts:
     assert_eq!(names, ["app", "source"]);
 }
 
+/// Regression: `env.shell` was parsed as an ignored key, so every build ran bash.
+#[tokio::test]
+async fn env_shell_picks_the_shell_that_runs_the_commands() {
+    let h = harness(&[], false);
+    // BASH_VERSION is set by bash only, and never exported.
+    let in_sh = "version: 0.2\nenv:\n  shell: /bin/sh\nphases:\n  build:\n    commands:\n      - test -z \"$BASH_VERSION\"\n";
+    let in_bash = "version: 0.2\nenv:\n  shell: bash\nphases:\n  build:\n    commands:\n      - test -n \"$BASH_VERSION\"\n";
+    let def = pipeline(
+        "shells",
+        Mode::Superseded,
+        vec![stage(
+            "build",
+            vec![
+                build("sh", in_sh, &[], &[]),
+                build("bash", in_bash, &[], &[]),
+            ],
+        )],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(
+        done.status,
+        Status::Succeeded,
+        "{:?}\n{}\n{}",
+        done.reason,
+        log_of(&h.engine, &exec.id, "build", "sh"),
+        log_of(&h.engine, &exec.id, "build", "bash")
+    );
+}
+
 #[tokio::test]
 async fn phases_follow_codebuild_rules() {
     let h = harness(&[], false);
