@@ -1416,7 +1416,7 @@ async fn read_scps(
                 .site
                 .error("organizations:DescribeOrganization", "the organization", &e);
             store.unreadable.push(format!(
-                "service control policies: not read ({}); an SCP can still deny what these policies allow",
+                "service control policies ({}): an SCP can still deny what these policies allow",
                 e.code
             ));
             return;
@@ -1435,19 +1435,19 @@ async fn read_scps(
                 }
             }
             Err(e) if e.is_not_found() => store.unreadable.push(format!(
-                "service control policies of account {} ({}): not read, it is not in the organization of {management}",
+                "service control policies of account {} ({}): it is not in the organization of {management}",
                 account.id, account.name
             )),
             Err(e) if e.is_access_denied() => {
                 // Said once: it holds for every account.
                 store.unreadable.push(format!(
-                    "service control policies: not read ({} on {}: the shared account is neither the organization's management account nor a delegated administrator for policies); an SCP can still deny what these policies allow",
+                    "service control policies ({} on {}: the shared account is neither the organization's management account nor a delegated administrator for policies); an SCP can still deny what these policies allow",
                     e.code, e.action
                 ));
                 return;
             }
             Err(e) => store.unreadable.push(format!(
-                "service control policies of account {} ({}): not read: {e}",
+                "service control policies of account {} ({}): {e}",
                 account.id, account.name
             )),
         }

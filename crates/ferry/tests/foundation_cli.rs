@@ -324,7 +324,7 @@ async fn an_scp_that_denies_a_deploy_call_fails_verify_live_at_the_scp() {
     let unreadable = json(&out)["unreadable"].to_string();
     assert!(
         unreadable.contains(&format!(
-            "account {} (dev): not read, it is not in the organization",
+            "account {} (dev): it is not in the organization",
             w.accounts.dev
         )),
         "{unreadable}"
