@@ -1422,13 +1422,13 @@ async fn read_scps(
             return;
         }
     };
-    let mut documents: BTreeMap<String, Value> = BTreeMap::new();
+    let mut cache = OrgCache::default();
     for account in &foundation.accounts {
         // SCPs never restrict the management account's own principals.
         if account.id == management {
             continue;
         }
-        match account_scps(&org, s, calls, &account.id, &mut documents).await {
+        match account_scps(&org, s, calls, &account.id, &mut cache).await {
             Ok(levels) => {
                 for (level, docs) in levels {
                     store.scp_level(&account.id, &level, docs);
@@ -1454,78 +1454,89 @@ async fn read_scps(
     }
 }
 
+/// What has been read of the organization, so that the root and the organizational units that
+/// several accounts share are read once.
+#[derive(Default)]
+struct OrgCache {
+    /// Child id → its parent's id, and whether that parent is the root.
+    parents: BTreeMap<String, (String, bool)>,
+    /// Target id (root, OU or account) → the SCPs attached there.
+    levels: BTreeMap<String, Vec<Value>>,
+}
+
 /// One account's SCP levels, root first: the root, each organizational unit down, the account.
-/// `documents` caches policy content by id across accounts.
 async fn account_scps(
     org: &aws_sdk_organizations::Client,
     s: &AccountConfig,
     calls: &CallLog,
     account_id: &str,
-    documents: &mut BTreeMap<String, Value>,
+    cache: &mut OrgCache,
 ) -> Result<Vec<(String, Vec<Value>)>, AwsError> {
     use aws_sdk_organizations::types::{ParentType, PolicyType};
     let mut chain = vec![account_id.to_owned()];
-    loop {
+    // Organizations nests at most five OUs below the root.
+    while chain.len() <= 7 {
         let child = chain.last().cloned().unwrap_or_default();
-        calls.record("organizations:ListParents");
-        let out = org
-            .list_parents()
-            .child_id(&child)
-            .send()
-            .await
-            .map_err(|e| s.site.error("organizations:ListParents", &child, &e))?;
-        let Some(parent) = out.parents().first() else {
-            break;
-        };
-        chain.push(parent.id().unwrap_or_default().to_owned());
-        if parent.r#type() == Some(&ParentType::Root) || chain.len() > 8 {
-            // Organizations nests at most five OUs below the root.
+        if !cache.parents.contains_key(&child) {
+            calls.record("organizations:ListParents");
+            let out = org
+                .list_parents()
+                .child_id(&child)
+                .send()
+                .await
+                .map_err(|e| s.site.error("organizations:ListParents", &child, &e))?;
+            let Some(parent) = out.parents().first() else {
+                break;
+            };
+            let is_root = parent.r#type() == Some(&ParentType::Root);
+            let id = parent.id().unwrap_or_default().to_owned();
+            cache.parents.insert(child.clone(), (id, is_root));
+        }
+        let (parent, is_root) = cache.parents[&child].clone();
+        chain.push(parent);
+        if is_root {
             break;
         }
     }
     chain.reverse();
     let mut levels = Vec::new();
     for target in chain {
-        let mut ids = Vec::new();
-        let mut next = None;
-        loop {
-            calls.record("organizations:ListPoliciesForTarget");
-            let out = org
-                .list_policies_for_target()
-                .target_id(&target)
-                .filter(PolicyType::ServiceControlPolicy)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| {
-                    s.site
-                        .error("organizations:ListPoliciesForTarget", &target, &e)
-                })?;
-            ids.extend(
-                out.policies()
-                    .iter()
-                    .filter_map(|p| p.id())
-                    .map(str::to_owned),
-            );
-            next = out.next_token().map(str::to_owned);
-            if next.is_none() {
-                break;
-            }
-        }
-        let mut docs = Vec::new();
-        for id in ids {
-            if !documents.contains_key(&id) {
-                calls.record("organizations:DescribePolicy");
+        if !cache.levels.contains_key(&target) {
+            let mut docs = Vec::new();
+            let mut next = None;
+            loop {
+                calls.record("organizations:ListPoliciesForTarget");
                 let out = org
-                    .describe_policy()
-                    .policy_id(&id)
+                    .list_policies_for_target()
+                    .target_id(&target)
+                    .filter(PolicyType::ServiceControlPolicy)
+                    .set_next_token(next)
                     .send()
                     .await
-                    .map_err(|e| s.site.error("organizations:DescribePolicy", &id, &e))?;
-                let content = out.policy().and_then(|p| p.content()).unwrap_or_default();
-                documents.insert(id.clone(), document(content));
+                    .map_err(|e| {
+                        s.site
+                            .error("organizations:ListPoliciesForTarget", &target, &e)
+                    })?;
+                for id in out.policies().iter().filter_map(|p| p.id()) {
+                    calls.record("organizations:DescribePolicy");
+                    let policy = org
+                        .describe_policy()
+                        .policy_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| s.site.error("organizations:DescribePolicy", id, &e))?;
+                    let content = policy
+                        .policy()
+                        .and_then(|p| p.content())
+                        .unwrap_or_default();
+                    docs.push(document(content));
+                }
+                next = out.next_token().map(str::to_owned);
+                if next.is_none() {
+                    break;
+                }
             }
-            docs.push(documents[&id].clone());
+            cache.levels.insert(target.clone(), docs);
         }
         let level = if target.starts_with("r-") {
             format!("root {target}")
@@ -1534,7 +1545,7 @@ async fn account_scps(
         } else {
             format!("account {target}")
         };
-        levels.push((level, docs));
+        levels.push((level, cache.levels[&target].clone()));
     }
     Ok(levels)
 }
