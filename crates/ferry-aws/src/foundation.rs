@@ -1339,12 +1339,11 @@ pub async fn live_policies(
 ) -> PolicyStore {
     let mut store = PolicyStore::default();
     read_scps(foundation, &sessions.shared, calls, &mut store).await;
-    // Roles only: a service principal (Lambda pulling an image) has no policies of its own.
     let principals: BTreeSet<&str> = foundation
         .edges
         .iter()
+        .filter(|e| e.by_role())
         .map(|e| e.principal.as_str())
-        .filter(|p| p.starts_with("arn:"))
         .chain(
             foundation
                 .edges

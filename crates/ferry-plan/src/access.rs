@@ -54,14 +54,31 @@ impl Edge {
     }
 
     /// The call carries `key = value`, and the grant requires it.
-    fn when(mut self, operator: &str, key: &str, value: &str) -> Edge {
+    fn when(self, operator: &str, key: &str, value: &str) -> Edge {
+        self.when_matching(operator, key, value, vec![value.to_owned()])
+    }
+
+    /// The call carries `key = value`; the grant requires `key` to match one of `patterns`.
+    fn when_matching(
+        mut self,
+        operator: &str,
+        key: &str,
+        value: &str,
+        patterns: Vec<String>,
+    ) -> Edge {
         self.context.push((key.to_owned(), value.to_owned()));
         self.condition = Some(NeedCondition {
             operator: operator.into(),
             key: key.into(),
-            values: vec![value.into()],
+            values: patterns,
         });
         self
+    }
+
+    /// Whether an IAM role makes the call (else a service principal, such as Lambda pulling
+    /// an image): only a role has identity policies, and it calls as a session of itself.
+    pub fn by_role(&self) -> bool {
+        self.principal.starts_with("arn:")
     }
 
     /// The call carries `key = value`, which only a resource policy's statement reads.
@@ -113,7 +130,7 @@ struct Scope {
 }
 
 /// The service principal that pulls a Lambda function's container image.
-pub const LAMBDA_SERVICE: &str = "lambda.amazonaws.com";
+const LAMBDA_SERVICE: &str = "lambda.amazonaws.com";
 
 /// The shared repository an image URI (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO[:TAG|@DIGEST]`)
 /// names, if it names one of the manifest's.
@@ -338,22 +355,22 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                                 &repo_arn,
                                 &format!("update {} to an image from {repo}", l.function),
                             ));
-                            let mut pull = Edge::new(
-                                &scope,
-                                LAMBDA_SERVICE,
-                                action,
-                                &repo_arn,
-                                &format!("Lambda pulls {}'s image from {repo}", l.function),
-                            )
-                            .carrying("aws:SourceAccount", &account.id);
-                            pull.context
-                                .push(("aws:SourceArn".into(), function.clone()));
-                            pull.condition = Some(NeedCondition {
-                                operator: "StringLike".into(),
-                                key: "aws:SourceArn".into(),
-                                values: vec![function.clone(), format!("{function}:*")],
-                            });
-                            out.push(pull);
+                            out.push(
+                                Edge::new(
+                                    &scope,
+                                    LAMBDA_SERVICE,
+                                    action,
+                                    &repo_arn,
+                                    &format!("Lambda pulls {}'s image from {repo}", l.function),
+                                )
+                                .carrying("aws:SourceAccount", &account.id)
+                                .when_matching(
+                                    "StringLike",
+                                    "aws:SourceArn",
+                                    &function,
+                                    vec![function.clone(), format!("{function}:*")],
+                                ),
+                            );
                         }
                     }
                     alarms.extend(l.alarms.iter().map(String::as_str));

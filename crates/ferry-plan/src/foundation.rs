@@ -335,7 +335,7 @@ fn resource_needs(
             };
             Need {
                 label: label(e),
-                principal: Some(if e.principal.starts_with("arn:") {
+                principal: Some(if e.by_role() {
                     PrincipalRef::Aws(e.principal.clone())
                 } else {
                     PrincipalRef::Service(e.principal.clone())

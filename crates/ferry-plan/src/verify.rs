@@ -145,8 +145,7 @@ pub fn verify(store: &PolicyStore, edges: &[Edge], names: &Names<'_>) -> Report 
     let mut used: BTreeSet<(Source, usize)> = BTreeSet::new();
     let mut results = Vec::new();
     for edge in edges {
-        // A role calls as a session of it; a service principal as itself.
-        let caller = if edge.principal.starts_with("arn:") {
+        let caller = if edge.by_role() {
             Names::session(&edge.principal)
         } else {
             edge.principal.clone()
