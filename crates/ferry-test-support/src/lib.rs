@@ -208,10 +208,15 @@ impl Accounts {
 /// The emulator's credentials before any role is assumed: static test keys in moto's
 /// default account, region [`REGION`], nothing read from the environment or profiles.
 pub fn base_config() -> SdkConfig {
+    base_config_at(emulator().endpoint())
+}
+
+/// [`base_config`] for another emulator, such as the demo's own sandbox.
+pub fn base_config_at(endpoint: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
-        .endpoint_url(emulator().endpoint())
+        .endpoint_url(endpoint)
         // What `aws_config::load` would add: a clock (credential expiry) and a sleep (retries).
         .time_source(aws_smithy_async::time::SystemTimeSource::new())
         .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
@@ -231,7 +236,16 @@ pub fn base_config() -> SdkConfig {
 /// # Panics
 /// When the emulator does not answer `AssumeRole`.
 pub async fn admin_config(account: &str) -> SdkConfig {
-    let base = base_config();
+    admin_config_at(emulator().endpoint(), account).await
+}
+
+/// [`admin_config`] on another emulator: credentials are only good on the server that issued
+/// them.
+///
+/// # Panics
+/// When the emulator does not answer `AssumeRole`.
+pub async fn admin_config_at(endpoint: &str, account: &str) -> SdkConfig {
+    let base = base_config_at(endpoint);
     let sts = aws_sdk_sts::Client::new(&base);
     let out = sts
         .assume_role()

@@ -1,13 +1,17 @@
-//! The README's main command, end to end: `scripts/demo` runs examples/orders against the
-//! suite's emulator — four accounts bootstrapped and verified, the application built, tested
-//! and promoted dev → qa → prod with auto-approval — and this test checks what it left in every
-//! account. Then `scripts/demo --alarm`: the dev canary's alarm fires, and the function is
-//! back on its old version with the ledger saying so.
+//! The README's main command, end to end: `scripts/demo` starts its own sandbox and runs
+//! examples/orders in it — four accounts bootstrapped and verified, the application built,
+//! tested and promoted dev → qa → prod with auto-approval — and this test checks what it left
+//! in every account. Then `scripts/demo --alarm`: the dev canary's alarm fires, and the
+//! function is back on its old version with the ledger saying so.
+//!
+//! The example's account ids are fixed, so the demo gets a sandbox of its own rather than the
+//! suite's emulator: on a server that had seen an earlier run, every deploy would find its
+//! release already there (regression: the test failed when run twice against one emulator).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ferry_test_support::{admin_config, emulator};
+use ferry_test_support::admin_config_at;
 use serde_json::Value;
 
 const SHARED: &str = "111111111111";
@@ -17,13 +21,36 @@ const ACCOUNTS: [(&str, &str); 3] = [
     ("prod", "444444444444"),
 ];
 
+fn demo_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo")
+}
+
+/// Stops the demo's sandbox (its moto server) when the test ends, passed or not.
+struct Sandbox<'a>(&'a Path);
+
+impl Drop for Sandbox<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(demo_script())
+            .arg("--stop")
+            .env("FERRY_DEMO_HOME", self.0)
+            .output();
+    }
+}
+
+impl Sandbox<'_> {
+    fn endpoint(&self) -> String {
+        std::fs::read_to_string(self.0.join("endpoint"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
 fn demo(home: &Path, args: &[&str]) -> std::process::Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(root.join("scripts/demo"))
+    let out = Command::new(demo_script())
         .args(args)
         .env("FERRY_DEMO_HOME", home)
         .env("FERRY_BIN", assert_cmd::cargo::cargo_bin("ferry"))
-        .env("FERRY_SANDBOX_ENDPOINT", emulator().endpoint())
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
@@ -53,8 +80,8 @@ fn releases(home: &Path, env: &str) -> Vec<Value> {
     doc["releases"].as_array().unwrap().clone()
 }
 
-async fn live_version(account: &str) -> String {
-    let config = admin_config(account).await;
+async fn live_version(endpoint: &str, account: &str) -> String {
+    let config = admin_config_at(endpoint, account).await;
     let alias = aws_sdk_lambda::Client::new(&config)
         .get_alias()
         .function_name("orders-fn")
@@ -72,8 +99,8 @@ async fn live_version(account: &str) -> String {
     alias.function_version().unwrap().to_owned()
 }
 
-async fn service_image(account: &str, env: &str) -> (String, String) {
-    let config = admin_config(account).await;
+async fn service_image(endpoint: &str, account: &str, env: &str) -> (String, String) {
+    let config = admin_config_at(endpoint, account).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let service = ecs
         .describe_services()
@@ -101,7 +128,9 @@ async fn service_image(account: &str, env: &str) -> (String, String) {
 #[tokio::test]
 async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
     let home = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox(home.path());
     let out = demo(home.path(), &["--auto-approve"]);
+    let endpoint = sandbox.endpoint();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -114,7 +143,7 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
     );
 
     // The image the build registered in the shared ECR.
-    let shared = admin_config(SHARED).await;
+    let shared = admin_config_at(&endpoint, SHARED).await;
     let images = aws_sdk_ecr::Client::new(&shared)
         .list_images()
         .repository_name("orders-api")
@@ -134,9 +163,9 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
 
     for (env, account) in ACCOUNTS {
         // The function: created at version 1 by the team's script, version 2 from the pipeline.
-        assert_eq!(live_version(account).await, "2", "{env}");
+        assert_eq!(live_version(&endpoint, account).await, "2", "{env}");
         // The service: a new revision of its task definition, with the built image.
-        let (td, running) = service_image(account, env).await;
+        let (td, running) = service_image(&endpoint, account, env).await;
         assert!(td.ends_with("task-definition/orders-api:2"), "{env}: {td}");
         assert_eq!(running, image, "{env}");
         // The ledger: both deploys, verified, approved from qa on.
@@ -184,7 +213,7 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
         ),
         "{text}"
     );
-    assert_eq!(live_version(ACCOUNTS[0].1).await, "2");
+    assert_eq!(live_version(&endpoint, ACCOUNTS[0].1).await, "2");
     let newest = &releases(home.path(), "dev")[0];
     assert_eq!(
         (
@@ -197,7 +226,7 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
     );
     // qa and prod never saw it.
     for (env, account) in &ACCOUNTS[1..] {
-        assert_eq!(live_version(account).await, "2", "{env}");
+        assert_eq!(live_version(&endpoint, account).await, "2", "{env}");
         assert_eq!(releases(home.path(), env).len(), 2, "{env}");
     }
 }
