@@ -21,6 +21,16 @@ fn orders() -> ferry_manifest::Manifest {
     manifest("../../examples/orders/ferry.yaml")
 }
 
+/// The orders manifest with `from` replaced by `to` in its text.
+fn orders_edited(from: &str, to: &str) -> ferry_manifest::Manifest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "the example no longer has {from:?}");
+    let loaded = ferry_manifest::from_str("ferry.yaml", &text.replace(from, to));
+    assert!(!loaded.has_errors(), "{}", loaded.render(false));
+    loaded.manifest.unwrap()
+}
+
 #[test]
 fn the_orders_foundation_is_what_review_expects() {
     let m = orders();
@@ -98,17 +108,10 @@ fn identity_policies_use_star_only_where_aws_forces_it() {
 /// execution role and that task role, to ECS tasks only — and every edge is still allowed.
 #[test]
 fn an_ecs_task_role_is_passable_by_the_deploy_role_and_nothing_else_is() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml"),
-    )
-    .unwrap()
-    .replace(
+    let m = orders_edited(
         "      timeout: 10m\n",
         "      timeout: 10m\n      task_role: orders-api-task-${env}\n",
     );
-    let loaded = ferry_manifest::from_str("ferry.yaml", &text);
-    assert!(!loaded.has_errors(), "{}", loaded.render(false));
-    let m = loaded.manifest.unwrap();
     let names = Names::new(&m, None).unwrap();
     let f = plan(&names);
     let report = verify(&f.policies(&names), &f.edges, &names);
@@ -153,17 +156,10 @@ fn an_ecs_task_role_is_passable_by_the_deploy_role_and_nothing_else_is() {
 
 /// The orders manifest with its function deployed from an image in the shared repository.
 fn orders_with_an_image_function() -> ferry_manifest::Manifest {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml"),
-    )
-    .unwrap()
-    .replace(
+    orders_edited(
         "      artifact: app\n      zip: function.zip\n",
         "      image_uri: 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api:fn-1\n",
-    );
-    let loaded = ferry_manifest::from_str("ferry.yaml", &text);
-    assert!(!loaded.has_errors(), "{}", loaded.render(false));
-    loaded.manifest.unwrap()
+    )
 }
 
 /// Lambda pulls a cross-account image itself: the repository policy must let the Lambda
