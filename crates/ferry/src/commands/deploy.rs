@@ -32,6 +32,31 @@ async fn account(aws: &Aws, target: &TargetArgs) -> Result<AccountConfig, AwsErr
     aws.account(role.as_ref(), target.region.as_deref()).await
 }
 
+/// Runs one deploy in the target's account with a step view; returns its result and the AWS
+/// calls it made (for `--format json`).
+fn run_deploy<R>(
+    label: &str,
+    session: &str,
+    target: &TargetArgs,
+    deploy: impl AsyncFnOnce(
+        &AccountConfig,
+        &CallLog,
+        &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<R, AwsError>,
+) -> (Result<R, AwsError>, CallLog) {
+    let steps = Steps::new(label);
+    let out = state::runtime().block_on(async {
+        let aws = Aws::from_env(session).await;
+        let result = match account(&aws, target).await {
+            Ok(acct) => deploy(&acct, &aws.calls, &|s| steps.step(s)).await,
+            Err(e) => Err(e),
+        };
+        (result, aws.calls)
+    });
+    steps.finish();
+    out
+}
+
 fn exit_of(outcome: Outcome) -> Exit {
     match outcome {
         Outcome::Deployed | Outcome::AlreadyDeployed => Exit::Ok,
@@ -111,16 +136,12 @@ pub fn lambda(args: &DeployLambdaArgs) -> Exit {
         referenced: Vec::new(),
         poll: Duration::from_secs(1),
     };
-    let steps = Steps::new(&format!("deploy {}:{}", args.function, args.alias));
-    let (report, calls) = state::runtime().block_on(async {
-        let aws = Aws::from_env(&format!("ferry-deploy-{}", args.function)).await;
-        let result = match account(&aws, &args.target).await {
-            Ok(acct) => lambda::deploy(&acct, &aws.calls, &req, &|s| steps.step(s)).await,
-            Err(e) => Err(e),
-        };
-        (result, aws.calls)
-    });
-    steps.finish();
+    let (report, calls) = run_deploy(
+        &format!("deploy {}:{}", args.function, args.alias),
+        &format!("ferry-deploy-{}", args.function),
+        &args.target,
+        async |acct, calls, step| lambda::deploy(acct, calls, &req, step).await,
+    );
     finish(args.target.format, report, &calls, |r| {
         let line = match r.outcome {
             Outcome::Deployed => format!(
@@ -173,16 +194,12 @@ pub fn ecs(args: &DeployEcsArgs) -> Exit {
         previous: None,
         idempotency_key: None,
     };
-    let steps = Steps::new(&format!("deploy {}/{}", args.cluster, args.service));
-    let (report, calls) = state::runtime().block_on(async {
-        let aws = Aws::from_env(&format!("ferry-deploy-{}", args.service)).await;
-        let result = match account(&aws, &args.target).await {
-            Ok(acct) => ecs::deploy(&acct, &aws.calls, &req, &|s| steps.step(s)).await,
-            Err(e) => Err(e),
-        };
-        (result, aws.calls)
-    });
-    steps.finish();
+    let (report, calls) = run_deploy(
+        &format!("deploy {}/{}", args.cluster, args.service),
+        &format!("ferry-deploy-{}", args.service),
+        &args.target,
+        async |acct, calls, step| ecs::deploy(acct, calls, &req, step).await,
+    );
     finish(args.target.format, report, &calls, |r| {
         let td = |t: &Option<String>| t.as_deref().map(ecs::short_td).unwrap_or("?").to_owned();
         let line = match r.outcome {
