@@ -264,32 +264,7 @@ async fn approvals_wait_check_rules_and_record_the_identity_and_digests() {
         ],
     );
     let exec = h.engine.start(&def, "local", "test").unwrap();
-    let engine = h.engine.clone();
-    let id = exec.id.clone();
-    let driving = tokio::spawn(async move { engine.drive(&id, None).await });
-    // Wait until the approval is requested.
-    let approval = loop {
-        if let Some(a) = h
-            .engine
-            .store()
-            .pending_approvals(Some(&exec.id))
-            .unwrap()
-            .pop()
-        {
-            break a;
-        }
-        assert!(
-            !driving.is_finished(),
-            "the execution ended before its approval: {:?}",
-            h.engine
-                .store()
-                .execution(&exec.id)
-                .unwrap()
-                .unwrap()
-                .reason
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let (approval, driving) = h.drive_to_approval(&exec.id).await;
     assert_eq!(
         approval.digests.len(),
         2,
@@ -354,18 +329,7 @@ async fn approving_changed_artifacts_is_refused() {
         ],
     );
     let exec = h.engine.start(&def, "local", "test").unwrap();
-    let engine = h.engine.clone();
-    let id = exec.id.clone();
-    let driving = tokio::spawn(async move { engine.drive(&id, None).await });
-    while h
-        .engine
-        .store()
-        .pending_approvals(Some(&exec.id))
-        .unwrap()
-        .is_empty()
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let (_, driving) = h.drive_to_approval(&exec.id).await;
     // The source artifact is replaced after the request (as a retried build would).
     let mut changed = h.engine.store().artifacts(&exec.id).unwrap().pop().unwrap();
     changed.sha256 = "0".repeat(64);
@@ -572,18 +536,7 @@ async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
             ],
         );
         let holder = h.engine.start(&def, "local", "first").unwrap();
-        let engine = h.engine.clone();
-        let id = holder.id.clone();
-        let first = tokio::spawn(async move { engine.drive(&id, None).await });
-        while h
-            .engine
-            .store()
-            .pending_approvals(Some(&holder.id))
-            .unwrap()
-            .is_empty()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let (_, first) = h.drive_to_approval(&holder.id).await;
         // Two more executions line up for the held stage, the older one first.
         let older = h.engine.start(&def, "local", "second").unwrap();
         let newer = h.engine.start(&def, "local", "third").unwrap();
