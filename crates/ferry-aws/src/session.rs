@@ -32,6 +32,32 @@ pub struct AccountConfig {
     pub site: CallSite,
 }
 
+/// `AWS_ENDPOINT_URL` and its per-service forms, checked before the SDK reads them: it panics
+/// on an empty one, and fails only at the first call, with a dump of the request, on a
+/// malformed one.
+fn check_endpoint_settings() -> Result<(), AwsError> {
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with("AWS_ENDPOINT_URL")) else {
+            continue;
+        };
+        let value = value.to_string_lossy();
+        let host = value
+            .strip_prefix("http://")
+            .or_else(|| value.strip_prefix("https://"));
+        if host.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
+            return Err(CallSite::default().fail(
+                "reading the AWS settings",
+                name,
+                "InvalidEndpoint",
+                format!(
+                    "{name} is {value:?}: give a URL such as https://example.com or http://127.0.0.1:5000, or unset it"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Counts the AWS calls a command makes, by `service:Operation` (for `--format json`).
 #[derive(Debug, Clone, Default)]
 pub struct CallLog(Arc<Mutex<Vec<String>>>);
@@ -74,9 +100,10 @@ pub struct Aws {
 impl Aws {
     /// The SDK's own configuration: environment, profiles (SSO included), `AWS_ENDPOINT_URL`,
     /// `AWS_REGION`; IMDS unless `AWS_EC2_METADATA_DISABLED` says otherwise.
-    pub async fn from_env(session_name: &str) -> Aws {
+    pub async fn from_env(session_name: &str) -> Result<Aws, AwsError> {
+        check_endpoint_settings()?;
         let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Aws::with_config(base, session_name)
+        Ok(Aws::with_config(base, session_name))
     }
 
     /// From a given configuration (tests, or a region override).

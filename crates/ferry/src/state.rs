@@ -95,8 +95,11 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 /// ferry's AWS identity: the SDK's default chain (environment, profile — a profile with
 /// `role_arn` assumes the pipeline role — SSO, or the instance's role), with the pipeline's
 /// name in the session names of the roles it assumes.
-pub fn aws(session: &str) -> Aws {
-    runtime().block_on(Aws::from_env(session))
+pub fn aws(session: &str) -> Result<Aws, Exit> {
+    runtime().block_on(Aws::from_env(session)).map_err(|e| {
+        output::error(&e.to_string());
+        Exit::Usage
+    })
 }
 
 /// The engine over the state directory. A manifest with a shared account adds AWS: artifacts
@@ -119,7 +122,7 @@ pub fn open_engine(
     let (artifacts, secrets): (Arc<dyn ArtifactStore>, Arc<dyn SecretResolver>) =
         match manifest.and_then(|m| m.shared.as_ref().map(|s| (m, s))) {
             Some((m, shared)) => {
-                let aws = aws(&format!("ferry-{}", m.pipeline));
+                let aws = aws(&format!("ferry-{}", m.pipeline))?;
                 ferry_aws::register(&mut registry, &aws);
                 let own = aws.own(Some(&shared.region));
                 let key = format!(

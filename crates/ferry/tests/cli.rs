@@ -259,3 +259,44 @@ fn serve_is_listed_but_says_it_is_not_available_yet() {
         .stdout("")
         .stderr(predicate::str::contains("not available yet"));
 }
+
+/// Regression: an empty `AWS_ENDPOINT_URL` made the AWS SDK panic with a stack trace.
+#[test]
+fn an_empty_or_malformed_endpoint_setting_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("fn.zip");
+    std::fs::write(&zip, b"PK").unwrap();
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL", ""),
+        ("AWS_ENDPOINT_URL_LAMBDA", "localhost:4566"),
+    ] {
+        let out = ferry()
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env(name, value)
+            .args([
+                "deploy",
+                "lambda",
+                "--function",
+                "f",
+                "--alias",
+                "live",
+                "--zip",
+            ])
+            .arg(&zip)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}={value:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name} is {value:?}: give a URL")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

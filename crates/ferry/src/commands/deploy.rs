@@ -46,7 +46,10 @@ fn run_deploy<R>(
 ) -> (Result<R, AwsError>, CallLog) {
     let steps = Steps::new(label);
     let out = state::runtime().block_on(async {
-        let aws = Aws::from_env(session).await;
+        let aws = match Aws::from_env(session).await {
+            Ok(aws) => aws,
+            Err(e) => return (Err(e), CallLog::default()),
+        };
         let result = match account(&aws, target).await {
             Ok(acct) => deploy(&acct, &aws.calls, &|s| steps.step(s)).await,
             Err(e) => Err(e),
@@ -333,7 +336,14 @@ pub fn rollback(args: &RollbackArgs) -> Exit {
     let mut results = Vec::new();
     let mut exit = Exit::Ok;
     state::runtime().block_on(async {
-        let aws = Aws::from_env(&format!("ferry-{}-rollback", manifest.pipeline)).await;
+        let aws = match Aws::from_env(&format!("ferry-{}-rollback", manifest.pipeline)).await {
+            Ok(aws) => aws,
+            Err(e) => {
+                results.push(json!({"error": e.to_string()}));
+                exit = Exit::Failed;
+                return;
+            }
+        };
         let acct = match aws.assume(&role).await {
             Ok(a) => a,
             Err(e) => {

@@ -209,10 +209,17 @@ pub fn plan(args: &PlanArgs) -> Exit {
                 },
             ));
         }
-        let aws = Aws::from_env(&format!("ferry-{}-plan", m.pipeline)).await;
+        let aws = Aws::from_env(&format!("ferry-{}-plan", m.pipeline)).await?;
         let names0 = Names::new(&m, None).expect("a shared account");
-        let sessions = Sessions::open(&aws, &lay_out(&names0), None).await?;
-        let planned = read_plan(&aws, &m, &sessions).await?;
+        // Dozens of reads across the accounts: say what is happening meanwhile.
+        let steps = Steps::new(&format!("plan {}: reading the accounts", m.pipeline));
+        let sessions = Sessions::open(&aws, &lay_out(&names0), None).await;
+        let planned = match sessions {
+            Ok(sessions) => read_plan(&aws, &m, &sessions).await,
+            Err(e) => Err(e),
+        };
+        steps.finish();
+        let planned = planned?;
         let names = Names::new(&m, planned.key_arn.as_deref()).expect("a shared account");
         Ok((lay_out(&names), planned))
     });
@@ -248,7 +255,7 @@ pub fn bootstrap(args: &BootstrapArgs) -> Exit {
     let state_dir = state::state_dir(&args.state.manifest.file, args.state.state_dir.as_deref());
     let steps = Steps::new(&format!("bootstrap {}", m.pipeline));
     let result: Result<(Foundation, Planned, bool, Option<PolicyStore>), AwsError> = state::runtime().block_on(async {
-        let aws = Aws::from_env(&format!("ferry-{}-bootstrap", m.pipeline)).await;
+        let aws = Aws::from_env(&format!("ferry-{}-bootstrap", m.pipeline)).await?;
         let names0 = Names::new(&m, None).expect("a shared account");
         let sessions = Sessions::open(&aws, &lay_out(&names0), args.account.as_deref()).await?;
         if args.dry_run {
@@ -341,7 +348,7 @@ pub fn destroy(args: &DestroyArgs) -> Exit {
     };
     let steps = Steps::new(&format!("destroy {}", m.pipeline));
     let result = state::runtime().block_on(async {
-        let aws = Aws::from_env(&format!("ferry-{}-destroy", m.pipeline)).await;
+        let aws = Aws::from_env(&format!("ferry-{}-destroy", m.pipeline)).await?;
         let names = Names::new(&m, None).expect("a shared account");
         let foundation = lay_out(&names);
         let sessions = Sessions::open(&aws, &foundation, None).await?;
@@ -391,8 +398,12 @@ pub fn verify(args: &VerifyArgs) -> Exit {
     }
     let state_dir = state::state_dir(&args.state.manifest.file, args.state.state_dir.as_deref());
     let result = if args.live {
-        state::runtime().block_on(async {
-            let aws = Aws::from_env(&format!("ferry-{}-verify", m.pipeline)).await;
+        let steps = Steps::new(&format!(
+            "verify {}: reading the policies in the accounts",
+            m.pipeline
+        ));
+        let read = state::runtime().block_on(async {
+            let aws = Aws::from_env(&format!("ferry-{}-verify", m.pipeline)).await?;
             let names0 = Names::new(&m, None).expect("a shared account");
             let sessions = Sessions::open(&aws, &lay_out(&names0), None).await?;
             let shared = m.shared.as_ref().expect("checked");
@@ -401,7 +412,9 @@ pub fn verify(args: &VerifyArgs) -> Exit {
             let foundation = lay_out(&names);
             let policies = live::live_policies(&foundation, &sessions, &aws.calls, &names).await;
             Ok((key_arn, policies))
-        })
+        });
+        steps.finish();
+        read
     } else {
         let names = Names::new(&m, None).expect("a shared account");
         Ok((None, lay_out(&names).policies(&names)))
