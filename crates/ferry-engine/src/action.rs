@@ -1,8 +1,9 @@
 //! The `Action` trait: the only way the engine runs work.
 //!
-//! Each kind of action (`source`, `build`, `approval` here; `ecs`, `lambda` in ferry-aws)
-//! has a typed configuration and registers a factory in a [`Registry`], as Vector's
-//! components do. The engine looks an action up by kind and never knows what it does.
+//! Each kind of action (`source`, `build`, `approval` in this crate, registered by
+//! [`crate::builtins`]; `ecs`, `lambda` in ferry-aws) has a typed configuration and registers
+//! a factory in a [`Registry`], as Vector's components do. The engine looks an action up by
+//! kind and never knows what it does. This module is only the contract: it knows no kind.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -94,15 +95,6 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// A registry with the engine's own kinds: `source`, `build`, `approval`.
-    pub fn with_builtins() -> Registry {
-        let mut r = Registry::default();
-        r.register(crate::source::SourceKind);
-        r.register(crate::build::BuildKind);
-        r.register(crate::approval::ApprovalKind);
-        r
-    }
-
     pub fn register<K: ActionKind>(&mut self, kind: K) {
         let name = kind.name();
         let kind = Arc::new(kind);
@@ -135,7 +127,8 @@ impl Registry {
 }
 
 /// What the outside world hears from an execution: the live view and `ferry logs --follow`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     Execution {
         id: String,

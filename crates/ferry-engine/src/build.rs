@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -31,7 +31,7 @@ use crate::secrets::SecretRef;
 const GRACE: Duration = Duration::from_secs(5);
 
 /// The build's configuration, from the manifest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     /// A buildspec file, relative to the first input artifact.
@@ -48,7 +48,7 @@ pub struct BuildConfig {
     pub secrets: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InlineBuildspec {
     pub text: String,

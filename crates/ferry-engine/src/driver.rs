@@ -17,6 +17,7 @@ use crate::action::{
     Action, ActionContext, ActionError, ActionLog, ActionOutput, Observer, Reconciled, Registry,
     RunEvent, Settings,
 };
+use crate::approval::rules::Refusal;
 use crate::artifact::ArtifactStore;
 use crate::mask::Masker;
 use crate::model::*;
@@ -39,10 +40,48 @@ pub enum EngineError {
         "execution `{id}` is being driven by another ferry process ({driver}); wait for it, or stop it with `ferry stop {id}`"
     )]
     Busy { id: String, driver: String },
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A request the execution's state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[serde(tag = "refused", rename_all = "snake_case")]
+pub enum Refused {
+    /// No approval waits in that stage.
+    #[error("no approval waits in stage `{stage}` of `{execution}` ({})", waiting_hint(.waiting))]
+    NoApprovalWaiting {
+        execution: String,
+        stage: String,
+        /// The stages that do wait.
+        waiting: Vec<String>,
+    },
+    /// The approval rules refuse the decision.
+    #[error(transparent)]
+    Approval(#[from] Refusal),
+    #[error("only a failed or stopped execution can be retried; `{execution}` is {}", .status.as_str())]
+    NotRetryable { execution: String, status: Status },
+    #[error("`{execution}` has no stage `{stage}`")]
+    NoSuchStage { execution: String, stage: String },
+    #[error("stage `{stage}` of `{execution}` is {}, not failed", .status.as_str())]
+    StageNotFailed {
+        execution: String,
+        stage: String,
+        status: Status,
+    },
+    #[error("`{execution}` has already ended: {}", .status.as_str())]
+    AlreadyEnded { execution: String, status: Status },
+}
+
+fn waiting_hint(waiting: &[String]) -> String {
+    if waiting.is_empty() {
+        "no stage of it waits for approval".to_owned()
+    } else {
+        let stages: Vec<String> = waiting.iter().map(|s| format!("`{s}`")).collect();
+        format!("waiting: {}", stages.join(", "))
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -579,21 +618,17 @@ impl Engine {
         let exec = self.load(id)?;
         let pending = self.store.pending_approvals(Some(&exec.id))?;
         let Some(approval) = pending.iter().find(|a| a.stage == stage) else {
-            let waiting: Vec<String> = pending.iter().map(|a| format!("`{}`", a.stage)).collect();
-            let hint = if waiting.is_empty() {
-                "no stage of it waits for approval".to_owned()
-            } else {
-                format!("waiting: {}", waiting.join(", "))
-            };
-            return Err(EngineError::Refused(format!(
-                "no approval waits in stage `{stage}` of `{}` ({hint})",
-                exec.id
-            )));
+            return Err(Refused::NoApprovalWaiting {
+                execution: exec.id,
+                stage: stage.to_owned(),
+                waiting: pending.iter().map(|a| a.stage.clone()).collect(),
+            }
+            .into());
         };
         self.store
             .decide_approval(&exec.id, stage, &approval.action, decision)
             .map_err(|e| match e {
-                StoreError::Refused(m) => EngineError::Refused(m),
+                StoreError::Refused(r) => Refused::Approval(r).into(),
                 other => other.into(),
             })
     }
@@ -603,24 +638,28 @@ impl Engine {
     pub fn retry(&self, id: &str, stage: &str) -> Result<Execution> {
         let exec = self.load(id)?;
         if !matches!(exec.status, Status::Failed | Status::Stopped) {
-            return Err(EngineError::Refused(format!(
-                "only a failed or stopped execution can be retried; `{}` is {}",
-                exec.id,
-                exec.status.as_str()
-            )));
+            return Err(Refused::NotRetryable {
+                execution: exec.id.clone(),
+                status: exec.status,
+            }
+            .into());
         }
         let run = self
             .store
             .stage_runs(&exec.id)?
             .into_iter()
             .find(|r| r.stage == stage)
-            .ok_or_else(|| EngineError::Refused(format!("`{}` has no stage `{stage}`", exec.id)))?;
+            .ok_or_else(|| Refused::NoSuchStage {
+                execution: exec.id.clone(),
+                stage: stage.to_owned(),
+            })?;
         if !matches!(run.status, Status::Failed | Status::Stopped) {
-            return Err(EngineError::Refused(format!(
-                "stage `{stage}` of `{}` is {}, not failed",
-                exec.id,
-                run.status.as_str()
-            )));
+            return Err(Refused::StageNotFailed {
+                execution: exec.id,
+                stage: stage.to_owned(),
+                status: run.status,
+            }
+            .into());
         }
         self.store
             .set_stage_status(&exec.id, stage, Status::Pending)?;
@@ -636,11 +675,11 @@ impl Engine {
     pub fn stop(&self, id: &str, mode: StopMode) -> Result<Execution> {
         let exec = self.load(id)?;
         if exec.status.is_final() {
-            return Err(EngineError::Refused(format!(
-                "`{}` has already ended: {}",
-                exec.id,
-                exec.status.as_str()
-            )));
+            return Err(Refused::AlreadyEnded {
+                execution: exec.id.clone(),
+                status: exec.status,
+            }
+            .into());
         }
         self.store.request_stop(&exec.id, mode)?;
         if self.live_driver(&exec).is_some() {

@@ -18,6 +18,7 @@ pub mod approval;
 pub mod artifact;
 pub mod build;
 pub mod buildspec;
+pub mod builtins;
 pub mod driver;
 pub mod encoding;
 pub mod mask;
@@ -30,4 +31,4 @@ pub use action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Observer, Reconciled, Registry,
     RunEvent, Settings,
 };
-pub use driver::{Engine, EngineError, crash_hook_from_env};
+pub use driver::{Engine, EngineError, Refused, crash_hook_from_env};

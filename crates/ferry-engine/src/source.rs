@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput};
@@ -19,7 +19,7 @@ use crate::model::ActionDef;
 /// The revision of a directory that is not in a git repository.
 pub const LOCAL_REVISION: &str = "local";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// An absolute directory, or a git URL.

@@ -18,9 +18,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     NotFound(String),
-    /// A request the state does not allow (approving twice, approving changed artifacts, …).
-    #[error("{0}")]
-    Refused(String),
+    /// A decision the approval rules refuse (approving twice, approving changed artifacts, …).
+    #[error(transparent)]
+    Refused(#[from] crate::approval::rules::Refusal),
     #[error("the state database holds something unreadable: {0}")]
     Corrupt(String),
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
+use crate::approval::rules;
 use crate::model::*;
 
 /// Migrations, in order; the schema version is the number applied.
@@ -725,29 +726,8 @@ impl Store for SqliteStore {
                 .map(finish_approval)
                 .transpose()?
                 .ok_or_else(|| StoreError::NotFound(format!("`{id}` has no approval in stage `{stage}`")))?;
-            if current.status != ApprovalStatus::Pending {
-                return Err(StoreError::Refused(format!("the approval of `{stage}` in `{id}` is already {:?}", current.status)));
-            }
-            if now_ms() > current.deadline_ms {
-                return Err(StoreError::Refused(format!("the approval of `{stage}` in `{id}` has expired")));
-            }
-            if !current.approvers.is_empty() && !current.approvers.iter().any(|a| a == &decision.identity) {
-                return Err(StoreError::Refused(format!(
-                    "`{}` may not approve `{stage}`; approvers: {}",
-                    decision.identity,
-                    current.approvers.join(", ")
-                )));
-            }
-            if current.comment_required && decision.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                return Err(StoreError::Refused(format!("approving or rejecting `{stage}` needs --comment")));
-            }
-            let now = digests(&artifacts_in(tx, id)?);
-            if decision.approve && now != current.digests {
-                return Err(StoreError::Refused(format!(
-                    "the artifacts of `{id}` changed since the approval was requested; approved {:?}, now {:?}",
-                    current.digests, now
-                )));
-            }
+            let artifacts = digests(&artifacts_in(tx, id)?);
+            rules::check(&current, decision, now_ms(), &artifacts).map_err(StoreError::Refused)?;
             tx.execute(
                 "UPDATE approvals SET status = ?4, identity = ?5, comment = ?6, decided_ms = ?7 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3",
                 params![id, stage, action, verb, decision.identity, decision.comment, now_ms()],

@@ -1,17 +1,20 @@
 //! The `approval` action: waits, persisted across restarts, for `ferry approve|reject` or its
-//! timeout. The request records the exact artifact digests being approved.
+//! timeout. The request records the exact artifact digests being approved; [`rules`] decides
+//! who may decide it.
+
+pub mod rules;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled};
 use crate::model::{ActionDef, Approval, ApprovalStatus, Status, now_ms};
 use crate::store::{ActionKey, Decision, digests};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
     #[serde(default)]
