@@ -190,6 +190,90 @@ pub enum LambdaPackage {
     },
 }
 
+/// What a deploy changes, as the release ledger names it: `lambda:orders-fn:live`,
+/// `ecs:orders-prod/orders-api`. The one place that format is made and read, so a deploy's
+/// ledger entries and `ferry rollback`'s look-up of them always agree.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReleaseTarget {
+    Lambda { function: String, alias: String },
+    Ecs { cluster: String, service: String },
+}
+
+impl std::fmt::Display for ReleaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReleaseTarget::Lambda { function, alias } => write!(f, "lambda:{function}:{alias}"),
+            ReleaseTarget::Ecs { cluster, service } => write!(f, "ecs:{cluster}/{service}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ReleaseTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ReleaseTarget, String> {
+        let parsed = if let Some(rest) = s.strip_prefix("lambda:") {
+            rest.rsplit_once(':')
+                .map(|(function, alias)| ReleaseTarget::Lambda {
+                    function: function.to_owned(),
+                    alias: alias.to_owned(),
+                })
+        } else if let Some(rest) = s.strip_prefix("ecs:") {
+            rest.split_once('/')
+                .map(|(cluster, service)| ReleaseTarget::Ecs {
+                    cluster: cluster.to_owned(),
+                    service: service.to_owned(),
+                })
+        } else {
+            None
+        };
+        let complete = |t: &ReleaseTarget| match t {
+            ReleaseTarget::Lambda { function, alias } => !function.is_empty() && !alias.is_empty(),
+            ReleaseTarget::Ecs { cluster, service } => !cluster.is_empty() && !service.is_empty(),
+        };
+        parsed
+            .filter(complete)
+            .ok_or_else(|| {
+                format!("`{s}` is not a deploy target: write `lambda:FUNCTION:ALIAS` or `ecs:CLUSTER/SERVICE`")
+            })
+    }
+}
+
+impl Serialize for ReleaseTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl EcsDeploy {
+    pub fn release_target(&self) -> ReleaseTarget {
+        ReleaseTarget::Ecs {
+            cluster: self.cluster.clone(),
+            service: self.service.clone(),
+        }
+    }
+}
+
+impl LambdaDeploy {
+    pub fn release_target(&self) -> ReleaseTarget {
+        ReleaseTarget::Lambda {
+            function: self.function.clone(),
+            alias: self.alias.clone(),
+        }
+    }
+}
+
+impl ActionKind {
+    /// What a deploy action changes; `None` for builds and approvals.
+    pub fn release_target(&self) -> Option<ReleaseTarget> {
+        match self {
+            ActionKind::Ecs(e) => Some(e.release_target()),
+            ActionKind::Lambda(l) => Some(l.release_target()),
+            ActionKind::Build(_) | ActionKind::Approval(_) => None,
+        }
+    }
+}
+
 fn as_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::values::format_duration(*d))
 }
@@ -232,5 +316,27 @@ impl Manifest {
                     _ => None,
                 })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReleaseTarget;
+
+    #[test]
+    fn release_targets_read_back_as_they_are_written() {
+        for text in ["lambda:orders-fn:live", "ecs:orders-prod/orders-api"] {
+            let t: ReleaseTarget = text.parse().unwrap();
+            assert_eq!(t.to_string(), text);
+        }
+        for bad in [
+            "lambda:orders-fn",
+            "ecs:orders",
+            "orders-fn",
+            "lambda::live",
+            "ecs:/x",
+        ] {
+            assert!(bad.parse::<ReleaseTarget>().is_err(), "{bad}");
+        }
     }
 }
