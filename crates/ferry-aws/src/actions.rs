@@ -15,8 +15,8 @@ use ferry_engine::action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
 };
 use ferry_engine::model::{ActionDef, ReleaseRecord};
-use ferry_manifest::Traffic;
-use serde::{Deserialize, Deserializer};
+use ferry_manifest::{LambdaPackage, ReleaseTarget, Traffic};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::ecs::{self, EcsDeploy, EcsReport};
@@ -24,7 +24,7 @@ use crate::lambda::{self, LambdaDeploy, LambdaReport, Outcome, Package};
 use crate::session::{AccountConfig, Aws, RoleTarget};
 
 /// The account a deploy acts in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub account_id: String,
     pub region: String,
@@ -34,6 +34,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// The deploy role of a target account of the manifest.
+    pub fn of(account: &ferry_manifest::Account) -> Target {
+        Target {
+            account_id: account.id.clone(),
+            region: account.region.clone(),
+            role_arn: account.deploy_role_arn(),
+            external_id: account.external_id.clone(),
+        }
+    }
+
     fn role(&self) -> RoleTarget {
         RoleTarget {
             role_arn: self.role_arn.clone(),
@@ -44,7 +54,7 @@ impl Target {
 }
 
 /// The `ecs` action's configuration: the manifest's `ecs` deploy and its target.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EcsConfig {
     pub cluster: String,
     pub service: String,
@@ -52,27 +62,82 @@ pub struct EcsConfig {
     pub artifact: String,
     /// The file's path inside the artifact.
     pub image_definitions: String,
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub timeout: Duration,
     #[serde(default)]
     pub alarms: Vec<String>,
     pub target: Target,
 }
 
+impl EcsConfig {
+    /// The configuration of a manifest's `ecs` deploy into `target`.
+    pub fn new(deploy: &ferry_manifest::EcsDeploy, target: Target) -> EcsConfig {
+        EcsConfig {
+            cluster: deploy.cluster.clone(),
+            service: deploy.service.clone(),
+            artifact: deploy.artifact.clone(),
+            image_definitions: deploy.image_definitions.clone(),
+            timeout: deploy.timeout,
+            alarms: deploy.alarms.clone(),
+            target,
+        }
+    }
+
+    pub fn release_target(&self) -> ReleaseTarget {
+        ReleaseTarget::Ecs {
+            cluster: self.cluster.clone(),
+            service: self.service.clone(),
+        }
+    }
+
+    /// The longest the action may run: the wait for steady state, and again for a
+    /// rollback's, with room for the calls.
+    pub fn action_timeout(&self) -> Duration {
+        2 * self.timeout + Duration::from_secs(300)
+    }
+}
+
 /// The `lambda` action's configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LambdaConfig {
     pub function: String,
     pub alias: String,
     pub package: PackageConfig,
-    #[serde(deserialize_with = "traffic")]
+    #[serde(with = "traffic")]
     pub traffic: Traffic,
     #[serde(default)]
     pub alarms: Vec<String>,
     pub target: Target,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl LambdaConfig {
+    /// The configuration of a manifest's `lambda` deploy into `target`.
+    pub fn new(deploy: &ferry_manifest::LambdaDeploy, target: Target) -> LambdaConfig {
+        LambdaConfig {
+            function: deploy.function.clone(),
+            alias: deploy.alias.clone(),
+            package: match &deploy.package {
+                LambdaPackage::Zip { artifact, path } => PackageConfig::Zip {
+                    artifact: artifact.clone(),
+                    path: path.clone(),
+                },
+                LambdaPackage::Image { uri } => PackageConfig::Image { uri: uri.clone() },
+            },
+            traffic: deploy.traffic,
+            alarms: deploy.alarms.clone(),
+            target,
+        }
+    }
+
+    pub fn release_target(&self) -> ReleaseTarget {
+        ReleaseTarget::Lambda {
+            function: self.function.clone(),
+            alias: self.alias.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PackageConfig {
     /// A zip file at `path` inside the input artifact `artifact`.
@@ -85,14 +150,35 @@ pub enum PackageConfig {
     },
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    ferry_manifest::values::parse_duration(&text).map_err(serde::de::Error::custom)
+/// Durations as the manifest writes them (`10m`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&ferry_manifest::values::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        ferry_manifest::values::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
 }
 
-fn traffic<'de, D: Deserializer<'de>>(d: D) -> Result<Traffic, D::Error> {
-    let text = String::deserialize(d)?;
-    Traffic::parse(&text).map_err(serde::de::Error::custom)
+/// Traffic shifting as the manifest writes it (`canary 10% 5m`).
+mod traffic {
+    use ferry_manifest::Traffic;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Traffic, s: S) -> Result<S::Ok, S::Error> {
+        t.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Traffic, D::Error> {
+        let text = String::deserialize(d)?;
+        Traffic::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 pub struct EcsKind(pub Aws);
@@ -143,7 +229,6 @@ async fn target_session(
 /// Unpacks input artifact `name` into the work directory, read as `account` when it is in S3.
 async fn fetch_input(
     ctx: &ActionContext,
-    aws: &Aws,
     account: &AccountConfig,
     name: &str,
 ) -> Result<PathBuf, ActionError> {
@@ -154,7 +239,7 @@ async fn fetch_input(
     })?;
     let zip = ctx.workdir.join(format!("{name}.zip"));
     let fetched = if crate::artifacts::is_s3(artifact) {
-        crate::artifacts::read_as(account, &aws.calls, artifact, &zip).await
+        crate::artifacts::read_as(account, artifact, &zip).await
     } else {
         ctx.artifacts.get(artifact, &zip).await
     };
@@ -187,28 +272,25 @@ fn inside(dir: &Path, relative: &str, artifact: &str) -> Result<PathBuf, ActionE
 /// The ledger's releases of `target` in this stage's environment, newest first.
 fn ledger(
     ctx: &ActionContext,
-    target: &str,
+    target: &ReleaseTarget,
 ) -> Result<Vec<ferry_engine::model::Release>, ActionError> {
     let Some(env) = &ctx.environment else {
         return Ok(Vec::new());
     };
     ctx.store
-        .releases(&ctx.execution.pipeline, Some(env), Some(target), 100)
+        .releases(
+            &ctx.execution.pipeline,
+            Some(env),
+            Some(&target.to_string()),
+            100,
+        )
         .map_err(|e| ActionError::Failed(format!("reading the release ledger: {e}")))
-}
-
-fn lambda_target(c: &LambdaConfig) -> String {
-    format!("lambda:{}:{}", c.function, c.alias)
-}
-
-fn ecs_target(c: &EcsConfig) -> String {
-    format!("ecs:{}/{}", c.cluster, c.service)
 }
 
 /// What the engine hears of a deploy: success with its ledger entry (none when it was already
 /// deployed), a rollback (the action fails, the ledger records it), or a failure that could
 /// not be rolled back.
-fn ended<R: serde::Serialize>(
+fn ended<R: Serialize>(
     outcome: Outcome,
     report: &R,
     error: Option<&str>,
@@ -249,7 +331,7 @@ impl LambdaAction {
         match &self.config.package {
             PackageConfig::Image { uri } => Ok(Package::Image(uri.clone())),
             PackageConfig::Zip { artifact, path } => {
-                let dir = fetch_input(ctx, &self.aws, account, artifact).await?;
+                let dir = fetch_input(ctx, account, artifact).await?;
                 let file = inside(&dir, path, artifact)?;
                 std::fs::read(&file).map(Package::Zip).map_err(|e| {
                     ActionError::Failed(format!("cannot read {}: {e}", file.display()))
@@ -260,7 +342,7 @@ impl LambdaAction {
 
     fn release(&self, report: &LambdaReport, outcome: &str) -> ReleaseRecord {
         ReleaseRecord {
-            target: lambda_target(&self.config),
+            target: self.config.release_target().to_string(),
             version: report.to_version.clone().unwrap_or_default(),
             digest: report.code_sha256.clone(),
             previous_version: report.from_version.clone(),
@@ -276,7 +358,7 @@ impl Action for LambdaAction {
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
         let account = target_session(&self.aws, ctx, &self.config.target).await?;
         let package = self.package(ctx, &account).await?;
-        let referenced = ledger(ctx, &lambda_target(&self.config))?
+        let referenced = ledger(ctx, &self.config.release_target())?
             .into_iter()
             .map(|r| r.record.version)
             .collect();
@@ -293,10 +375,10 @@ impl Action for LambdaAction {
         };
         ctx.log.line(&format!(
             "deploying {} as {}",
-            lambda_target(&self.config),
+            self.config.release_target(),
             self.config.target.role_arn
         ));
-        let report = lambda::deploy(&account, &self.aws.calls, &req, &|line| ctx.log.line(line))
+        let report = lambda::deploy(&account, &req, &|line| ctx.log.line(line))
             .await
             .map_err(|e| ActionError::Failed(e.to_string()))?;
         ended(
@@ -313,20 +395,15 @@ impl Action for LambdaAction {
     async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
         let account = target_session(&self.aws, ctx, &self.config.target).await?;
         let package = self.package(ctx, &account).await?;
-        let current = lambda::alias_code(
-            &account,
-            &self.aws.calls,
-            &self.config.function,
-            &self.config.alias,
-        )
-        .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        let current = lambda::alias_code(&account, &self.config.function, &self.config.alias)
+            .await
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
         match (current, package.code_sha256()) {
             (Some((version, Some(sha), weights)), Some(expected))
                 if sha == expected && weights.is_empty() =>
             {
                 let record = ReleaseRecord {
-                    target: lambda_target(&self.config),
+                    target: self.config.release_target().to_string(),
                     version: version.clone(),
                     digest: Some(sha),
                     previous_version: None,
@@ -353,7 +430,7 @@ struct EcsAction {
 impl EcsAction {
     fn release(&self, report: &EcsReport, outcome: &str) -> ReleaseRecord {
         ReleaseRecord {
-            target: ecs_target(&self.config),
+            target: self.config.release_target().to_string(),
             version: report.to_task_definition.clone().unwrap_or_default(),
             digest: None,
             previous_version: report.from_task_definition.clone(),
@@ -370,10 +447,10 @@ impl Action for EcsAction {
     /// for it, returning to the last verified release if it does not become steady.
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
         let account = target_session(&self.aws, ctx, &self.config.target).await?;
-        let dir = fetch_input(ctx, &self.aws, &account, &self.config.artifact).await?;
+        let dir = fetch_input(ctx, &account, &self.config.artifact).await?;
         let file = inside(&dir, &self.config.image_definitions, &self.config.artifact)?;
         let images = ecs::read_image_definitions(&file).map_err(ActionError::Failed)?;
-        let previous = ledger(ctx, &ecs_target(&self.config))?
+        let previous = ledger(ctx, &self.config.release_target())?
             .into_iter()
             .find(|r| r.record.verified && r.record.outcome == "Deployed")
             .map(|r| r.record.version);
@@ -389,10 +466,10 @@ impl Action for EcsAction {
         };
         ctx.log.line(&format!(
             "deploying {} as {}",
-            ecs_target(&self.config),
+            self.config.release_target(),
             self.config.target.role_arn
         ));
-        let report = ecs::deploy(&account, &self.aws.calls, &req, &|line| ctx.log.line(line))
+        let report = ecs::deploy(&account, &req, &|line| ctx.log.line(line))
             .await
             .map_err(|e| ActionError::Failed(e.to_string()))?;
         ended(

@@ -5,12 +5,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::AwsError;
-use crate::session::{AccountConfig, CallLog};
+use crate::session::AccountConfig;
 
 pub struct AlarmWatch {
     client: aws_sdk_cloudwatch::Client,
     account: AccountConfig,
-    calls: CallLog,
     names: Vec<String>,
     /// Alarms in ALARM before the deploy began.
     pub baseline: BTreeSet<String>,
@@ -18,15 +17,10 @@ pub struct AlarmWatch {
 
 impl AlarmWatch {
     /// Reads the alarms' current states. Every named alarm must exist.
-    pub async fn start(
-        account: &AccountConfig,
-        calls: &CallLog,
-        names: &[String],
-    ) -> Result<AlarmWatch, AwsError> {
+    pub async fn start(account: &AccountConfig, names: &[String]) -> Result<AlarmWatch, AwsError> {
         let mut watch = AlarmWatch {
             client: aws_sdk_cloudwatch::Client::new(&account.config),
             account: account.clone(),
-            calls: calls.clone(),
             names: names.to_vec(),
             baseline: BTreeSet::new(),
         };
@@ -40,7 +34,7 @@ impl AlarmWatch {
             .collect();
         if !missing.is_empty() {
             let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-            return Err(account.site.fail(
+            return Err(account.fail(
                 "cloudwatch:DescribeAlarms",
                 &list.join(", "),
                 "AlarmNotFound",
@@ -56,18 +50,17 @@ impl AlarmWatch {
     }
 
     async fn states(&self) -> Result<Vec<(String, String)>, AwsError> {
-        self.calls.record("cloudwatch:DescribeAlarms");
         let out = self
-            .client
-            .describe_alarms()
-            .set_alarm_names(Some(self.names.clone()))
-            .send()
-            .await
-            .map_err(|e| {
-                self.account
-                    .site
-                    .error("cloudwatch:DescribeAlarms", &self.names.join(", "), &e)
-            })?;
+            .account
+            .call(
+                "cloudwatch:DescribeAlarms",
+                &self.names.join(", "),
+                self.client
+                    .describe_alarms()
+                    .set_alarm_names(Some(self.names.clone()))
+                    .send(),
+            )
+            .await?;
         let mut states: Vec<(String, String)> = out
             .metric_alarms()
             .iter()

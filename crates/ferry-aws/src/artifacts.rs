@@ -16,8 +16,7 @@ use ferry_engine::model::ArtifactRef;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::error::CallSite;
-use crate::session::{AccountConfig, CallLog, s3_client};
+use crate::session::{AccountConfig, s3_client};
 
 /// A single `PutObject` takes at most 5 GiB; artifacts are build outputs, far below that.
 const MAX_OBJECT: u64 = 5 * 1024 * 1024 * 1024;
@@ -25,8 +24,7 @@ const MAX_OBJECT: u64 = 5 * 1024 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct S3Artifacts {
     client: aws_sdk_s3::Client,
-    site: CallSite,
-    calls: CallLog,
+    account: AccountConfig,
     bucket: String,
     /// Objects live under `<prefix>/` (the pipeline's name).
     prefix: String,
@@ -35,17 +33,10 @@ pub struct S3Artifacts {
 }
 
 impl S3Artifacts {
-    pub fn new(
-        account: &AccountConfig,
-        calls: &CallLog,
-        bucket: &str,
-        prefix: &str,
-        kms_key: &str,
-    ) -> S3Artifacts {
+    pub fn new(account: &AccountConfig, bucket: &str, prefix: &str, kms_key: &str) -> S3Artifacts {
         S3Artifacts {
             client: s3_client(&account.config),
-            site: account.site.clone(),
-            calls: calls.clone(),
+            account: account.clone(),
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             kms_key: kms_key.to_owned(),
@@ -56,7 +47,7 @@ impl S3Artifacts {
     pub fn reading_as(&self, account: &AccountConfig) -> S3Artifacts {
         S3Artifacts {
             client: s3_client(&account.config),
-            site: account.site.clone(),
+            account: account.clone(),
             ..self.clone()
         }
     }
@@ -69,46 +60,28 @@ impl S3Artifacts {
         format!("{}/{sha}.zip", self.prefix)
     }
 
-    fn backend(
-        &self,
-        action: &str,
-        resource: &str,
-        err: &(impl aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static),
-    ) -> ArtifactError {
-        ArtifactError::Backend(self.site.error(action, resource, err).to_string())
-    }
-
     /// Whether the object is there already, with this content.
     async fn exists(&self, key: &str, sha: &str) -> Result<bool, ArtifactError> {
-        self.calls.record("s3:HeadObject");
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+        // HEAD has no body, so a missing object is a bare 404: classified as not found.
+        let head = self
+            .account
+            .find(
+                "s3:HeadObject",
+                &format!("s3://{}/{key}", self.bucket),
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
+            )
             .await
-        {
-            Ok(head) => Ok(head
-                .metadata()
+            .map_err(|e| ArtifactError::Backend(e.to_string()))?;
+        Ok(head.is_some_and(|head| {
+            head.metadata()
                 .and_then(|m| m.get("sha256"))
                 .map(String::as_str)
-                == Some(sha)),
-            Err(e) => {
-                let err =
-                    self.site
-                        .error("s3:HeadObject", &format!("s3://{}/{key}", self.bucket), &e);
-                // HEAD has no body, so a missing object is a bare 404.
-                if err.is_not_found()
-                    || err.code == "404"
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
-                {
-                    Ok(false)
-                } else {
-                    Err(ArtifactError::Backend(err.to_string()))
-                }
-            }
-        }
+                == Some(sha)
+        }))
     }
 }
 
@@ -132,19 +105,23 @@ impl ArtifactStore for S3Artifacts {
             let body = ByteStream::from_path(path).await.map_err(|e| {
                 ArtifactError::Backend(format!("cannot read {}: {e}", path.display()))
             })?;
-            self.calls.record("s3:PutObject");
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .body(body)
-                .content_type("application/zip")
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(&self.kms_key)
-                .metadata("sha256", &sha)
-                .send()
+            self.account
+                .call(
+                    "s3:PutObject",
+                    &location,
+                    self.client
+                        .put_object()
+                        .bucket(&self.bucket)
+                        .key(&key)
+                        .body(body)
+                        .content_type("application/zip")
+                        .server_side_encryption(ServerSideEncryption::AwsKms)
+                        .ssekms_key_id(&self.kms_key)
+                        .metadata("sha256", &sha)
+                        .send(),
+                )
                 .await
-                .map_err(|e| self.backend("s3:PutObject", &location, &e))?;
+                .map_err(|e| ArtifactError::Backend(e.to_string()))?;
         }
         Ok(ArtifactRef {
             name: name.to_owned(),
@@ -156,7 +133,7 @@ impl ArtifactStore for S3Artifacts {
     }
 
     async fn get(&self, artifact: &ArtifactRef, dest: &Path) -> Result<(), ArtifactError> {
-        download(&self.client, &self.site, &self.calls, artifact, dest).await
+        download(&self.client, &self.account, artifact, dest).await
     }
 }
 
@@ -164,18 +141,10 @@ impl ArtifactStore for S3Artifacts {
 /// checking it against its sha256.
 pub async fn read_as(
     account: &AccountConfig,
-    calls: &CallLog,
     artifact: &ArtifactRef,
     dest: &Path,
 ) -> Result<(), ArtifactError> {
-    download(
-        &s3_client(&account.config),
-        &account.site,
-        calls,
-        artifact,
-        dest,
-    )
-    .await
+    download(&s3_client(&account.config), account, artifact, dest).await
 }
 
 /// Whether an artifact is in S3 (rather than the local store).
@@ -185,8 +154,7 @@ pub fn is_s3(artifact: &ArtifactRef) -> bool {
 
 async fn download(
     client: &aws_sdk_s3::Client,
-    site: &CallSite,
-    calls: &CallLog,
+    account: &AccountConfig,
     artifact: &ArtifactRef,
     dest: &Path,
 ) -> Result<(), ArtifactError> {
@@ -196,19 +164,14 @@ async fn download(
             artifact.name, artifact.location
         ))
     })?;
-    calls.record("s3:GetObject");
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+    let out = account
+        .call(
+            "s3:GetObject",
+            &artifact.location,
+            client.get_object().bucket(bucket).key(key).send(),
+        )
         .await
-        .map_err(|e| {
-            ArtifactError::Backend(
-                site.error("s3:GetObject", &artifact.location, &e)
-                    .to_string(),
-            )
-        })?;
+        .map_err(|e| ArtifactError::Backend(e.to_string()))?;
     let write_error = |source| ArtifactError::Io {
         context: format!("cannot write {}", dest.display()),
         source,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::alarms::AlarmWatch;
 use crate::deploy::{Outcome, StepLog};
 use crate::error::AwsError;
-use crate::session::{AccountConfig, CallLog};
+use crate::session::AccountConfig;
 
 /// One container's new image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -363,7 +363,6 @@ pub struct EcsReport {
 struct Deployer<'a> {
     client: aws_sdk_ecs::Client,
     account: &'a AccountConfig,
-    calls: &'a CallLog,
     req: &'a EcsDeploy,
     log: StepLog<'a>,
 }
@@ -381,19 +380,18 @@ impl Deployer<'_> {
     }
 
     async fn describe(&self) -> Result<ServiceState, AwsError> {
-        self.calls.record("ecs:DescribeServices");
         let out = self
-            .client
-            .describe_services()
-            .cluster(&self.req.cluster)
-            .services(&self.req.service)
-            .send()
-            .await
-            .map_err(|e| {
-                self.account
-                    .site
-                    .error("ecs:DescribeServices", &self.resource(), &e)
-            })?;
+            .account
+            .call(
+                "ecs:DescribeServices",
+                &self.resource(),
+                self.client
+                    .describe_services()
+                    .cluster(&self.req.cluster)
+                    .services(&self.req.service)
+                    .send(),
+            )
+            .await?;
         match out.services().first() {
             Some(s) => Ok(ServiceState::from_sdk(s)),
             None => {
@@ -402,7 +400,7 @@ impl Deployer<'_> {
                     .first()
                     .and_then(|f| f.reason())
                     .unwrap_or("MISSING");
-                Err(self.account.site.fail(
+                Err(self.account.fail(
                     "ecs:DescribeServices",
                     &self.resource(),
                     "ServiceNotFoundException",
@@ -416,21 +414,20 @@ impl Deployer<'_> {
         &self,
         arn: &str,
     ) -> Result<(TaskDefinition, Vec<aws_sdk_ecs::types::Tag>), AwsError> {
-        self.calls.record("ecs:DescribeTaskDefinition");
         let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(arn)
-            .include(TaskDefinitionField::Tags)
-            .send()
-            .await
-            .map_err(|e| {
-                self.account
-                    .site
-                    .error("ecs:DescribeTaskDefinition", arn, &e)
-            })?;
+            .account
+            .call(
+                "ecs:DescribeTaskDefinition",
+                arn,
+                self.client
+                    .describe_task_definition()
+                    .task_definition(arn)
+                    .include(TaskDefinitionField::Tags)
+                    .send(),
+            )
+            .await?;
         let td = out.task_definition().cloned().ok_or_else(|| {
-            self.account.site.fail(
+            self.account.fail(
                 "ecs:DescribeTaskDefinition",
                 arn,
                 "NotFound",
@@ -450,8 +447,7 @@ impl Deployer<'_> {
         containers: Vec<ContainerDefinition>,
     ) -> Result<String, AwsError> {
         let family = td.family.clone().unwrap_or_default();
-        self.calls.record("ecs:RegisterTaskDefinition");
-        let out = self
+        let request = self
             .client
             .register_task_definition()
             .family(&family)
@@ -471,20 +467,20 @@ impl Deployer<'_> {
             .set_ephemeral_storage(td.ephemeral_storage)
             .set_runtime_platform(td.runtime_platform)
             .set_enable_fault_injection(td.enable_fault_injection)
-            .send()
-            .await
-            .map_err(|e| {
-                self.account.site.error(
-                    "ecs:RegisterTaskDefinition",
-                    &format!("task definition family {family}"),
-                    &e,
-                )
-            })?;
+            .send();
+        let out = self
+            .account
+            .call(
+                "ecs:RegisterTaskDefinition",
+                &format!("task definition family {family}"),
+                request,
+            )
+            .await?;
         out.task_definition()
             .and_then(|t| t.task_definition_arn())
             .map(str::to_owned)
             .ok_or_else(|| {
-                self.account.site.fail(
+                self.account.fail(
                     "ecs:RegisterTaskDefinition",
                     &family,
                     "NoArn",
@@ -494,19 +490,18 @@ impl Deployer<'_> {
     }
 
     async fn update(&self, task_definition: &str) -> Result<(), AwsError> {
-        self.calls.record("ecs:UpdateService");
-        self.client
-            .update_service()
-            .cluster(&self.req.cluster)
-            .service(&self.req.service)
-            .task_definition(task_definition)
-            .send()
-            .await
-            .map_err(|e| {
-                self.account
-                    .site
-                    .error("ecs:UpdateService", &self.resource(), &e)
-            })?;
+        self.account
+            .call(
+                "ecs:UpdateService",
+                &self.resource(),
+                self.client
+                    .update_service()
+                    .cluster(&self.req.cluster)
+                    .service(&self.req.service)
+                    .task_definition(task_definition)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -570,7 +565,6 @@ const IDEMPOTENCY_TAG: &str = "ferry:idempotency-key";
 /// back as a report whose outcome is `RolledBack` or `RollbackFailed`.
 pub async fn deploy(
     account: &AccountConfig,
-    calls: &CallLog,
     req: &EcsDeploy,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<EcsReport, AwsError> {
@@ -578,7 +572,6 @@ pub async fn deploy(
     let mut d = Deployer {
         client: aws_sdk_ecs::Client::new(&account.config),
         account,
-        calls,
         req,
         log: StepLog::new(progress),
     };
@@ -586,7 +579,7 @@ pub async fn deploy(
     let from = service.task_definition.clone();
     let (td, tags) = d.task_definition(&from).await?;
     let containers = apply_images(td.container_definitions(), &req.images).map_err(|why| {
-        account.site.fail(
+        account.fail(
             "ecs:RegisterTaskDefinition",
             short_td(&from),
             "InvalidImageDefinitions",
@@ -635,7 +628,7 @@ pub async fn deploy(
         let (outcome, error) = roll_back(&mut d, why, &previous, &from).await;
         return Ok(report(&d, outcome, Some(from.clone()), false, Some(error)));
     }
-    let watch = AlarmWatch::start(account, calls, &req.alarms).await?;
+    let watch = AlarmWatch::start(account, &req.alarms).await?;
     if !watch.baseline.is_empty() {
         d.step(format!(
             "already in ALARM before the deploy (ignored): {}",
@@ -710,7 +703,6 @@ async fn roll_back(
 /// The task definition a service uses now (`ferry rollback`).
 pub async fn current_task_definition(
     account: &AccountConfig,
-    calls: &CallLog,
     cluster: &str,
     service: &str,
 ) -> Result<String, AwsError> {
@@ -727,7 +719,6 @@ pub async fn current_task_definition(
     let d = Deployer {
         client: aws_sdk_ecs::Client::new(&account.config),
         account,
-        calls,
         req: &req,
         log: StepLog::new(&|_| {}),
     };
@@ -737,7 +728,6 @@ pub async fn current_task_definition(
 /// Moves a service to an existing task definition and waits for it (`ferry rollback`).
 pub async fn update_to(
     account: &AccountConfig,
-    calls: &CallLog,
     req: &EcsDeploy,
     task_definition: &str,
     progress: &(dyn Fn(&str) + Send + Sync),
@@ -745,7 +735,6 @@ pub async fn update_to(
     let mut d = Deployer {
         client: aws_sdk_ecs::Client::new(&account.config),
         account,
-        calls,
         req,
         log: StepLog::new(progress),
     };

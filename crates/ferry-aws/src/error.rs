@@ -3,7 +3,112 @@
 
 use std::fmt;
 
-use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use serde::Serialize;
+
+/// What kind of failure an AWS error is, decided once where the error is made, so callers
+/// match on this instead of on error-code strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AwsErrorKind {
+    /// A policy refused the call.
+    AccessDenied,
+    /// The credentials are missing, expired or not valid.
+    Credentials,
+    /// The resource does not exist.
+    NotFound,
+    /// AWS asked the caller to slow down.
+    Throttled,
+    /// The resource is busy, in use or not empty: another change is under way.
+    Conflict,
+    /// A policy names a principal IAM does not know (yet): a role made seconds ago.
+    UnknownPrincipal,
+    /// The request is malformed or a parameter is wrong.
+    Invalid,
+    /// AWS answered with a server error (HTTP 5xx).
+    Unavailable,
+    /// No connection could be made, or it was lost.
+    Connection,
+    /// The call timed out.
+    Timeout,
+    /// Something ferry raised itself, or an error of no known kind.
+    Other,
+}
+
+impl AwsErrorKind {
+    /// The kind of an error from its AWS code, message and HTTP status (when there was a
+    /// response). The one place error codes are read.
+    pub fn classify(code: &str, message: &str, status: Option<u16>) -> AwsErrorKind {
+        let c = code.to_ascii_lowercase();
+        let m = message.to_ascii_lowercase();
+        let any = |needles: &[&str]| needles.iter().any(|n| c.contains(n));
+        if any(&[
+            "accessdenied",
+            "unauthorized",
+            "notauthorized",
+            "authorizationerror",
+        ]) || c == "403"
+        {
+            AwsErrorKind::AccessDenied
+        } else if any(&[
+            "expiredtoken",
+            "invalidclienttokenid",
+            "unrecognizedclient",
+            "signaturedoesnotmatch",
+            "credentialsnotloaded",
+            "invalidaccesskeyid",
+        ]) {
+            AwsErrorKind::Credentials
+        } else if any(&["notfound", "nosuch"]) {
+            AwsErrorKind::NotFound
+        } else if any(&[
+            "throttl",
+            "toomanyrequests",
+            "requestlimitexceeded",
+            "slowdown",
+            "provisionedthroughputexceeded",
+            "priorrequestnotcomplete",
+        ]) || status == Some(429)
+        {
+            AwsErrorKind::Throttled
+        } else if any(&[
+            "conflict",
+            "resourceinuse",
+            "notempty",
+            "concurrentmodification",
+            "operationaborted",
+        ]) {
+            AwsErrorKind::Conflict
+        } else if (c.contains("malformed")
+            || c == "invalidparameterexception"
+            || c == "invalidargument")
+            && m.contains("principal")
+        {
+            AwsErrorKind::UnknownPrincipal
+        } else if any(&["validation", "invalid", "malformed"]) {
+            AwsErrorKind::Invalid
+        } else if any(&[
+            "serviceunavailable",
+            "internalerror",
+            "internalfailure",
+            "serviceexception",
+        ]) || status.is_some_and(|s| s >= 500)
+        {
+            AwsErrorKind::Unavailable
+        } else if c == "connectionerror" {
+            AwsErrorKind::Connection
+        } else if c == "timeout" {
+            AwsErrorKind::Timeout
+        } else if status == Some(404) {
+            AwsErrorKind::NotFound
+        } else if status == Some(403) {
+            AwsErrorKind::AccessDenied
+        } else {
+            AwsErrorKind::Other
+        }
+    }
+}
 
 /// A failed AWS call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,18 +122,17 @@ pub struct AwsError {
     pub resource: String,
     /// AWS's error code (`AccessDeniedException`, `ResourceNotFoundException`, …).
     pub code: String,
+    pub kind: AwsErrorKind,
     pub message: String,
 }
 
 impl AwsError {
     pub fn is_access_denied(&self) -> bool {
-        let c = self.code.to_ascii_lowercase();
-        c.contains("accessdenied") || c.contains("unauthorized") || c == "403"
+        self.kind == AwsErrorKind::AccessDenied
     }
 
     pub fn is_not_found(&self) -> bool {
-        let c = self.code.to_ascii_lowercase();
-        c.contains("notfound") || c.contains("nosuch")
+        self.kind == AwsErrorKind::NotFound
     }
 }
 
@@ -68,7 +172,12 @@ pub struct CallSite {
 
 impl CallSite {
     /// Turns an SDK error into an [`AwsError`] for `action` on `resource`.
-    pub fn error<E>(&self, action: &str, resource: &str, err: &E) -> AwsError
+    pub fn error<E>(
+        &self,
+        action: &str,
+        resource: &str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -80,39 +189,18 @@ impl CallSite {
             .message()
             .map(str::to_owned)
             .unwrap_or_else(|| root_message(err));
+        let status = err.raw_response().map(|r| r.status().as_u16());
         AwsError {
             site: Box::new(self.clone()),
             action: action.to_owned(),
             resource: resource.to_owned(),
+            kind: AwsErrorKind::classify(&code, &message, status),
             code,
             message,
         }
     }
 
-    /// The call's value; `None` when AWS answers that the resource does not exist.
-    pub fn found<T, E>(
-        &self,
-        action: &str,
-        resource: &str,
-        result: Result<T, E>,
-    ) -> Result<Option<T>, AwsError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        match result {
-            Ok(v) => Ok(Some(v)),
-            Err(e) => {
-                let err = self.error(action, resource, &e);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
-    }
-
-    /// An error ferry raises itself about an AWS resource.
+    /// An error ferry raises itself about an AWS resource; its kind comes from `code`.
     pub fn fail(
         &self,
         action: &str,
@@ -120,12 +208,14 @@ impl CallSite {
         code: &str,
         message: impl Into<String>,
     ) -> AwsError {
+        let message = message.into();
         AwsError {
             site: Box::new(self.clone()),
             action: action.to_owned(),
             resource: resource.to_owned(),
             code: code.to_owned(),
-            message: message.into(),
+            kind: AwsErrorKind::classify(code, &message, None),
+            message,
         }
     }
 }
@@ -189,5 +279,48 @@ mod tests {
                 .to_string()
                 .contains("ferry verify")
         );
+    }
+
+    #[test]
+    fn error_kinds_are_read_from_codes_once() {
+        use AwsErrorKind as K;
+        let cases = [
+            ("AccessDeniedException", "", None, K::AccessDenied),
+            ("AccessDenied", "", Some(403), K::AccessDenied),
+            ("ResourceNotFoundException", "", None, K::NotFound),
+            ("NoSuchBucketPolicy", "", None, K::NotFound),
+            ("Unhandled", "", Some(404), K::NotFound),
+            ("ThrottlingException", "", None, K::Throttled),
+            ("Throttling", "Rate exceeded", Some(400), K::Throttled),
+            ("TooManyRequestsException", "", Some(429), K::Throttled),
+            ("SlowDown", "", Some(503), K::Throttled),
+            ("ResourceConflictException", "", None, K::Conflict),
+            ("RepositoryNotEmptyException", "", None, K::Conflict),
+            (
+                "MalformedPolicyDocumentException",
+                "Invalid principal in policy",
+                None,
+                K::UnknownPrincipal,
+            ),
+            (
+                "MalformedPolicyDocumentException",
+                "bad json",
+                None,
+                K::Invalid,
+            ),
+            ("ValidationException", "", None, K::Invalid),
+            ("ServiceUnavailable", "", Some(503), K::Unavailable),
+            ("Unhandled", "", Some(502), K::Unavailable),
+            ("ConnectionError", "", None, K::Connection),
+            ("ExpiredToken", "", None, K::Credentials),
+            ("WrongAccount", "", None, K::Other),
+        ];
+        for (code, message, status, kind) in cases {
+            assert_eq!(
+                AwsErrorKind::classify(code, message, status),
+                kind,
+                "{code}"
+            );
+        }
     }
 }

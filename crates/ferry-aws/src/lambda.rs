@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::alarms::AlarmWatch;
 pub use crate::deploy::Outcome;
 use crate::deploy::StepLog;
-use crate::error::AwsError;
-use crate::session::{AccountConfig, CallLog};
+use crate::error::{AwsError, AwsErrorKind};
+use crate::session::AccountConfig;
 
 /// The code to deploy.
 #[derive(Debug, Clone)]
@@ -76,7 +76,6 @@ pub struct LambdaReport {
 struct Deployer<'a> {
     client: aws_sdk_lambda::Client,
     account: &'a AccountConfig,
-    calls: &'a CallLog,
     req: &'a LambdaDeploy,
     log: StepLog<'a>,
 }
@@ -86,26 +85,41 @@ impl Deployer<'_> {
         self.log.step(text);
     }
 
-    fn call(&self, op: &str) -> String {
-        let name = format!("lambda:{op}");
-        self.calls.record(&name);
-        name
+    fn alias_name(&self) -> String {
+        format!("{}:{}", self.req.function, self.req.alias)
+    }
+
+    async fn versions(
+        &self,
+    ) -> Result<
+        aws_sdk_lambda::operation::list_versions_by_function::ListVersionsByFunctionOutput,
+        AwsError,
+    > {
+        self.account
+            .call(
+                "lambda:ListVersionsByFunction",
+                &self.req.function,
+                self.client
+                    .list_versions_by_function()
+                    .function_name(&self.req.function)
+                    .send(),
+            )
+            .await
     }
 
     async fn alias_version(&self) -> Result<Option<(String, HashMap<String, f64>)>, AwsError> {
-        let action = self.call("GetAlias");
-        let found = self
-            .client
-            .get_alias()
-            .function_name(&self.req.function)
-            .name(&self.req.alias)
-            .send()
-            .await;
-        let alias = self.account.site.found(
-            &action,
-            &format!("{}:{}", self.req.function, self.req.alias),
-            found,
-        )?;
+        let alias = self
+            .account
+            .find(
+                "lambda:GetAlias",
+                &self.alias_name(),
+                self.client
+                    .get_alias()
+                    .function_name(&self.req.function)
+                    .name(&self.req.alias)
+                    .send(),
+            )
+            .await?;
         Ok(alias.map(|a| {
             (
                 a.function_version().unwrap_or_default().to_owned(),
@@ -121,19 +135,18 @@ impl Deployer<'_> {
         &self,
         version: &str,
     ) -> Result<(Option<String>, Option<String>), AwsError> {
-        let action = self.call("GetFunction");
         let f = self
-            .client
-            .get_function()
-            .function_name(&self.req.function)
-            .qualifier(version)
-            .send()
-            .await
-            .map_err(|e| {
-                self.account
-                    .site
-                    .error(&action, &format!("{}:{version}", self.req.function), &e)
-            })?;
+            .account
+            .call(
+                "lambda:GetFunction",
+                &format!("{}:{version}", self.req.function),
+                self.client
+                    .get_function()
+                    .function_name(&self.req.function)
+                    .qualifier(version)
+                    .send(),
+            )
+            .await?;
         let sha = f
             .configuration()
             .and_then(|c| c.code_sha256())
@@ -156,7 +169,6 @@ impl Deployer<'_> {
         let mut delay = Duration::from_millis(500);
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let action = self.call("UpdateFunctionCode");
             let mut call = self
                 .client
                 .update_function_code()
@@ -165,12 +177,15 @@ impl Deployer<'_> {
                 Package::Zip(bytes) => call.zip_file(Blob::new(bytes.clone())),
                 Package::Image(uri) => call.image_uri(uri),
             };
-            match call.send().await {
+            match self
+                .account
+                .call("lambda:UpdateFunctionCode", &resource, call.send())
+                .await
+            {
                 Ok(_) => return Ok(()),
-                Err(e) => {
-                    let err = self.account.site.error(&action, &resource, &e);
+                Err(err) => {
                     // Another update is still in progress: wait and try again.
-                    if err.code == "ResourceConflictException" && Instant::now() < deadline {
+                    if err.kind == AwsErrorKind::Conflict && Instant::now() < deadline {
                         self.step(format!(
                             "an update of {resource} is in progress; retrying in {} ms",
                             delay.as_millis()
@@ -188,15 +203,19 @@ impl Deployer<'_> {
     /// Waits until Lambda has finished applying the new code.
     async fn wait_updated(&mut self) -> Result<(), AwsError> {
         let deadline = Instant::now() + Duration::from_secs(600);
+        let action = "lambda:GetFunctionConfiguration";
         loop {
-            let action = self.call("GetFunctionConfiguration");
             let c = self
-                .client
-                .get_function_configuration()
-                .function_name(&self.req.function)
-                .send()
-                .await
-                .map_err(|e| self.account.site.error(&action, &self.req.function, &e))?;
+                .account
+                .call(
+                    action,
+                    &self.req.function,
+                    self.client
+                        .get_function_configuration()
+                        .function_name(&self.req.function)
+                        .send(),
+                )
+                .await?;
             match c
                 .last_update_status()
                 .map(|s| s.as_str().to_owned())
@@ -204,8 +223,8 @@ impl Deployer<'_> {
             {
                 Some("Successful") | None => return Ok(()),
                 Some("Failed") => {
-                    return Err(self.account.site.fail(
-                        &action,
+                    return Err(self.account.fail(
+                        action,
                         &self.req.function,
                         "UpdateFailed",
                         c.last_update_status_reason()
@@ -213,8 +232,8 @@ impl Deployer<'_> {
                     ));
                 }
                 _ if Instant::now() > deadline => {
-                    return Err(self.account.site.fail(
-                        &action,
+                    return Err(self.account.fail(
+                        action,
                         &self.req.function,
                         "Timeout",
                         "the code update did not finish within 10 minutes",
@@ -227,14 +246,7 @@ impl Deployer<'_> {
 
     /// A published version with this code: one already published (a retried deploy), or a new one.
     async fn publish(&mut self) -> Result<String, AwsError> {
-        let action = self.call("ListVersionsByFunction");
-        let versions = self
-            .client
-            .list_versions_by_function()
-            .function_name(&self.req.function)
-            .send()
-            .await
-            .map_err(|e| self.account.site.error(&action, &self.req.function, &e))?;
+        let versions = self.versions().await?;
         if let Some(sha) = self.req.package.code_sha256() {
             let existing = versions
                 .versions()
@@ -247,7 +259,7 @@ impl Deployer<'_> {
                 return Ok(v.to_owned());
             }
         }
-        let action = self.call("PublishVersion");
+        let action = "lambda:PublishVersion";
         let mut call = self
             .client
             .publish_version()
@@ -261,16 +273,16 @@ impl Deployer<'_> {
         if let Some(sha) = self.req.package.code_sha256() {
             call = call.code_sha256(sha);
         }
-        let out = call
-            .send()
-            .await
-            .map_err(|e| self.account.site.error(&action, &self.req.function, &e))?;
+        let out = self
+            .account
+            .call(action, &self.req.function, call.send())
+            .await?;
         let version = out.version().unwrap_or_default().to_owned();
         if let Some(expected) = self.req.package.code_sha256()
             && out.code_sha256() != Some(expected.as_str())
         {
-            return Err(self.account.site.fail(
-                &action,
+            return Err(self.account.fail(
+                action,
                 &format!("{}:{version}", self.req.function),
                 "CodeShaMismatch",
                 format!("published CodeSha256 {} but uploaded {expected}: the code changed under the deploy", out.code_sha256().unwrap_or("none")),
@@ -284,60 +296,47 @@ impl Deployer<'_> {
         version: &str,
         canary: Option<(&str, f64)>,
     ) -> Result<(), AwsError> {
-        let action = self.call("UpdateAlias");
         let weights: HashMap<String, f64> =
             canary.map(|(v, w)| (v.to_owned(), w)).into_iter().collect();
-        self.client
-            .update_alias()
-            .function_name(&self.req.function)
-            .name(&self.req.alias)
-            .function_version(version)
-            .routing_config(
-                AliasRoutingConfiguration::builder()
-                    .set_additional_version_weights(Some(weights))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                self.account.site.error(
-                    &action,
-                    &format!("{}:{}", self.req.function, self.req.alias),
-                    &e,
-                )
-            })?;
-        Ok(())
+        update_alias(
+            self.account,
+            &self.req.function,
+            &self.req.alias,
+            version,
+            weights,
+        )
+        .await
     }
 
     async fn create_alias(&mut self, version: &str) -> Result<(), AwsError> {
-        let action = self.call("CreateAlias");
-        self.client
-            .create_alias()
-            .function_name(&self.req.function)
-            .name(&self.req.alias)
-            .function_version(version)
-            .send()
-            .await
-            .map_err(|e| {
-                self.account.site.error(
-                    &action,
-                    &format!("{}:{}", self.req.function, self.req.alias),
-                    &e,
-                )
-            })?;
+        self.account
+            .call(
+                "lambda:CreateAlias",
+                &self.alias_name(),
+                self.client
+                    .create_alias()
+                    .function_name(&self.req.function)
+                    .name(&self.req.alias)
+                    .function_version(version)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Deletes old versions, keeping those an alias or the ledger references and the newest `keep`.
     async fn prune(&mut self, keep: usize) -> Result<Vec<String>, AwsError> {
-        let action = self.call("ListAliases");
         let aliases = self
-            .client
-            .list_aliases()
-            .function_name(&self.req.function)
-            .send()
-            .await
-            .map_err(|e| self.account.site.error(&action, &self.req.function, &e))?;
+            .account
+            .call(
+                "lambda:ListAliases",
+                &self.req.function,
+                self.client
+                    .list_aliases()
+                    .function_name(&self.req.function)
+                    .send(),
+            )
+            .await?;
         let mut protected: BTreeSet<String> = self.req.referenced.iter().cloned().collect();
         for a in aliases.aliases() {
             protected.extend(a.function_version().map(str::to_owned));
@@ -348,14 +347,7 @@ impl Deployer<'_> {
                 protected.extend(weights.keys().cloned());
             }
         }
-        let action = self.call("ListVersionsByFunction");
-        let listed = self
-            .client
-            .list_versions_by_function()
-            .function_name(&self.req.function)
-            .send()
-            .await
-            .map_err(|e| self.account.site.error(&action, &self.req.function, &e))?;
+        let listed = self.versions().await?;
         let mut versions: Vec<u64> = listed
             .versions()
             .iter()
@@ -367,18 +359,17 @@ impl Deployer<'_> {
             if protected.contains(&v) {
                 continue;
             }
-            let action = self.call("DeleteFunction");
-            self.client
-                .delete_function()
-                .function_name(&self.req.function)
-                .qualifier(&v)
-                .send()
-                .await
-                .map_err(|e| {
-                    self.account
-                        .site
-                        .error(&action, &format!("{}:{v}", self.req.function), &e)
-                })?;
+            self.account
+                .call(
+                    "lambda:DeleteFunction",
+                    &format!("{}:{v}", self.req.function),
+                    self.client
+                        .delete_function()
+                        .function_name(&self.req.function)
+                        .qualifier(&v)
+                        .send(),
+                )
+                .await?;
             pruned.push(v);
         }
         Ok(pruned)
@@ -390,7 +381,6 @@ impl Deployer<'_> {
 /// outcome is `RolledBack` or `RollbackFailed`.
 pub async fn deploy(
     account: &AccountConfig,
-    calls: &CallLog,
     req: &LambdaDeploy,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<LambdaReport, AwsError> {
@@ -398,7 +388,6 @@ pub async fn deploy(
     let mut d = Deployer {
         client: aws_sdk_lambda::Client::new(&account.config),
         account,
-        calls,
         req,
         log: StepLog::new(progress),
     };
@@ -437,7 +426,7 @@ pub async fn deploy(
             Vec::new(),
         ));
     }
-    let watch = AlarmWatch::start(account, calls, &req.alarms).await?;
+    let watch = AlarmWatch::start(account, &req.alarms).await?;
     if !watch.baseline.is_empty() {
         d.step(format!(
             "already in ALARM before the deploy (ignored): {}",
@@ -550,29 +539,38 @@ pub async fn deploy(
 /// Points the alias back at `version` with no canary weights (`ferry rollback`).
 pub async fn point_alias(
     account: &AccountConfig,
-    calls: &CallLog,
     function: &str,
     alias: &str,
     version: &str,
 ) -> Result<(), AwsError> {
-    calls.record("lambda:UpdateAlias");
-    aws_sdk_lambda::Client::new(&account.config)
-        .update_alias()
-        .function_name(function)
-        .name(alias)
-        .function_version(version)
-        .routing_config(
-            AliasRoutingConfiguration::builder()
-                .set_additional_version_weights(Some(HashMap::new()))
-                .build(),
+    update_alias(account, function, alias, version, HashMap::new()).await
+}
+
+/// Points `alias` at `version`, with `weights` of traffic to other versions.
+async fn update_alias(
+    account: &AccountConfig,
+    function: &str,
+    alias: &str,
+    version: &str,
+    weights: HashMap<String, f64>,
+) -> Result<(), AwsError> {
+    account
+        .call(
+            "lambda:UpdateAlias",
+            &format!("{function}:{alias}"),
+            aws_sdk_lambda::Client::new(&account.config)
+                .update_alias()
+                .function_name(function)
+                .name(alias)
+                .function_version(version)
+                .routing_config(
+                    AliasRoutingConfiguration::builder()
+                        .set_additional_version_weights(Some(weights))
+                        .build(),
+                )
+                .send(),
         )
-        .send()
-        .await
-        .map_err(|e| {
-            account
-                .site
-                .error("lambda:UpdateAlias", &format!("{function}:{alias}"), &e)
-        })?;
+        .await?;
     Ok(())
 }
 
@@ -580,21 +578,21 @@ pub async fn point_alias(
 /// (`reconcile`).
 pub async fn alias_code(
     account: &AccountConfig,
-    calls: &CallLog,
     function: &str,
     alias: &str,
 ) -> Result<Option<(String, Option<String>, HashMap<String, f64>)>, AwsError> {
     let client = aws_sdk_lambda::Client::new(&account.config);
-    calls.record("lambda:GetAlias");
-    let found = client
-        .get_alias()
-        .function_name(function)
-        .name(alias)
-        .send()
-        .await;
     let Some(a) = account
-        .site
-        .found("lambda:GetAlias", &format!("{function}:{alias}"), found)?
+        .find(
+            "lambda:GetAlias",
+            &format!("{function}:{alias}"),
+            client
+                .get_alias()
+                .function_name(function)
+                .name(alias)
+                .send(),
+        )
+        .await?
     else {
         return Ok(None);
     };
@@ -604,20 +602,17 @@ pub async fn alias_code(
         .and_then(|r| r.additional_version_weights())
         .cloned()
         .unwrap_or_default();
-    calls.record("lambda:GetFunctionConfiguration");
-    let conf = client
-        .get_function_configuration()
-        .function_name(function)
-        .qualifier(&version)
-        .send()
-        .await
-        .map_err(|e| {
-            account.site.error(
-                "lambda:GetFunctionConfiguration",
-                &format!("{function}:{version}"),
-                &e,
-            )
-        })?;
+    let conf = account
+        .call(
+            "lambda:GetFunctionConfiguration",
+            &format!("{function}:{version}"),
+            client
+                .get_function_configuration()
+                .function_name(function)
+                .qualifier(&version)
+                .send(),
+        )
+        .await?;
     Ok(Some((
         version,
         conf.code_sha256().map(str::to_owned),

@@ -6,22 +6,19 @@ use async_trait::async_trait;
 use ferry_engine::secrets::{SecretRef, SecretResolver};
 use secrecy::SecretString;
 
-use crate::error::CallSite;
-use crate::session::{AccountConfig, CallLog};
+use crate::session::AccountConfig;
 
 #[derive(Debug, Clone)]
 pub struct SecretsManager {
     client: aws_sdk_secretsmanager::Client,
-    site: CallSite,
-    calls: CallLog,
+    account: AccountConfig,
 }
 
 impl SecretsManager {
-    pub fn new(account: &AccountConfig, calls: &CallLog) -> SecretsManager {
+    pub fn new(account: &AccountConfig) -> SecretsManager {
         SecretsManager {
             client: aws_sdk_secretsmanager::Client::new(&account.config),
-            site: account.site.clone(),
-            calls: calls.clone(),
+            account: account.clone(),
         }
     }
 }
@@ -29,20 +26,20 @@ impl SecretsManager {
 #[async_trait]
 impl SecretResolver for SecretsManager {
     async fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
-        self.calls.record("secretsmanager:GetSecretValue");
         let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&secret.secret_id)
-            .set_version_stage(secret.version_stage.clone())
-            .set_version_id(secret.version_id.clone())
-            .send()
+            .account
+            .call(
+                "secretsmanager:GetSecretValue",
+                &secret.secret_id,
+                self.client
+                    .get_secret_value()
+                    .secret_id(&secret.secret_id)
+                    .set_version_stage(secret.version_stage.clone())
+                    .set_version_id(secret.version_id.clone())
+                    .send(),
+            )
             .await
-            .map_err(|e| {
-                self.site
-                    .error("secretsmanager:GetSecretValue", &secret.secret_id, &e)
-                    .to_string()
-            })?;
+            .map_err(|e| e.to_string())?;
         let Some(text) = out.secret_string() else {
             return Err(format!(
                 "secret `{}` holds binary data; ferry reads only string secrets",

@@ -9,7 +9,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
-use crate::error::{AwsError, CallSite, root_message};
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::{AwsError, AwsErrorKind, CallSite, root_message};
 
 /// A role to act as in another account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,11 +28,64 @@ impl RoleTarget {
     }
 }
 
-/// The configuration of one account's clients, with where its calls are made.
+/// The configuration of one account's clients, where its calls are made, and the log that
+/// counts them.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
     pub config: SdkConfig,
     pub site: CallSite,
+    pub calls: CallLog,
+}
+
+impl AccountConfig {
+    /// Makes one AWS call: records it in the call log, awaits it, and turns its error into an
+    /// [`AwsError`] naming this account and role, `action` and `resource`. Every call ferry
+    /// makes goes through here (or [`AccountConfig::find`]).
+    pub async fn call<T, E>(
+        &self,
+        action: &str,
+        resource: &str,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.calls.record(action);
+        // Boxed: an SDK request's future is some 16 kB, and every caller's future would
+        // carry it inline; one allocation per AWS call costs nothing beside the call.
+        Box::pin(request)
+            .await
+            .map_err(|e| self.site.error(action, resource, &e))
+    }
+
+    /// [`AccountConfig::call`] for a read of something that may not exist: `None` when AWS
+    /// answers that it does not.
+    pub async fn find<T, E>(
+        &self,
+        action: &str,
+        resource: &str,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<Option<T>, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match self.call(action, resource, request).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind == AwsErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An error ferry raises itself about a resource in this account.
+    pub fn fail(
+        &self,
+        action: &str,
+        resource: &str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> AwsError {
+        self.site.fail(action, resource, code, message)
+    }
 }
 
 /// `AWS_ENDPOINT_URL` and its per-service forms, checked before the SDK reads them: it panics
@@ -102,7 +158,8 @@ impl Aws {
     /// `AWS_REGION`; IMDS unless `AWS_EC2_METADATA_DISABLED` says otherwise.
     pub async fn from_env(session_name: &str) -> Result<Aws, AwsError> {
         check_endpoint_settings()?;
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        // Boxed: the SDK's loader is a large future.
+        let base = Box::pin(aws_config::defaults(BehaviorVersion::latest()).load()).await;
         Ok(Aws::with_config(base, session_name))
     }
 
@@ -146,6 +203,7 @@ impl Aws {
         AccountConfig {
             config,
             site: CallSite::default(),
+            calls: self.calls.clone(),
         }
     }
 
@@ -167,6 +225,7 @@ impl Aws {
             return Ok(AccountConfig {
                 config: config.clone(),
                 site,
+                calls: self.calls.clone(),
             });
         }
         let mut base = self.base.clone();
@@ -182,17 +241,19 @@ impl Aws {
         if let Some(external_id) = &target.external_id {
             builder = builder.external_id(external_id);
         }
-        let provider = builder.build().await;
+        let provider = Box::pin(builder.build()).await;
         self.calls.record("sts:AssumeRole");
-        let first = provider.provide_credentials().await.map_err(|e| {
-            let text = root_message(&e);
-            let code = if text.contains("AccessDenied") {
-                "AccessDenied"
-            } else {
-                "AssumeRoleFailed"
-            };
-            site.fail("sts:AssumeRole", &target.role_arn, code, text)
-        })?;
+        let first = Box::pin(provider.provide_credentials())
+            .await
+            .map_err(|e| {
+                // The provider's error carries no AWS code: its kind comes from its text.
+                let text = root_message(&e);
+                let code = match AwsErrorKind::classify(&text, &text, None) {
+                    AwsErrorKind::AccessDenied => "AccessDenied",
+                    _ => "AssumeRoleFailed",
+                };
+                site.fail("sts:AssumeRole", &target.role_arn, code, text)
+            })?;
         let provider = Prefetched {
             first: Mutex::new(Some(first)),
             inner: provider,
@@ -205,7 +266,11 @@ impl Aws {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, config.clone());
-        Ok(AccountConfig { config, site })
+        Ok(AccountConfig {
+            config,
+            site,
+            calls: self.calls.clone(),
+        })
     }
 
     /// The configuration to act in: an assumed role, or the base identity.

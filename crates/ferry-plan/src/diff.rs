@@ -7,18 +7,48 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::foundation::Foundation;
+use crate::spec::{Field, Resource, ResourceId};
 
-/// What is live, as ferry-aws read it: per (account name, resource address) the same
-/// document as [`crate::Resource::desired`]; a missing entry is a resource that does not exist.
+/// One resource as ferry-aws read it from its account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveResource {
+    /// Its settings, in the plan's own types; a setting not configured reads as `None`.
+    pub resource: Resource,
+    /// It carries ferry's tags for this pipeline ([`crate::foundation::is_ferrys`]).
+    pub managed: bool,
+    /// Settings that could not be read (a response the SDK could not parse, say), with why:
+    /// the plan neither changes them nor calls them unchanged, and says so.
+    pub unreadable: Vec<(Field, String)>,
+}
+
+/// What is live: per (account name, resource) what ferry-aws read; a missing entry is a
+/// resource that does not exist.
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
-    pub resources: BTreeMap<(String, String), Value>,
+    pub resources: BTreeMap<(String, ResourceId), LiveResource>,
 }
 
 impl LiveState {
-    pub fn insert(&mut self, account: &str, address: &str, document: Value) {
+    pub fn insert(&mut self, account: &str, live: LiveResource) {
         self.resources
-            .insert((account.to_owned(), address.to_owned()), document);
+            .insert((account.to_owned(), live.resource.id()), live);
+    }
+
+    pub fn get(&self, account: &str, id: &ResourceId) -> Option<&LiveResource> {
+        self.resources.get(&(account.to_owned(), id.clone()))
+    }
+
+    /// Resources that exist but are not ferry's (no ferry tags for this pipeline): bootstrap
+    /// refuses to touch them, destroy keeps them.
+    pub fn foreign(&self) -> impl Iterator<Item = &(String, ResourceId)> {
+        self.resources
+            .iter()
+            .filter(|(_, live)| !live.managed)
+            .map(|(key, _)| key)
+    }
+
+    pub fn is_foreign(&self, account: &str, id: &ResourceId) -> bool {
+        self.get(account, id).is_some_and(|l| !l.managed)
     }
 }
 
@@ -42,7 +72,7 @@ impl ChangeKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {
-    pub field: String,
+    pub field: Field,
     pub before: Value,
     pub after: Value,
     /// A line diff of the two, as JSON (policies read best this way).
@@ -53,24 +83,20 @@ pub struct FieldChange {
 pub struct Change {
     pub account: String,
     pub account_id: String,
-    pub address: String,
+    #[serde(rename = "address")]
+    pub resource: ResourceId,
     pub kind: ChangeKind,
     pub fields: Vec<FieldChange>,
     /// Fields that could not be read back, with why: left as they are, reported.
-    pub unreadable: Vec<(String, String)>,
+    pub unreadable: Vec<(Field, String)>,
 }
 
-/// The key under which a live document marks a field it could not read.
-const UNREADABLE: &str = "ferry:unreadable";
-
-/// A live field that could not be read (a response the SDK could not parse, say): the plan
-/// neither changes it nor calls it unchanged, and says why.
-pub fn unreadable(reason: &str) -> Value {
-    serde_json::json!({ UNREADABLE: reason })
-}
-
-fn unreadable_reason(v: &Value) -> Option<&str> {
-    v.get(UNREADABLE).and_then(Value::as_str)
+impl Change {
+    /// Whether applying the change sets `field`: on a creation every field, on an update the
+    /// ones that differ.
+    pub fn touches(&self, field: Field) -> bool {
+        self.kind == ChangeKind::Create || self.fields.iter().any(|f| f.field == field)
+    }
 }
 
 /// Each resource of `foundation` against `live`.
@@ -78,30 +104,24 @@ pub fn diff(foundation: &Foundation, live: &LiveState) -> Vec<Change> {
     let mut out = Vec::new();
     for account in &foundation.accounts {
         for resource in &account.resources {
-            let address = resource.address();
-            let desired = canonical(&resource.desired());
-            let change = match live.resources.get(&(account.name.clone(), address.clone())) {
+            let id = resource.id();
+            let compared = live
+                .get(&account.name, &id)
+                .and_then(|l| resource.compare(&l.resource).map(|c| (l, c)));
+            let change = match compared {
                 None => Change {
                     account: account.name.clone(),
                     account_id: account.id.clone(),
-                    address,
+                    resource: id,
                     kind: ChangeKind::Create,
                     fields: Vec::new(),
                     unreadable: Vec::new(),
                 },
-                Some(current) => {
-                    let current = canonical(current);
-                    let unreadable: Vec<(String, String)> = current
-                        .as_object()
+                Some((current, compared)) => {
+                    let fields: Vec<FieldChange> = compared
                         .into_iter()
-                        .flatten()
-                        .filter_map(|(k, v)| {
-                            unreadable_reason(v).map(|r| (k.clone(), r.to_owned()))
-                        })
-                        .collect();
-                    let fields: Vec<FieldChange> = field_changes(&desired, &current)
-                        .into_iter()
-                        .filter(|f| !unreadable.iter().any(|(k, _)| *k == f.field))
+                        .filter(|c| !current.unreadable.iter().any(|(f, _)| *f == c.field))
+                        .map(|c| change(c.field, &c.live, &c.desired))
                         .collect();
                     let kind = if fields.is_empty() {
                         ChangeKind::Unchanged
@@ -111,10 +131,10 @@ pub fn diff(foundation: &Foundation, live: &LiveState) -> Vec<Change> {
                     Change {
                         account: account.name.clone(),
                         account_id: account.id.clone(),
-                        address,
+                        resource: id,
                         kind,
                         fields,
-                        unreadable,
+                        unreadable: current.unreadable.clone(),
                     }
                 }
             };
@@ -124,29 +144,18 @@ pub fn diff(foundation: &Foundation, live: &LiveState) -> Vec<Change> {
     out
 }
 
-fn field_changes(desired: &Value, current: &Value) -> Vec<FieldChange> {
-    let (Value::Object(want), Value::Object(have)) = (desired, current) else {
-        return vec![change("", current, desired)];
-    };
-    want.iter()
-        .filter_map(|(field, after)| {
-            let before = have.get(field).unwrap_or(&Value::Null);
-            (before != after).then(|| change(field, before, after))
-        })
-        .collect()
-}
-
-fn change(field: &str, before: &Value, after: &Value) -> FieldChange {
+fn change(field: Field, before: &Value, after: &Value) -> FieldChange {
+    let (before, after) = (canonical(before), canonical(after));
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
-    let (b, a) = (pretty(before), pretty(after));
+    let (b, a) = (pretty(&before), pretty(&after));
     let diff = similar::TextDiff::from_lines(&b, &a)
         .unified_diff()
         .context_radius(2)
         .to_string();
     FieldChange {
-        field: field.to_owned(),
-        before: before.clone(),
-        after: after.clone(),
+        field,
+        before,
+        after,
         diff,
     }
 }
@@ -219,27 +228,17 @@ mod tests {
         let a = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::b/*"}});
         let b = json!({"Statement": [{"Resource": ["arn:aws:s3:::b/*"], "Action": ["s3:PutObject", "s3:GetObject"], "Effect": "Allow"}], "Version": "2012-10-17"});
         assert_eq!(canonical(&a), canonical(&b));
-        assert!(
-            field_changes(
-                &canonical(&json!({"policy": a})),
-                &canonical(&json!({"policy": b}))
-            )
-            .is_empty()
-        );
     }
 
     #[test]
     fn a_changed_policy_shows_a_line_diff() {
-        let before = json!({"policy": {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Principal": {"AWS": "arn:aws:iam::2:role/a"}}]}});
-        let after = json!({"policy": {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Principal": {"AWS": ["arn:aws:iam::2:role/a", "arn:aws:iam::3:role/a"]}}]}});
-        let changes = field_changes(&canonical(&after), &canonical(&before));
-        assert_eq!(changes.len(), 1);
+        let before = json!({"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Principal": {"AWS": "arn:aws:iam::2:role/a"}}]});
+        let after = json!({"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Principal": {"AWS": ["arn:aws:iam::2:role/a", "arn:aws:iam::3:role/a"]}}]});
+        let c = change(Field::Policy, &before, &after);
         assert!(
-            changes[0]
-                .diff
-                .contains("+          \"arn:aws:iam::3:role/a\""),
+            c.diff.contains("+          \"arn:aws:iam::3:role/a\""),
             "{}",
-            changes[0].diff
+            c.diff
         );
     }
 }

@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 
 use crate::access::{Edge, edges};
 use crate::names::{Names, account_of, role_arn};
+use crate::spec::{
+    AbortIncompleteMultipartUpload, BucketEncryption, BucketLifecycle, LifecycleFilter,
+    LifecycleRule, NoncurrentVersionExpiration, ObjectOwnership, PublicAccessBlock, RuleStatus,
+    SseAlgorithm, TagMutability, Versioning,
+};
 
 /// Every resource of one pipeline's foundation, per account, and the edges it serves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,87 +43,29 @@ pub struct AccountPlan {
     pub resources: Vec<Resource>,
 }
 
-/// One resource bootstrap owns. Every one is tagged [`TAG_PIPELINE`] and [`TAG_MANAGED_BY`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Resource {
-    /// A customer-managed KMS key (symmetric, rotation on) and its alias.
-    Key {
-        alias: String,
-        description: String,
-        policy: Value,
-    },
-    /// The artifact bucket: versioned, owner-enforced, public access blocked, SSE-KMS by default.
-    Bucket {
-        name: String,
-        key_arn: String,
-        policy: Value,
-        lifecycle: Value,
-    },
-    /// An ECR repository: scan on push, immutable tags.
-    Repository {
-        name: String,
-        lifecycle: Value,
-        policy: Option<Value>,
-    },
-    /// An IAM role with its inline policies.
-    Role {
-        name: String,
-        description: String,
-        trust: Value,
-        policies: BTreeMap<String, Value>,
-    },
-}
+pub use crate::spec::{
+    BucketSpec, Document, Field, KeySpec, RepositorySpec, Resource, ResourceId, RoleSpec,
+};
 
 pub const TAG_PIPELINE: &str = "ferry:pipeline";
 pub const TAG_MANAGED_BY: &str = "ferry:managed-by";
 
-impl Resource {
-    /// How plans and errors name it: `kms key alias/ferry-orders`, `iam role ferry-deploy`.
-    pub fn address(&self) -> String {
-        match self {
-            Resource::Key { alias, .. } => format!("kms key {alias}"),
-            Resource::Bucket { name, .. } => format!("s3 bucket {name}"),
-            Resource::Repository { name, .. } => format!("ecr repository {name}"),
-            Resource::Role { name, .. } => format!("iam role {name}"),
-        }
-    }
-
-    /// What bootstrap sets, as one JSON document: the plan compares it with what is live.
-    pub fn desired(&self) -> Value {
-        match self {
-            Resource::Key {
-                description,
-                policy,
-                ..
-            } => json!({"description": description, "rotation": true, "policy": policy}),
-            Resource::Bucket {
-                key_arn,
-                policy,
-                lifecycle,
-                ..
-            } => json!({
-                "versioning": "Enabled",
-                "ownership": "BucketOwnerEnforced",
-                "public_access_block": {"BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true},
-                "encryption": {"algorithm": "aws:kms", "key": key_arn, "bucket_key": true},
-                "policy": policy,
-                "lifecycle": lifecycle,
-            }),
-            Resource::Repository {
-                lifecycle, policy, ..
-            } => {
-                json!({"scan_on_push": true, "tag_mutability": "IMMUTABLE", "lifecycle": lifecycle, "policy": policy})
-            }
-            Resource::Role {
-                description,
-                trust,
-                policies,
-                ..
-            } => json!({"description": description, "trust": trust, "policies": policies}),
-        }
-    }
+/// The tags bootstrap puts on every resource of `pipeline`, by which it knows them as its own.
+pub fn tags(pipeline: &str) -> [(&'static str, String); 2] {
+    [
+        (TAG_PIPELINE, pipeline.to_owned()),
+        (TAG_MANAGED_BY, "ferry".to_owned()),
+    ]
 }
+
+/// Whether `tags` mark a resource as bootstrap's for `pipeline`.
+pub fn is_ferrys(tags: &BTreeMap<String, String>, pipeline: &str) -> bool {
+    tags.get(TAG_MANAGED_BY).map(String::as_str) == Some("ferry")
+        && tags.get(TAG_PIPELINE).map(String::as_str) == Some(pipeline)
+}
+
+/// IAM's default (and ferry's) longest role session: one hour.
+pub const ROLE_MAX_SESSION_SECS: i32 = 3600;
 
 impl Foundation {
     pub fn account(&self, name: &str) -> Option<&AccountPlan> {
@@ -131,25 +78,21 @@ impl Foundation {
         for account in &self.accounts {
             for r in &account.resources {
                 match r {
-                    Resource::Key { policy, .. } => store.resource(&names.key_arn, policy.clone()),
-                    Resource::Bucket { name, policy, .. } => {
-                        store.resource(&format!("arn:aws:s3:::{name}"), policy.clone())
+                    Resource::Key(k) => store.resource(&names.key_arn, k.policy.clone()),
+                    Resource::Bucket(b) => {
+                        if let Some(p) = &b.policy {
+                            store.resource(&format!("arn:aws:s3:::{}", b.name), p.clone());
+                        }
                     }
-                    Resource::Repository {
-                        name,
-                        policy: Some(p),
-                        ..
-                    } => store.resource(&names.repository_arn(name), p.clone()),
-                    Resource::Repository { .. } => {}
-                    Resource::Role {
-                        name,
-                        trust,
-                        policies,
-                        ..
-                    } => {
-                        let arn = role_arn(&account.id, name);
-                        store.resource(&arn, trust.clone());
-                        for (policy_name, doc) in policies {
+                    Resource::Repository(repo) => {
+                        if let Some(p) = &repo.policy {
+                            store.resource(&names.repository_arn(&repo.name), p.clone());
+                        }
+                    }
+                    Resource::Role(role) => {
+                        let arn = role_arn(&account.id, &role.name);
+                        store.resource(&arn, role.trust.clone());
+                        for (policy_name, doc) in &role.policies {
                             store.identity(&arn, policy_name, doc.clone());
                         }
                     }
@@ -168,44 +111,36 @@ pub fn plan(names: &Names<'_>) -> Foundation {
     let pipeline_role = names.pipeline_role();
 
     let mut shared_resources = vec![
-        Resource::Key {
+        Resource::Key(KeySpec {
             alias: shared.kms_alias.clone(),
             description: format!("ferry: artifacts of pipeline {}", m.pipeline),
+            rotation: true,
             policy: key_policy(names, &edges),
-        },
-        Resource::Bucket {
-            name: shared.artifact_bucket.clone(),
-            key_arn: names.key_arn.clone(),
-            policy: bucket_policy(names, &edges),
-            lifecycle: json!({"Rules": [{
-                "ID": "ferry-tidy",
-                "Status": "Enabled",
-                "Filter": {"Prefix": ""},
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-                "NoncurrentVersionExpiration": {"NoncurrentDays": 30}
-            }]}),
-        },
+        }),
+        Resource::Bucket(artifact_bucket(names, &edges)),
     ];
     for repo in &shared.repositories {
         let holder = names.repository_arn(repo);
         let needs = resource_needs(names, &edges, &holder, None);
-        shared_resources.push(Resource::Repository {
+        shared_resources.push(Resource::Repository(RepositorySpec {
             name: repo.clone(),
-            lifecycle: json!({"rules": [{
+            scan_on_push: true,
+            tag_mutability: TagMutability::Immutable,
+            lifecycle: Some(Document(json!({"rules": [{
                 "rulePriority": 1,
                 "description": "expire untagged images after 14 days",
                 "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14},
                 "action": {"type": "expire"}
-            }]}),
-            policy: (!needs.is_empty()).then(|| builder::build(needs).to_json()),
-        });
+            }]}))),
+            policy: (!needs.is_empty()).then(|| Document(builder::build(needs).to_json())),
+        }));
     }
-    shared_resources.push(Resource::Role {
-        name: shared.pipeline_role.clone(),
-        description: format!("ferry: runs pipeline {}", m.pipeline),
+    shared_resources.push(role(
+        &shared.pipeline_role,
+        format!("ferry: runs pipeline {}", m.pipeline),
         // The shared account's IAM decides who may act as the pipeline (people through a
         // profile, CI through its role), and CodeBuild may run it.
-        trust: builder::build([
+        builder::build([
             Need::new("account", "sts:AssumeRole", "*")
                 .for_principal(PrincipalRef::Aws(format!(
                     "arn:aws:iam::{}:root",
@@ -217,11 +152,9 @@ pub fn plan(names: &Names<'_>) -> Foundation {
                 .on_own_resource(),
         ])
         .to_json(),
-        policies: BTreeMap::from([(
-            "ferry-pipeline".to_owned(),
-            identity_policy(names, &edges, &pipeline_role),
-        )]),
-    });
+        "ferry-pipeline",
+        identity_policy(names, &edges, &pipeline_role),
+    ));
     let mut accounts = vec![AccountPlan {
         name: "shared".into(),
         id: shared.id.clone(),
@@ -236,35 +169,31 @@ pub fn plan(names: &Names<'_>) -> Foundation {
         if !edges.iter().any(|e| e.principal == deploy) {
             continue;
         }
-        let mut resources = vec![Resource::Role {
-            name: account.deploy_role.clone(),
-            description: format!(
+        let mut resources = vec![role(
+            &account.deploy_role,
+            format!(
                 "ferry: deploys pipeline {} into {}",
                 m.pipeline, account.name
             ),
-            trust: builder::build(resource_needs(names, &edges, &deploy, None)).to_json(),
-            policies: BTreeMap::from([(
-                "ferry-deploy".to_owned(),
-                identity_policy(names, &edges, &deploy),
-            )]),
-        }];
+            builder::build(resource_needs(names, &edges, &deploy, None)).to_json(),
+            "ferry-deploy",
+            identity_policy(names, &edges, &deploy),
+        )];
         let execution = names.execution_role(account);
         if edges.iter().any(|e| e.principal == execution) {
-            resources.push(Resource::Role {
-                name: names.execution_role_name(),
-                description: format!(
+            resources.push(role(
+                &names.execution_role_name(),
+                format!(
                     "ferry: ECS task execution role of pipeline {}: pulls its images",
                     m.pipeline
                 ),
-                trust: builder::build([Need::new("ecs-tasks", "sts:AssumeRole", "*")
+                builder::build([Need::new("ecs-tasks", "sts:AssumeRole", "*")
                     .for_principal(PrincipalRef::Service("ecs-tasks.amazonaws.com".into()))
                     .on_own_resource()])
                 .to_json(),
-                policies: BTreeMap::from([(
-                    "ferry-ecr-pull".to_owned(),
-                    identity_policy(names, &edges, &execution),
-                )]),
-            });
+                "ferry-ecr-pull",
+                identity_policy(names, &edges, &execution),
+            ));
         }
         accounts.push(AccountPlan {
             name: account.name.clone(),
@@ -279,6 +208,49 @@ pub fn plan(names: &Names<'_>) -> Foundation {
         pipeline: m.pipeline.clone(),
         accounts,
         edges,
+    }
+}
+
+/// A role of the plan with one inline policy.
+fn role(name: &str, description: String, trust: Value, policy: &str, doc: Value) -> Resource {
+    Resource::Role(RoleSpec {
+        name: name.to_owned(),
+        description,
+        trust: Document(trust),
+        max_session_duration: ROLE_MAX_SESSION_SECS,
+        policies: BTreeMap::from([(policy.to_owned(), Document(doc))]),
+    })
+}
+
+/// The artifact bucket: versioned, owner-enforced, public access blocked, SSE-KMS under the
+/// pipeline's key with a bucket key, incomplete uploads and old versions expired.
+fn artifact_bucket(names: &Names<'_>, edges: &[Edge]) -> BucketSpec {
+    BucketSpec {
+        name: names.shared.artifact_bucket.clone(),
+        versioning: Some(Versioning::Enabled),
+        ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+        public_access_block: Some(PublicAccessBlock::ALL),
+        encryption: Some(BucketEncryption {
+            algorithm: SseAlgorithm::AwsKms,
+            key: Some(names.key_arn.clone()),
+            bucket_key: true,
+        }),
+        policy: Some(bucket_policy(names, edges)),
+        lifecycle: Some(BucketLifecycle {
+            rules: vec![LifecycleRule {
+                id: "ferry-tidy".into(),
+                status: RuleStatus::Enabled,
+                filter: LifecycleFilter {
+                    prefix: String::new(),
+                },
+                abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+                    days_after_initiation: 7,
+                }),
+                noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+                    noncurrent_days: 30,
+                }),
+            }],
+        }),
     }
 }
 
@@ -351,7 +323,7 @@ fn resource_needs(
         .collect()
 }
 
-fn key_policy(names: &Names<'_>, edges: &[Edge]) -> Value {
+fn key_policy(names: &Names<'_>, edges: &[Edge]) -> Document {
     // AWS's default first statement: the account's IAM policies may grant use of the key
     // (without it only the key policy could, and the key could become unmanageable).
     let mut statements = vec![json!({
@@ -363,10 +335,10 @@ fn key_policy(names: &Names<'_>, edges: &[Edge]) -> Value {
     })];
     let built = builder::build(resource_needs(names, edges, &names.key_arn, Some("*")));
     statements.extend(built.statements.iter().map(|s| s.to_json()));
-    json!({"Version": "2012-10-17", "Statement": statements})
+    Document(json!({"Version": "2012-10-17", "Statement": statements}))
 }
 
-fn bucket_policy(names: &Names<'_>, edges: &[Edge]) -> Value {
+fn bucket_policy(names: &Names<'_>, edges: &[Edge]) -> Document {
     let bucket = names.bucket_arn();
     let mut statements = vec![
         json!({
@@ -388,5 +360,5 @@ fn bucket_policy(names: &Names<'_>, edges: &[Edge]) -> Value {
     ];
     let built = builder::build(resource_needs(names, edges, &bucket, None));
     statements.extend(built.statements.iter().map(|s| s.to_json()));
-    json!({"Version": "2012-10-17", "Statement": statements})
+    Document(json!({"Version": "2012-10-17", "Statement": statements}))
 }

@@ -8,6 +8,8 @@
 //!   edges by `ferry-policy`'s least-privilege builder (so policies and edges cannot drift).
 //! - [`verify`]: every edge decided by `ferry-policy` against a set of policies — the plan's,
 //!   or the live ones ferry-aws fetched.
+//! - [`spec`]: the typed resource specs (a struct per kind) that the plan, the live read
+//!   and the diff share.
 //! - [`diff`]: the plan against what is live: create, change (with a policy diff), unchanged.
 //! - [`doctor`]: an AccessDenied message → which policy lacks which statement.
 //! - [`synth`]: the same foundation as Terraform, the pipeline as CodePipeline JSON.
@@ -19,9 +21,11 @@ pub mod diff;
 pub mod doctor;
 pub mod foundation;
 pub mod names;
+pub mod spec;
 pub mod synth;
 pub mod verify;
 
 pub use access::Edge;
-pub use foundation::{AccountKind, AccountPlan, Foundation, Resource, plan};
+pub use foundation::{AccountKind, AccountPlan, Foundation, plan};
 pub use names::Names;
+pub use spec::{Document, Field, Resource, ResourceId};

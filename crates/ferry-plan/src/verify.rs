@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::access::Edge;
 use crate::names::{Names, account_of};
+use crate::spec::ScpLevel;
 
 /// The policies that bear on the edges, keyed by who or what holds them. Serializable: the
 /// last live read is kept (`.ferry/foundation.json`) so `ferry run` can check a changed
@@ -25,33 +26,30 @@ pub struct PolicyStore {
     boundaries: BTreeMap<String, Value>,
     /// Resource ARN (key, bucket, repository, role for its trust policy, secret) → its policy.
     resources: BTreeMap<String, Value>,
-    /// Account → its SCPs, root first: (level name, policies).
-    scps: BTreeMap<String, Vec<(String, Vec<Value>)>>,
+    /// Account → its SCPs, root first.
+    scps: BTreeMap<String, Vec<ScpLevel>>,
     /// What could not be read, and why; shown with the report.
     pub unreadable: Vec<String>,
 }
 
 impl PolicyStore {
-    pub fn identity(&mut self, role_arn: &str, name: &str, document: Value) {
+    pub fn identity(&mut self, role_arn: &str, name: &str, document: impl Into<Value>) {
         self.identity
             .entry(role_arn.to_owned())
             .or_default()
-            .push((name.to_owned(), document));
+            .push((name.to_owned(), document.into()));
     }
 
-    pub fn boundary(&mut self, role_arn: &str, document: Value) {
-        self.boundaries.insert(role_arn.to_owned(), document);
+    pub fn boundary(&mut self, role_arn: &str, document: impl Into<Value>) {
+        self.boundaries.insert(role_arn.to_owned(), document.into());
     }
 
-    pub fn resource(&mut self, arn: &str, document: Value) {
-        self.resources.insert(arn.to_owned(), document);
+    pub fn resource(&mut self, arn: &str, document: impl Into<Value>) {
+        self.resources.insert(arn.to_owned(), document.into());
     }
 
-    pub fn scp_level(&mut self, account: &str, level: &str, documents: Vec<Value>) {
-        self.scps
-            .entry(account.to_owned())
-            .or_default()
-            .push((level.to_owned(), documents));
+    pub fn scp_level(&mut self, account: &str, level: ScpLevel) {
+        self.scps.entry(account.to_owned()).or_default().push(level);
     }
 
     pub fn resource_policy(&self, arn: &str) -> Option<&Value> {
@@ -208,14 +206,18 @@ pub fn verify(store: &PolicyStore, edges: &[Edge], names: &Names<'_>) -> Report 
                 .map(|levels| {
                     levels
                         .iter()
-                        .map(|(name, docs)| OrgLevel {
-                            name: name.clone(),
-                            policies: docs
-                                .iter()
-                                .filter_map(|d| {
-                                    parsed(d, &format!("an SCP at {name}"), &mut errors)
-                                })
-                                .collect(),
+                        .map(|level| {
+                            let name = level.name();
+                            OrgLevel {
+                                policies: level
+                                    .policies
+                                    .iter()
+                                    .filter_map(|d| {
+                                        parsed(d, &format!("an SCP at {name}"), &mut errors)
+                                    })
+                                    .collect(),
+                                name,
+                            }
                         })
                         .collect()
                 })

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ferry_plan::foundation::Resource;
+use ferry_plan::Resource;
 use ferry_plan::verify::{PolicyStore, verify};
 use ferry_plan::{Names, plan};
 use serde_json::{Value, json};
@@ -74,11 +74,12 @@ fn identity_policies_use_star_only_where_aws_forces_it() {
     let catalog = ferry_policy::catalog::catalog();
     for account in plan(&names).accounts {
         for r in account.resources {
-            let Resource::Role { name, policies, .. } = r else {
+            let Resource::Role(role) = r else {
                 continue;
             };
-            for (policy, doc) in policies {
-                for s in statements(&doc) {
+            let name = &role.name;
+            for (policy, doc) in &role.policies {
+                for s in statements(doc) {
                     if s["Resource"] == json!("*") {
                         let actions: Vec<String> = match &s["Action"] {
                             Value::String(a) => vec![a.clone()],
@@ -121,10 +122,11 @@ fn an_ecs_task_role_is_passable_by_the_deploy_role_and_nothing_else_is() {
     let prod = f.accounts.iter().find(|a| a.name == "prod").unwrap();
     let mut passable: Vec<String> = Vec::new();
     for r in &prod.resources {
-        let Resource::Role { name, policies, .. } = r else {
+        let Resource::Role(role) = r else {
             continue;
         };
-        for doc in policies.values() {
+        let name = &role.name;
+        for doc in role.policies.values() {
             for s in statements(doc) {
                 if s["Action"].to_string().contains("iam:PassRole") {
                     assert_eq!(name, "ferry-deploy", "{s}");
@@ -179,7 +181,7 @@ fn an_image_function_lets_lambda_pull_from_the_shared_repository_for_that_functi
         .resources
         .iter()
         .find_map(|r| match r {
-            Resource::Repository { policy, .. } => policy.clone(),
+            Resource::Repository(repo) => repo.policy.clone(),
             _ => None,
         })
         .unwrap();
@@ -227,7 +229,7 @@ fn a_repository_policy_without_the_lambda_service_is_caught_with_its_fix() {
         .accounts
         .iter()
         .flat_map(|a| &a.resources)
-        .find(|r| matches!(r, Resource::Repository { .. }))
+        .find(|r| matches!(r, Resource::Repository(_)))
         .unwrap()
         .address();
     let policy = policy_mut(&mut f.accounts, "shared", &address);
@@ -285,9 +287,10 @@ fn policy_mut<'a>(
         .find(|r| r.address() == address)
         .unwrap();
     match r {
-        Resource::Key { policy, .. } | Resource::Bucket { policy, .. } => policy,
-        Resource::Role { trust, .. } => trust,
-        Resource::Repository { policy, .. } => policy.as_mut().unwrap(),
+        Resource::Key(k) => &mut k.policy,
+        Resource::Bucket(b) => b.policy.as_mut().unwrap(),
+        Resource::Role(role) => &mut role.trust,
+        Resource::Repository(repo) => repo.policy.as_mut().unwrap(),
     }
 }
 
@@ -385,8 +388,8 @@ fn a_narrowed_bucket_policy_is_caught_for_every_deploy_role() {
 fn a_wildcard_grant_is_reported_as_wider_than_needed() {
     let report = verify_with(|accounts, _| {
         let a = accounts.iter_mut().find(|a| a.name == "dev").unwrap();
-        if let Resource::Role { policies, .. } = &mut a.resources[0] {
-            let doc = policies.get_mut("ferry-deploy").unwrap();
+        if let Resource::Role(role) = &mut a.resources[0] {
+            let doc = role.policies.get_mut("ferry-deploy").unwrap();
             doc["Statement"].as_array_mut().unwrap().push(
                 json!({"Sid": "Everything", "Effect": "Allow", "Action": "ecr:*", "Resource": "*"}),
             );

@@ -1,11 +1,10 @@
-//! The `ferry` command line: parses arguments, calls the library crates, prints results.
-//! Logic that is not about the terminal belongs in a library crate.
+//! The `ferry` command line: parses arguments, calls one workflow of `ferry-workflows`,
+//! renders its report. Logic that is not about the terminal belongs in a library crate.
 
 mod cli;
 mod commands;
 mod live;
 mod output;
-mod state;
 
 use std::process::ExitCode;
 

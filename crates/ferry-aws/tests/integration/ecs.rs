@@ -36,7 +36,6 @@ async fn a_deploy_registers_a_revision_with_the_new_image_and_updates_the_servic
     let account = w.in_dev().await;
     let report = ecs::deploy(
         &account,
-        &w.aws.calls,
         &request(&format!("{REPO}:v2"), Duration::from_secs(30), &[]),
         &quiet,
     )
@@ -85,9 +84,12 @@ async fn a_deploy_registers_a_revision_with_the_new_image_and_updates_the_servic
 
     // The same images again: nothing registered, nothing updated.
     let calls = ferry_aws::session::CallLog::default();
+    let counted = ferry_aws::session::AccountConfig {
+        calls: calls.clone(),
+        ..account.clone()
+    };
     let again = ecs::deploy(
-        &account,
-        &calls,
+        &counted,
         &request(&format!("{REPO}:v2"), Duration::from_secs(30), &[]),
         &quiet,
     )
@@ -139,9 +141,7 @@ async fn an_alarm_while_waiting_for_steady_state_rolls_the_service_back() {
         Duration::from_secs(120),
         &["orders-api-5xx"],
     );
-    let report = ecs::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap();
+    let report = ecs::deploy(&account, &req, &quiet).await.unwrap();
     operator.await.unwrap();
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
     assert!(report.error.as_deref().unwrap().contains("orders-api-5xx"));
@@ -155,7 +155,6 @@ async fn a_rollback_that_cannot_reach_steady_state_says_what_it_left() {
     let account = w.in_dev().await;
     let report = ecs::deploy(
         &account,
-        &w.aws.calls,
         &request(&format!("{REPO}:v2"), Duration::from_secs(1), &[]),
         &quiet,
     )
@@ -181,9 +180,7 @@ async fn an_unknown_container_changes_nothing() {
     let account = w.in_dev().await;
     let mut req = request("x:1", Duration::from_secs(5), &[]);
     req.images[0].container = Some("api".into());
-    let err = ecs::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap_err();
+    let err = ecs::deploy(&account, &req, &quiet).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("no container `api`; its containers are: web, log-router"),

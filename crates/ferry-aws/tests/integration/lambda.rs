@@ -46,9 +46,7 @@ async fn a_canary_deploy_shifts_ten_percent_then_everything() {
         Traffic::parse("canary 10% 1s").unwrap(),
         &["orders-errors"],
     );
-    let report = lambda::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap();
+    let report = lambda::deploy(&account, &req, &quiet).await.unwrap();
     watcher.abort();
 
     assert_eq!(report.outcome, Outcome::Deployed, "{report:?}");
@@ -80,7 +78,7 @@ async fn a_repeated_deploy_publishes_nothing() {
     let account = w.in_dev().await;
     let req = request(lambda_zip("v2"), Traffic::AllAtOnce, &[]);
     assert_eq!(
-        lambda::deploy(&account, &w.aws.calls, &req, &quiet)
+        lambda::deploy(&account, &req, &quiet)
             .await
             .unwrap()
             .outcome,
@@ -88,9 +86,11 @@ async fn a_repeated_deploy_publishes_nothing() {
     );
 
     let calls = ferry_aws::session::CallLog::default();
-    let again = lambda::deploy(&account, &calls, &req, &quiet)
-        .await
-        .unwrap();
+    let counted = ferry_aws::session::AccountConfig {
+        calls: calls.clone(),
+        ..account.clone()
+    };
+    let again = lambda::deploy(&counted, &req, &quiet).await.unwrap();
     assert_eq!(again.outcome, Outcome::AlreadyDeployed);
     assert_eq!(again.to_version.as_deref(), Some("2"));
     let made = calls.calls();
@@ -126,9 +126,7 @@ async fn an_alarm_during_the_bake_puts_the_old_version_back() {
         Traffic::parse("canary 10% 10m").unwrap(),
         &["orders-errors"],
     );
-    let report = lambda::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap();
+    let report = lambda::deploy(&account, &req, &quiet).await.unwrap();
     tripper.await.unwrap();
 
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
@@ -154,9 +152,7 @@ async fn an_alarm_already_firing_before_the_deploy_is_ignored() {
         Traffic::parse("linear 50% every 1s").unwrap(),
         &["orders-errors"],
     );
-    let report = lambda::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap();
+    let report = lambda::deploy(&account, &req, &quiet).await.unwrap();
     assert_eq!(report.outcome, Outcome::Deployed, "{report:?}");
     assert!(
         report
@@ -175,17 +171,13 @@ async fn pruning_keeps_what_an_alias_or_the_ledger_references() {
     let account = w.in_dev().await;
     for n in 2..=4 {
         let req = request(lambda_zip(&format!("v{n}")), Traffic::AllAtOnce, &[]);
-        lambda::deploy(&account, &w.aws.calls, &req, &quiet)
-            .await
-            .unwrap();
+        lambda::deploy(&account, &req, &quiet).await.unwrap();
     }
     // Versions 1..4 exist; the alias is on 4; the ledger still references 1.
     let mut req = request(lambda_zip("v5"), Traffic::AllAtOnce, &[]);
     req.prune_keep = Some(1);
     req.referenced = vec!["1".into()];
-    let report = lambda::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap();
+    let report = lambda::deploy(&account, &req, &quiet).await.unwrap();
     assert_eq!(report.to_version.as_deref(), Some("5"));
     assert_eq!(report.pruned, ["4", "3", "2"]);
 }
@@ -195,9 +187,7 @@ async fn a_missing_function_is_an_error_that_names_account_role_action_and_resou
     let w = world().await;
     let account = w.in_dev().await;
     let req = request(lambda_zip("v1"), Traffic::AllAtOnce, &[]);
-    let err = lambda::deploy(&account, &w.aws.calls, &req, &quiet)
-        .await
-        .unwrap_err();
+    let err = lambda::deploy(&account, &req, &quiet).await.unwrap_err();
     let text = err.to_string();
     for needle in [
         w.accounts.dev.as_str(),

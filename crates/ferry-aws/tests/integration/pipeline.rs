@@ -38,7 +38,7 @@ async fn artifact_store(w: &World) -> (S3Artifacts, String) {
         .await
         .unwrap();
     (
-        S3Artifacts::new(&w.aws.own(None), &w.aws.calls, &bucket, "orders", &key_arn),
+        S3Artifacts::new(&w.aws.own(None), &bucket, "orders", &key_arn),
         key_arn,
     )
 }
@@ -74,9 +74,7 @@ async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
     // The dev account's deploy role reads it back, checked against its sha256.
     let dev = w.in_dev().await;
     let out = dir.path().join("read.zip");
-    artifacts::read_as(&dev, &w.aws.calls, &artifact, &out)
-        .await
-        .unwrap();
+    artifacts::read_as(&dev, &artifact, &out).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
 
     // The same content again is not uploaded again.
@@ -94,7 +92,7 @@ async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
         .send()
         .await
         .unwrap();
-    let err = artifacts::read_as(&dev, &w.aws.calls, &artifact, &out.with_extension("2"))
+    let err = artifacts::read_as(&dev, &artifact, &out.with_extension("2"))
         .await
         .unwrap_err();
     assert!(matches!(err, ArtifactError::Integrity(_)), "{err}");
@@ -228,7 +226,7 @@ artifacts:
         db.clone(),
         registry,
         Arc::new(store.clone()),
-        Arc::new(SecretsManager::new(&w.aws.own(None), &w.aws.calls)),
+        Arc::new(SecretsManager::new(&w.aws.own(None))),
         lines.clone(),
         settings,
     );

@@ -11,8 +11,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::foundation::{AccountKind, AccountPlan, Foundation, Resource};
+use crate::foundation::{AccountKind, AccountPlan, Foundation};
 use crate::names::Names;
+use crate::spec::{BucketSpec, Resource};
 use crate::synth::File;
 
 /// The checkov checks the modules skip, and why ferry cannot fix them.
@@ -268,7 +269,7 @@ fn has_execution_role(names: &Names<'_>, account: &AccountPlan) -> bool {
     account
         .resources
         .iter()
-        .any(|r| matches!(r, Resource::Role { name, .. } if *name == names.execution_role_name()))
+        .any(|r| matches!(r, Resource::Role(role) if role.name == names.execution_role_name()))
 }
 
 /// The shared module's parameters: its own id, the key, and the target roles.
@@ -313,65 +314,42 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
     t.push_str("locals {\n  tags = {\n    \"ferry:pipeline\"   = var.pipeline\n    \"ferry:managed-by\" = \"ferry\"\n  }\n}\n\n");
     for r in &shared.resources {
         match r {
-            Resource::Key {
-                alias,
-                description,
-                policy: key_policy,
-            } => {
+            Resource::Key(key) => {
                 let _ = writeln!(
                     t,
-                    "# The key policy names the target roles, so aws_kms_key_policy sets it once they exist.\nresource \"aws_kms_key\" \"artifacts\" {{\n  description             = \"{description}\"\n  enable_key_rotation     = true\n  deletion_window_in_days = 30\n  tags                    = local.tags\n}}\n"
+                    "# The key policy names the target roles, so aws_kms_key_policy sets it once they exist.\nresource \"aws_kms_key\" \"artifacts\" {{\n  description             = \"{}\"\n  enable_key_rotation     = {}\n  deletion_window_in_days = 30\n  tags                    = local.tags\n}}\n",
+                    key.description, key.rotation
                 );
                 let _ = writeln!(
                     t,
-                    "resource \"aws_kms_alias\" \"artifacts\" {{\n  name          = \"{alias}\"\n  target_key_id = aws_kms_key.artifacts.key_id\n}}\n"
+                    "resource \"aws_kms_alias\" \"artifacts\" {{\n  name          = \"{}\"\n  target_key_id = aws_kms_key.artifacts.key_id\n}}\n",
+                    key.alias
                 );
                 let _ = writeln!(
                     t,
                     "resource \"aws_kms_key_policy\" \"artifacts\" {{\n  key_id = aws_kms_key.artifacts.id\n  policy = {}\n}}\n",
-                    render(key_policy)
+                    render(&key.policy)
                 );
             }
-            Resource::Bucket {
-                name,
-                policy: bucket_policy,
-                ..
-            } => {
-                let _ = write!(
-                    t,
-                    "resource \"aws_s3_bucket\" \"artifacts\" {{\n{}{}{}  bucket = \"{name}\"\n  tags   = local.tags\n}}\n\n",
-                    skip("CKV_AWS_18"),
-                    skip("CKV_AWS_144"),
-                    skip("CKV2_AWS_62")
-                );
-                t.push_str("resource \"aws_s3_bucket_versioning\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  versioning_configuration {\n    status = \"Enabled\"\n  }\n}\n\n");
-                t.push_str("resource \"aws_s3_bucket_ownership_controls\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  rule {\n    object_ownership = \"BucketOwnerEnforced\"\n  }\n}\n\n");
-                t.push_str("resource \"aws_s3_bucket_public_access_block\" \"artifacts\" {\n  bucket                  = aws_s3_bucket.artifacts.id\n  block_public_acls       = true\n  ignore_public_acls      = true\n  block_public_policy     = true\n  restrict_public_buckets = true\n}\n\n");
-                t.push_str("resource \"aws_s3_bucket_server_side_encryption_configuration\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  rule {\n    apply_server_side_encryption_by_default {\n      sse_algorithm     = \"aws:kms\"\n      kms_master_key_id = aws_kms_key.artifacts.arn\n    }\n    bucket_key_enabled = true\n  }\n}\n\n");
-                t.push_str("resource \"aws_s3_bucket_lifecycle_configuration\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n  rule {\n    id     = \"ferry-tidy\"\n    status = \"Enabled\"\n    filter {}\n    abort_incomplete_multipart_upload {\n      days_after_initiation = 7\n    }\n    noncurrent_version_expiration {\n      noncurrent_days = 30\n    }\n  }\n}\n\n");
+            Resource::Bucket(bucket) => bucket_resources(&mut t, bucket, &params),
+            Resource::Repository(repo) => {
+                let id = ident(&repo.name);
+                let mutability = serde_json::to_value(repo.tag_mutability).unwrap_or_default();
                 let _ = writeln!(
                     t,
-                    "resource \"aws_s3_bucket_policy\" \"artifacts\" {{\n  bucket = aws_s3_bucket.artifacts.id\n  policy = {}\n  depends_on = [aws_s3_bucket_public_access_block.artifacts]\n}}\n",
-                    render(bucket_policy)
+                    "resource \"aws_ecr_repository\" \"{id}\" {{\n{}  name                 = \"{}\"\n  image_tag_mutability = {mutability}\n  image_scanning_configuration {{\n    scan_on_push = {}\n  }}\n  tags = local.tags\n}}\n",
+                    skip("CKV_AWS_136"),
+                    repo.name,
+                    repo.scan_on_push
                 );
-            }
-            Resource::Repository {
-                name,
-                lifecycle,
-                policy: repo_policy,
-            } => {
-                let id = ident(name);
-                let _ = writeln!(
-                    t,
-                    "resource \"aws_ecr_repository\" \"{id}\" {{\n{}  name                 = \"{name}\"\n  image_tag_mutability = \"IMMUTABLE\"\n  image_scanning_configuration {{\n    scan_on_push = true\n  }}\n  tags = local.tags\n}}\n",
-                    skip("CKV_AWS_136")
-                );
-                let _ = writeln!(
-                    t,
-                    "resource \"aws_ecr_lifecycle_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = {}\n}}\n",
-                    render(lifecycle)
-                );
-                if let Some(p) = repo_policy {
+                if let Some(lifecycle) = &repo.lifecycle {
+                    let _ = writeln!(
+                        t,
+                        "resource \"aws_ecr_lifecycle_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = {}\n}}\n",
+                        render(lifecycle)
+                    );
+                }
+                if let Some(p) = &repo.policy {
                     let _ = writeln!(
                         t,
                         "resource \"aws_ecr_repository_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = {}\n}}\n",
@@ -379,18 +357,16 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                     );
                 }
             }
-            Resource::Role {
-                name,
-                description,
-                trust,
-                policies,
-            } => {
+            Resource::Role(role) => {
                 let _ = writeln!(
                     t,
-                    "resource \"aws_iam_role\" \"pipeline\" {{\n  name                 = \"{name}\"\n  description          = \"{description}\"\n  max_session_duration = 3600\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
-                    render(trust)
+                    "resource \"aws_iam_role\" \"pipeline\" {{\n  name                 = \"{}\"\n  description          = \"{}\"\n  max_session_duration = {}\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
+                    role.name,
+                    role.description,
+                    role.max_session_duration,
+                    render(&role.trust)
                 );
-                for (policy_name, doc) in policies {
+                for (policy_name, doc) in &role.policies {
                     let _ = writeln!(
                         t,
                         "resource \"aws_iam_role_policy\" \"pipeline_{}\" {{\n  name   = \"{policy_name}\"\n  role   = aws_iam_role.pipeline.id\n  policy = {}\n}}\n",
@@ -402,6 +378,115 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
         }
     }
     t
+}
+
+/// A value in HCL: JSON's text of it (strings quoted).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A literal as an HCL expression: the reference a parameter makes of it
+/// (`aws_kms_key.artifacts.arn`), or the quoted literal.
+fn expression(literal: &str, params: &Params) -> String {
+    let text = params.apply(&format!("\"{literal}\""));
+    match text
+        .strip_prefix("\"${")
+        .and_then(|t| t.strip_suffix("}\""))
+    {
+        Some(reference) if !reference.contains("${") => reference.to_owned(),
+        _ => text,
+    }
+}
+
+/// The artifact bucket and each of its settings, as the plan's spec has them.
+fn bucket_resources(t: &mut String, bucket: &BucketSpec, params: &Params) {
+    let _ = write!(
+        t,
+        "resource \"aws_s3_bucket\" \"artifacts\" {{\n{}{}{}  bucket = \"{}\"\n  tags   = local.tags\n}}\n\n",
+        skip("CKV_AWS_18"),
+        skip("CKV_AWS_144"),
+        skip("CKV2_AWS_62"),
+        bucket.name
+    );
+    if let Some(versioning) = bucket.versioning {
+        let _ = write!(
+            t,
+            "resource \"aws_s3_bucket_versioning\" \"artifacts\" {{\n  bucket = aws_s3_bucket.artifacts.id\n  versioning_configuration {{\n    status = {}\n  }}\n}}\n\n",
+            json_text(&versioning)
+        );
+    }
+    if let Some(ownership) = bucket.ownership {
+        let _ = write!(
+            t,
+            "resource \"aws_s3_bucket_ownership_controls\" \"artifacts\" {{\n  bucket = aws_s3_bucket.artifacts.id\n  rule {{\n    object_ownership = {}\n  }}\n}}\n\n",
+            json_text(&ownership)
+        );
+    }
+    if let Some(b) = bucket.public_access_block {
+        let _ = write!(
+            t,
+            "resource \"aws_s3_bucket_public_access_block\" \"artifacts\" {{\n  bucket                  = aws_s3_bucket.artifacts.id\n  block_public_acls       = {}\n  ignore_public_acls      = {}\n  block_public_policy     = {}\n  restrict_public_buckets = {}\n}}\n\n",
+            b.block_public_acls,
+            b.ignore_public_acls,
+            b.block_public_policy,
+            b.restrict_public_buckets
+        );
+    }
+    if let Some(e) = &bucket.encryption {
+        let key = e
+            .key
+            .as_ref()
+            .map(|k| format!("      kms_master_key_id = {}\n", expression(k, params)))
+            .unwrap_or_default();
+        let _ = write!(
+            t,
+            "resource \"aws_s3_bucket_server_side_encryption_configuration\" \"artifacts\" {{\n  bucket = aws_s3_bucket.artifacts.id\n  rule {{\n    apply_server_side_encryption_by_default {{\n      sse_algorithm     = {}\n{key}    }}\n    bucket_key_enabled = {}\n  }}\n}}\n\n",
+            json_text(&e.algorithm),
+            e.bucket_key
+        );
+    }
+    if let Some(lifecycle) = &bucket.lifecycle {
+        t.push_str("resource \"aws_s3_bucket_lifecycle_configuration\" \"artifacts\" {\n  bucket = aws_s3_bucket.artifacts.id\n");
+        for rule in &lifecycle.rules {
+            let filter = if rule.filter.prefix.is_empty() {
+                "    filter {}\n".to_owned()
+            } else {
+                format!(
+                    "    filter {{\n      prefix = \"{}\"\n    }}\n",
+                    rule.filter.prefix
+                )
+            };
+            let _ = write!(
+                t,
+                "  rule {{\n    id     = \"{}\"\n    status = {}\n{filter}",
+                rule.id,
+                json_text(&rule.status)
+            );
+            if let Some(a) = rule.abort_incomplete_multipart_upload {
+                let _ = write!(
+                    t,
+                    "    abort_incomplete_multipart_upload {{\n      days_after_initiation = {}\n    }}\n",
+                    a.days_after_initiation
+                );
+            }
+            if let Some(n) = rule.noncurrent_version_expiration {
+                let _ = write!(
+                    t,
+                    "    noncurrent_version_expiration {{\n      noncurrent_days = {}\n    }}\n",
+                    n.noncurrent_days
+                );
+            }
+            t.push_str("  }\n");
+        }
+        t.push_str("}\n\n");
+    }
+    if let Some(p) = &bucket.policy {
+        let _ = writeln!(
+            t,
+            "resource \"aws_s3_bucket_policy\" \"artifacts\" {{\n  bucket = aws_s3_bucket.artifacts.id\n  policy = {}\n  depends_on = [aws_s3_bucket_public_access_block.artifacts]\n}}\n",
+            policy(p, params)
+        );
+    }
 }
 
 fn shared_variables() -> String {
@@ -457,13 +542,9 @@ fn target_documents(names: &Names<'_>, account: &AccountPlan) -> BTreeMap<String
     };
     let mut out = BTreeMap::new();
     for r in &account.resources {
-        if let Resource::Role {
-            name,
-            trust,
-            policies,
-            description,
-        } = r
-        {
+        if let Resource::Role(role) = r {
+            let (name, trust, policies, description) =
+                (&role.name, &role.trust, &role.policies, &role.description);
             let key = if *name == names.execution_role_name() {
                 "execution"
             } else {
@@ -478,6 +559,10 @@ fn target_documents(names: &Names<'_>, account: &AccountPlan) -> BTreeMap<String
                 ),
             );
             out.insert(format!("{key}.trust"), policy(trust, &params));
+            out.insert(
+                format!("{key}.max_session_duration"),
+                role.max_session_duration.to_string(),
+            );
             for (pn, doc) in policies {
                 out.insert(format!("{key}.policy.{pn}"), policy(doc, &params));
             }
@@ -559,9 +644,10 @@ fn target_module(names: &Names<'_>, targets: &[&AccountPlan]) -> String {
         let index = if count.is_empty() { "" } else { "[0]" };
         let _ = writeln!(
             t,
-            "resource \"aws_iam_role\" \"{role}\" {{\n{count}  name                 = {}\n  description          = {}\n  max_session_duration = 3600\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
+            "resource \"aws_iam_role\" \"{role}\" {{\n{count}  name                 = {}\n  description          = {}\n  max_session_duration = {}\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
             value(&format!("{role}.name")),
             value(&format!("{role}.description")),
+            value(&format!("{role}.max_session_duration")),
             value(&format!("{role}.trust"))
         );
         let prefix = format!("{role}.policy.");

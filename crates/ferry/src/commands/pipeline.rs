@@ -1,65 +1,25 @@
 //! `ferry run`, `status`, `history`, `logs`, `approve`, `reject`, `retry`, `stop`.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use ferry_engine::Engine;
-use ferry_engine::action::Silent;
-use ferry_engine::model::{Execution, Status, StopMode, now_ms};
-use ferry_engine::store::{Decision, Store};
-use serde_json::{Value, json};
+use ferry_engine::model::{Status, StopMode};
+use ferry_workflows::control::{self, DecideInput, RetryInput, StopInput};
+use ferry_workflows::logs::{self, LogText, LogsInput};
+use ferry_workflows::run::{self, RunInput, Stops};
+use ferry_workflows::view::ExecutionView;
+use ferry_workflows::{history, local_identity};
 
-use crate::cli::{
-    DecideArgs, HistoryArgs, LogsArgs, RetryArgs, RunArgs, StateArgs, StatusArgs, StopArgs,
+use super::project;
+use crate::cli::{DecideArgs, HistoryArgs, LogsArgs, RetryArgs, RunArgs, StatusArgs, StopArgs};
+use crate::live::Console;
+use crate::output::{
+    self, BOLD, DIM, ERROR, Exit, Format, OK, WARNING, fail, paint, runtime, short_revision,
 };
-use crate::live::LiveView;
-use crate::output::{self, BOLD, DIM, ERROR, Exit, Format, OK, WARNING, paint};
-use crate::state;
 
-fn state_of(args: &StateArgs) -> std::path::PathBuf {
-    state::state_dir(&args.manifest.file, args.state_dir.as_deref())
-}
-
-/// The manifest, when it can be read: to find its executions, and to continue them with
-/// its AWS settings.
-fn manifest_of(args: &StateArgs) -> Option<ferry_manifest::Manifest> {
-    ferry_manifest::load(&args.manifest.file).manifest
-}
-
-/// The pipeline name, when the manifest can be read (to find its executions).
-fn pipeline_name(args: &StateArgs) -> Option<String> {
-    manifest_of(args).map(|m| m.pipeline)
-}
-
-fn find(store: &Arc<dyn Store>, args: &StateArgs, key: &str) -> Result<Execution, Exit> {
-    let pipeline = pipeline_name(args);
-    match store.find_execution(pipeline.as_deref(), key) {
-        Ok(Some(e)) => Ok(e),
-        Ok(None) => {
-            output::error(&format!(
-                "no execution `{key}` in {}; `ferry history` lists them",
-                state_of(args).display()
-            ));
-            Err(Exit::Failed)
-        }
-        Err(e) => {
-            output::error(&e.to_string());
-            Err(Exit::Failed)
-        }
-    }
-}
-
-fn duration(exec: &Execution) -> String {
-    let end = if exec.status.is_final() {
-        exec.updated_ms
-    } else {
-        now_ms()
-    };
-    let secs = (end - exec.created_ms).max(0) as f64 / 1000.0;
+fn duration(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
     if secs < 1.0 {
-        format!("{}ms", (secs * 1000.0) as u64)
+        format!("{}ms", ms)
     } else if secs < 60.0 {
         format!("{secs:.1}s")
     } else {
@@ -67,70 +27,46 @@ fn duration(exec: &Execution) -> String {
     }
 }
 
-/// Drives an execution with the live view, stopping gracefully on Ctrl-C (forced on a second).
-fn drive(engine: &Engine, id: &str, until: Option<&str>) -> Result<Execution, Exit> {
-    let result = state::runtime().block_on(async {
-        let store = engine.store().clone();
-        let stop_id = id.to_owned();
-        let interrupts = tokio::spawn(async move {
-            let mut mode = StopMode::Graceful;
-            while tokio::signal::ctrl_c().await.is_ok() {
-                let _ = store.request_stop(&stop_id, mode);
-                let msg = if mode == StopMode::Graceful {
-                    "stopping after the running actions finish (Ctrl-C again to stop them too)"
-                } else {
-                    "stopping the running actions"
-                };
-                anstream::eprintln!("{} {msg}", paint(WARNING, "■"));
-                mode = StopMode::Forced;
+/// Ctrl-C stops the execution after its running actions finish; a second one stops them too.
+/// Spawned on the runtime that drives the workflow.
+fn interrupts() -> Stops {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut mode = StopMode::Graceful;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send(mode).is_err() {
+                return;
             }
-        });
-        let result = engine.drive(id, until).await;
-        interrupts.abort();
-        result
+            mode = StopMode::Forced;
+        }
     });
-    result.map_err(|e| {
-        output::error(&e.to_string());
-        Exit::Failed
-    })
+    rx
 }
 
-fn summary(engine: &Engine, exec: &Execution, format: Format) -> Exit {
+/// The end of an execution: a line (and where to look when it failed), or the JSON document.
+fn summary(view: &ExecutionView, format: Format) -> Exit {
     match format {
-        Format::Json => output::json(&document(engine.store(), exec)),
+        Format::Json => output::json(view),
         Format::Text => {
-            let took = duration(exec);
-            match exec.status {
-                Status::Succeeded => {
-                    anstream::println!("{} {} succeeded in {took}", paint(OK, "✓"), exec.id)
-                }
-                status => {
-                    let why = exec.reason.clone().unwrap_or_default();
-                    anstream::println!(
-                        "{} {} {} after {took}: {why}",
-                        paint(ERROR, "✗"),
-                        exec.id,
-                        status.as_str().to_lowercase()
-                    );
-                    if let Some(failed) = engine
-                        .store()
-                        .action_runs(&exec.id)
-                        .ok()
-                        .and_then(|r| r.into_iter().rev().find(|r| r.status == Status::Failed))
-                    {
-                        anstream::println!(
-                            "  log: ferry logs {} {}.{}",
-                            exec.id,
-                            failed.stage,
-                            failed.action
-                        );
-                        anstream::println!("  retry: ferry retry {} {}", exec.id, failed.stage);
-                    }
+            let took = duration(view.duration_ms());
+            if view.status == Status::Succeeded {
+                anstream::println!("{} {} succeeded in {took}", paint(OK, "✓"), view.id);
+            } else {
+                let why = view.reason.clone().unwrap_or_default();
+                anstream::println!(
+                    "{} {} {} after {took}: {why}",
+                    paint(ERROR, "✗"),
+                    view.id,
+                    view.status.as_str().to_lowercase()
+                );
+                if let Some((stage, action)) = view.last_failed() {
+                    anstream::println!("  log: ferry logs {} {stage}.{action}", view.id);
+                    anstream::println!("  retry: ferry retry {} {stage}", view.id);
                 }
             }
         }
     }
-    if exec.status == Status::Succeeded {
+    if view.status == Status::Succeeded {
         Exit::Ok
     } else {
         Exit::Failed
@@ -138,130 +74,27 @@ fn summary(engine: &Engine, exec: &Execution, format: Format) -> Exit {
 }
 
 pub fn run(args: &RunArgs) -> Exit {
-    let path = &args.state.manifest.file;
-    let manifest = match state::load_manifest(path) {
-        Ok(m) => m,
-        Err(exit) => return exit,
+    let input = RunInput {
+        revision: args.revision.clone(),
+        until: args.until.clone(),
+        auto_approve: args.auto_approve,
+        resume: args.resume.clone(),
+        identity: local_identity(),
     };
-    let state_dir = state_of(&args.state);
-    let live: Arc<LiveView> = Arc::new(LiveView::new());
-    let engine = match state::open_engine(&state_dir, live, args.auto_approve, Some(&manifest)) {
-        Ok(e) => e,
-        Err(exit) => return exit,
-    };
-    let exec = if let Some(key) = &args.resume {
-        let found = if key.is_empty() {
-            engine
-                .store()
-                .executions(Some(&manifest.pipeline), 50)
-                .ok()
-                .and_then(|all| all.into_iter().find(|e| !e.status.is_final()))
-        } else {
-            find(engine.store(), &args.state, key).ok()
-        };
-        match found {
-            Some(e) => {
-                anstream::eprintln!(
-                    "{} resuming {} (revision {})",
-                    paint(BOLD, "▸"),
-                    e.id,
-                    short(&e.revision)
-                );
-                e
-            }
-            None => {
-                output::error("no unfinished execution to resume; `ferry history` lists them");
-                return Exit::Failed;
-            }
-        }
-    } else {
-        // Before anything deploys: would every access the manifest needs be allowed?
-        if let Err(exit) = super::foundation::check_before_run(&manifest, &state_dir) {
-            return exit;
-        }
-        let def = state::pipeline_def(&manifest, path);
-        let repo = state::source_repo(&manifest, path);
-        let revision = match ferry_engine::source::resolve_revision(
-            &repo,
-            Some(&manifest.source.branch),
-            args.revision.as_deref(),
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                output::error(&e);
-                return Exit::Failed;
-            }
-        };
-        let trigger = format!("ferry run by {}", state::identity());
-        let exec = match engine.start(&def, &revision, &trigger) {
-            Ok(e) => e,
-            Err(e) => {
-                output::error(&e.to_string());
-                return Exit::Usage;
-            }
-        };
-        anstream::eprintln!(
-            "{} {} started: {} at revision {} {}",
-            paint(BOLD, "▸"),
-            exec.id,
-            manifest.pipeline,
-            short(&revision),
-            paint(DIM, &format!("(state in {})", state_dir.display()))
-        );
-        exec
-    };
-    match drive(&engine, &exec.id, args.until.as_deref()) {
-        Ok(done) => summary(&engine, &done, args.format),
-        Err(exit) => exit,
+    let project = project(&args.state);
+    let result = runtime().block_on(async {
+        run::run(
+            &project,
+            &input,
+            Some(interrupts()),
+            Arc::new(Console::new()),
+        )
+        .await
+    });
+    match result {
+        Ok(view) => summary(&view, args.format),
+        Err(e) => fail(&e),
     }
-}
-
-/// A commit id shortened to 12 characters (with its `+worktree` mark, if any).
-fn short(revision: &str) -> String {
-    let (sha, mark) = revision
-        .split_once('+')
-        .map_or((revision, String::new()), |(s, m)| (s, format!("+{m}")));
-    if sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()) {
-        format!("{}{mark}", &sha[..12])
-    } else {
-        revision.to_owned()
-    }
-}
-
-/// An execution as one JSON document: stages, actions (latest attempt), approvals.
-fn document(store: &Arc<dyn Store>, exec: &Execution) -> Value {
-    let stages = store.stage_runs(&exec.id).unwrap_or_default();
-    let actions = store.action_runs(&exec.id).unwrap_or_default();
-    let approvals = store.pending_approvals(Some(&exec.id)).unwrap_or_default();
-    json!({
-        "id": exec.id,
-        "pipeline": exec.pipeline,
-        "revision": exec.revision,
-        "trigger": exec.trigger,
-        "status": exec.status,
-        "reason": exec.reason,
-        "created_ms": exec.created_ms,
-        "updated_ms": exec.updated_ms,
-        "stages": stages.iter().map(|s| json!({
-            "name": s.stage,
-            "status": s.status,
-            "actions": exec.definition.stage(&s.stage).map(|d| d.actions.iter().map(|a| {
-                let run = actions.iter().filter(|r| r.stage == s.stage && r.action == a.name).max_by_key(|r| r.attempt);
-                json!({
-                    "name": a.name,
-                    "kind": a.kind,
-                    "attempt": run.map(|r| r.attempt),
-                    "status": run.map_or(Status::Pending, |r| r.status),
-                    "error": run.and_then(|r| r.error.clone()),
-                    "outputs": run.and_then(|r| r.outputs.clone()),
-                    "log": run.and_then(|r| r.log_path.clone()),
-                    "started_ms": run.map(|r| r.started_ms),
-                    "ended_ms": run.and_then(|r| r.ended_ms),
-                })
-            }).collect::<Vec<_>>()).unwrap_or_default(),
-        })).collect::<Vec<_>>(),
-        "pending_approvals": approvals.iter().map(|a| json!({"stage": a.stage, "approvers": a.approvers, "deadline_ms": a.deadline_ms, "digests": a.digests, "approve": format!("ferry approve {} {}", exec.id, a.stage)})).collect::<Vec<_>>(),
-    })
 }
 
 fn mark(status: Status) -> String {
@@ -276,91 +109,64 @@ fn mark(status: Status) -> String {
 }
 
 pub fn status(args: &StatusArgs) -> Exit {
-    let store = match state::open_store(&state_of(&args.state)) {
-        Ok(s) => s,
-        Err(exit) => return exit,
+    let view = match history::status(&project(&args.state), args.execution.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
     };
-    let exec = match &args.execution {
-        Some(key) => match find(&store, &args.state, key) {
-            Ok(e) => e,
-            Err(exit) => return exit,
-        },
-        None => match store
-            .executions(pipeline_name(&args.state).as_deref(), 1)
-            .ok()
-            .and_then(|mut v| v.pop())
-        {
-            Some(e) => e,
-            None => {
-                output::error("no executions yet; start one with `ferry run`");
-                return Exit::Failed;
-            }
-        },
-    };
-    let doc = document(&store, &exec);
     if args.format == Format::Json {
-        output::json(&doc);
+        output::json(&view);
         return Exit::Ok;
     }
-    let reason = exec
+    let reason = view
         .reason
         .as_ref()
         .map(|r| format!(" — {r}"))
         .unwrap_or_default();
     anstream::println!(
         "{} {} {}{reason}",
-        mark(exec.status),
-        paint(BOLD, &exec.id),
-        exec.status.as_str()
+        mark(view.status),
+        paint(BOLD, &view.id),
+        view.status.as_str()
     );
     anstream::println!(
         "  revision {}, {}, {}",
-        short(&exec.revision),
-        exec.trigger,
-        duration(&exec)
+        short_revision(&view.revision),
+        view.trigger,
+        duration(view.duration_ms())
     );
-    for stage in doc["stages"].as_array().into_iter().flatten() {
-        let st: Status = serde_json::from_value(stage["status"].clone()).unwrap_or(Status::Pending);
-        anstream::println!("  {} {}", mark(st), stage["name"].as_str().unwrap_or(""));
-        for action in stage["actions"].as_array().into_iter().flatten() {
-            let st: Status =
-                serde_json::from_value(action["status"].clone()).unwrap_or(Status::Pending);
-            let took = match (action["started_ms"].as_i64(), action["ended_ms"].as_i64()) {
+    for stage in &view.stages {
+        anstream::println!("  {} {}", mark(stage.status), stage.name);
+        for action in &stage.actions {
+            let took = match (action.started_ms, action.ended_ms) {
                 (Some(s), Some(e)) => format!(" {:.1}s", (e - s) as f64 / 1000.0),
                 _ => String::new(),
             };
-            let error = action["error"]
-                .as_str()
+            let error = action
+                .error
+                .as_ref()
                 .map(|e| format!(" — {e}"))
                 .unwrap_or_default();
             anstream::println!(
                 "      {} {} {}{took}{error}",
-                mark(st),
-                action["name"].as_str().unwrap_or(""),
-                paint(DIM, st.as_str())
+                mark(action.status),
+                action.name,
+                paint(DIM, action.status.as_str())
             );
         }
     }
-    for a in doc["pending_approvals"].as_array().into_iter().flatten() {
-        anstream::println!(
-            "  {} waiting: {}",
-            paint(WARNING, "→"),
-            a["approve"].as_str().unwrap_or("")
-        );
+    for a in &view.pending_approvals {
+        anstream::println!("  {} waiting: {}", paint(WARNING, "→"), a.approve);
     }
     Exit::Ok
 }
 
 pub fn history(args: &HistoryArgs) -> Exit {
-    let store = match state::open_store(&state_of(&args.state)) {
-        Ok(s) => s,
-        Err(exit) => return exit,
+    let all = match history::history(&project(&args.state), args.limit) {
+        Ok(all) => all,
+        Err(e) => return fail(&e),
     };
-    let all = store
-        .executions(pipeline_name(&args.state).as_deref(), args.limit)
-        .unwrap_or_default();
     if args.format == Format::Json {
-        output::json(&json!(all.iter().map(|e| json!({"id": e.id, "status": e.status, "revision": e.revision, "trigger": e.trigger, "reason": e.reason, "created_ms": e.created_ms, "updated_ms": e.updated_ms})).collect::<Vec<_>>()));
+        output::json(&all);
         return Exit::Ok;
     }
     if all.is_empty() {
@@ -372,13 +178,18 @@ pub fn history(args: &HistoryArgs) -> Exit {
             .as_ref()
             .map(|r| format!(" — {r}"))
             .unwrap_or_default();
+        let end = if e.status.is_final() {
+            e.updated_ms
+        } else {
+            ferry_engine::model::now_ms()
+        };
         anstream::println!(
             "{} {:<16} {:<11} {:<12} {:>8}  {}{reason}",
             mark(e.status),
             e.id,
             e.status.as_str(),
-            short(&e.revision),
-            duration(e),
+            short_revision(&e.revision),
+            duration((end - e.created_ms).max(0)),
             paint(DIM, &e.trigger)
         );
     }
@@ -386,243 +197,111 @@ pub fn history(args: &HistoryArgs) -> Exit {
 }
 
 pub fn logs(args: &LogsArgs) -> Exit {
-    let store = match state::open_store(&state_of(&args.state)) {
-        Ok(s) => s,
-        Err(exit) => return exit,
+    let input = LogsInput {
+        execution: args.execution.clone(),
+        action: args.action.clone(),
+        follow: args.follow,
     };
-    let exec = match find(&store, &args.state, &args.execution) {
-        Ok(e) => e,
-        Err(exit) => return exit,
+    let mut print = |text: LogText| match text {
+        LogText::Heading {
+            stage,
+            action,
+            attempt,
+        } => anstream::println!(
+            "{}",
+            paint(BOLD, &format!("── {stage}.{action} (attempt {attempt}) ──"))
+        ),
+        LogText::Text(text) => anstream::print!("{text}"),
     };
-    let runs = store.action_runs(&exec.id).unwrap_or_default();
-    let selected: Vec<_> = match &args.action {
-        None => runs.iter().collect(),
-        Some(sel) => {
-            let matching: Vec<_> = runs
-                .iter()
-                .filter(|r| {
-                    &format!("{}.{}", r.stage, r.action) == sel
-                        || (&r.action == sel && !sel.contains('.'))
-                })
-                .collect();
-            let stages: std::collections::BTreeSet<&str> =
-                matching.iter().map(|r| r.stage.as_str()).collect();
-            if stages.len() > 1 {
-                output::error(&format!(
-                    "`{sel}` is an action of several stages; name one as stage.action"
-                ));
-                return Exit::Usage;
-            }
-            // The latest attempt.
-            matching
-                .into_iter()
-                .max_by_key(|r| r.attempt)
-                .into_iter()
-                .collect()
-        }
-    };
-    if selected.is_empty() {
-        let known: Vec<String> = runs
-            .iter()
-            .map(|r| format!("{}.{}", r.stage, r.action))
-            .collect();
-        output::error(&format!(
-            "no log of that action in {}; actions that ran: {}",
-            exec.id,
-            known.join(", ")
-        ));
-        return Exit::Failed;
+    match runtime().block_on(logs::logs(&project(&args.state), &input, &mut print)) {
+        Ok(()) => Exit::Ok,
+        Err(e) => fail(&e),
     }
-    for run in &selected {
-        let Some(path) = &run.log_path else { continue };
-        if args.action.is_none() {
-            anstream::println!(
-                "{}",
-                paint(
-                    BOLD,
-                    &format!(
-                        "── {}.{} (attempt {}) ──",
-                        run.stage, run.action, run.attempt
-                    )
-                )
-            );
-        }
-        let mut offset = 0;
-        loop {
-            offset = print_from(Path::new(path), offset);
-            if !args.follow {
-                break;
-            }
-            let current = store.action_runs(&exec.id).unwrap_or_default();
-            let ended = current
-                .iter()
-                .find(|r| {
-                    r.stage == run.stage && r.action == run.action && r.attempt == run.attempt
-                })
-                .is_none_or(|r| r.status.is_final());
-            if ended {
-                print_from(Path::new(path), offset);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-    Exit::Ok
 }
 
-/// Prints a file from `offset`; returns the new end.
-fn print_from(path: &Path, offset: u64) -> u64 {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return offset;
-    };
-    if f.seek(SeekFrom::Start(offset)).is_err() {
-        return offset;
-    }
-    let mut text = String::new();
-    let read = f.read_to_string(&mut text).unwrap_or(0);
-    anstream::print!("{text}");
-    offset + read as u64
-}
-
-/// Continues an execution nobody drives, after a decision or a retry.
-fn continue_here(engine: &Engine, exec: &Execution, format: Format) -> Exit {
-    let Ok(Some(current)) = engine.store().execution(&exec.id) else {
-        return Exit::Failed;
-    };
-    if current.status.is_final() {
-        return summary(engine, &current, format);
-    }
-    if let Some(driver) = engine.live_driver(&current) {
-        anstream::eprintln!(
-            "{} {} is driven by ferry process {driver}; it continues there",
-            paint(DIM, "·"),
-            exec.id
-        );
-        return Exit::Ok;
-    }
-    anstream::eprintln!(
-        "{} no ferry process is driving {}; continuing it here",
-        paint(BOLD, "▸"),
-        exec.id
-    );
-    match drive(engine, &exec.id, None) {
-        Ok(done) => summary(engine, &done, format),
-        Err(exit) => exit,
+/// The execution as a decision or retry left it: its end when it was continued here and
+/// ended; nothing more when another process drives it.
+fn after(view: &ExecutionView, format: Format) -> Exit {
+    if view.status.is_final() {
+        summary(view, format)
+    } else {
+        Exit::Ok
     }
 }
 
 pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
-    let state_dir = state_of(&args.state);
-    let manifest = manifest_of(&args.state);
-    let engine = match state::open_engine(
-        &state_dir,
-        Arc::new(LiveView::new()),
-        false,
-        manifest.as_ref(),
-    ) {
-        Ok(e) => e,
-        Err(exit) => return exit,
-    };
-    let exec = match find(engine.store(), &args.state, &args.execution) {
-        Ok(e) => e,
-        Err(exit) => return exit,
-    };
-    let decision = Decision {
+    let input = DecideInput {
+        execution: args.execution.clone(),
+        stage: args.stage.clone(),
         approve,
-        identity: state::identity(),
+        identity: local_identity(),
         comment: args.comment.clone(),
+        continue_here: !args.no_continue,
     };
-    match engine.decide(&exec.id, &args.stage, &decision) {
-        Ok(a) => {
-            let verb = if approve { "approved" } else { "rejected" };
-            anstream::eprintln!(
-                "{} {verb} stage {} of {} as {}",
-                paint(OK, "✓"),
-                a.stage,
-                exec.id,
-                decision.identity
-            );
-            for (name, sha) in &a.digests {
-                anstream::eprintln!("  {} sha256:{}", name, &sha[..sha.len().min(16)]);
-            }
-        }
-        Err(e) => {
-            output::error(&e.to_string());
-            return Exit::Failed;
-        }
+    let project = project(&args.state);
+    let result = runtime().block_on(async {
+        control::decide(
+            &project,
+            &input,
+            Some(interrupts()),
+            Arc::new(Console::new()),
+        )
+        .await
+    });
+    match result {
+        Ok(report) => report
+            .execution
+            .map_or(Exit::Ok, |view| after(&view, args.format)),
+        Err(e) => fail(&e),
     }
-    if args.no_continue {
-        return Exit::Ok;
-    }
-    continue_here(&engine, &exec, args.format)
 }
 
 pub fn retry(args: &RetryArgs) -> Exit {
-    let manifest = manifest_of(&args.state);
-    let engine = match state::open_engine(
-        &state_of(&args.state),
-        Arc::new(LiveView::new()),
-        false,
-        manifest.as_ref(),
-    ) {
-        Ok(e) => e,
-        Err(exit) => return exit,
+    let input = RetryInput {
+        execution: args.execution.clone(),
+        stage: args.stage.clone(),
+        identity: local_identity(),
     };
-    let exec = match find(engine.store(), &args.state, &args.execution) {
-        Ok(e) => e,
-        Err(exit) => return exit,
-    };
-    if let Err(e) = engine.retry(&exec.id, &args.stage) {
-        output::error(&e.to_string());
-        return Exit::Failed;
+    let project = project(&args.state);
+    let result = runtime().block_on(async {
+        control::retry(
+            &project,
+            &input,
+            Some(interrupts()),
+            Arc::new(Console::new()),
+        )
+        .await
+    });
+    match result {
+        Ok(view) => after(&view, args.format),
+        Err(e) => fail(&e),
     }
-    anstream::eprintln!(
-        "{} retrying stage {} of {}",
-        paint(BOLD, "▸"),
-        args.stage,
-        exec.id
-    );
-    continue_here(&engine, &exec, args.format)
 }
 
 pub fn stop(args: &StopArgs) -> Exit {
-    // Stopping drives nothing: no AWS needed.
-    let engine = match state::open_engine(&state_of(&args.state), Arc::new(Silent), false, None) {
-        Ok(e) => e,
-        Err(exit) => return exit,
+    let input = StopInput {
+        execution: args.execution.clone(),
+        force: args.force,
     };
-    let exec = match find(engine.store(), &args.state, &args.execution) {
-        Ok(e) => e,
-        Err(exit) => return exit,
+    let after = match runtime().block_on(control::stop(&project(&args.state), &input)) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
     };
-    let mode = if args.force {
-        StopMode::Forced
+    if args.format == Format::Json {
+        output::json(&after);
+    } else if after.status == Status::Stopped {
+        anstream::println!("{} {} stopped", paint(WARNING, "■"), after.id);
     } else {
-        StopMode::Graceful
-    };
-    match engine.stop(&exec.id, mode) {
-        Ok(after) => {
-            if args.format == Format::Json {
-                output::json(&document(engine.store(), &after));
-            } else if after.status == Status::Stopped {
-                anstream::println!("{} {} stopped", paint(WARNING, "■"), after.id);
-            } else {
-                let how = if args.force {
-                    "its running actions are being cancelled"
-                } else {
-                    "it stops once its running actions finish"
-                };
-                anstream::println!(
-                    "{} asked the ferry process driving {} to stop: {how}",
-                    paint(WARNING, "■"),
-                    after.id
-                );
-            }
-            Exit::Ok
-        }
-        Err(e) => {
-            output::error(&e.to_string());
-            Exit::Failed
-        }
+        let how = if args.force {
+            "its running actions are being cancelled"
+        } else {
+            "it stops once its running actions finish"
+        };
+        anstream::println!(
+            "{} asked the ferry process driving {} to stop: {how}",
+            paint(WARNING, "■"),
+            after.id
+        );
     }
+    Exit::Ok
 }

@@ -1,0 +1,145 @@
+//! Acting on an execution that exists: `ferry approve|reject`, `retry`, `stop`. A decision or
+//! a retry continues the execution in this process when no other process drives it.
+
+use std::sync::Arc;
+
+use ferry_engine::model::{Approval, StopMode};
+use ferry_engine::store::Decision;
+
+use crate::error::Result;
+use crate::pipeline::{EngineOptions, open_engine};
+use crate::progress::{ExecutionNote, Progress, Quiet, Reporter};
+use crate::project::Project;
+use crate::run::{Stops, continue_here};
+use crate::view::{ExecutionView, find};
+
+#[derive(Debug, Clone)]
+pub struct DecideInput {
+    /// An execution id or number.
+    pub execution: String,
+    /// The stage whose approval this decides.
+    pub stage: String,
+    pub approve: bool,
+    pub identity: String,
+    pub comment: Option<String>,
+    /// Continue the execution here when no process drives it.
+    pub continue_here: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecideReport {
+    pub approval: Approval,
+    /// The execution after the decision, when it was continued here.
+    pub execution: Option<ExecutionView>,
+}
+
+/// Approves or rejects the approval waiting in a stage.
+pub async fn decide(
+    project: &Project,
+    input: &DecideInput,
+    stops: Option<Stops>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<DecideReport> {
+    let manifest = project.try_load();
+    let options = EngineOptions {
+        auto_approve: false,
+        identity: input.identity.clone(),
+    };
+    let engine = open_engine(project, manifest.as_ref(), &options, reporter.clone()).await?;
+    let pipeline = manifest.as_ref().map(|m| m.pipeline.as_str());
+    let exec = find(
+        engine.store(),
+        pipeline,
+        &input.execution,
+        &project.state_dir,
+    )?;
+    let decision = Decision {
+        approve: input.approve,
+        identity: input.identity.clone(),
+        comment: input.comment.clone(),
+    };
+    let approval = engine.decide(&exec.id, &input.stage, &decision)?;
+    reporter.report(&Progress::Decided {
+        execution: exec.id.clone(),
+        stage: approval.stage.clone(),
+        approve: input.approve,
+        identity: input.identity.clone(),
+        digests: approval.digests.clone(),
+    });
+    let execution = if input.continue_here {
+        Some(continue_here(&engine, &exec, stops, reporter.as_ref()).await?)
+    } else {
+        None
+    };
+    Ok(DecideReport {
+        approval,
+        execution,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryInput {
+    pub execution: String,
+    /// The failed stage; only its failed actions run again.
+    pub stage: String,
+    pub identity: String,
+}
+
+/// Runs the failed actions of a failed or stopped stage again, and continues the execution.
+pub async fn retry(
+    project: &Project,
+    input: &RetryInput,
+    stops: Option<Stops>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ExecutionView> {
+    let manifest = project.try_load();
+    let options = EngineOptions {
+        auto_approve: false,
+        identity: input.identity.clone(),
+    };
+    let engine = open_engine(project, manifest.as_ref(), &options, reporter.clone()).await?;
+    let pipeline = manifest.as_ref().map(|m| m.pipeline.as_str());
+    let exec = find(
+        engine.store(),
+        pipeline,
+        &input.execution,
+        &project.state_dir,
+    )?;
+    engine.retry(&exec.id, &input.stage)?;
+    reporter.report(&Progress::Execution(ExecutionNote::Retrying {
+        id: exec.id.clone(),
+        stage: input.stage.clone(),
+    }));
+    continue_here(&engine, &exec, stops, reporter.as_ref()).await
+}
+
+#[derive(Debug, Clone)]
+pub struct StopInput {
+    pub execution: String,
+    /// Cancel running actions too, instead of letting them finish.
+    pub force: bool,
+}
+
+/// Stops an execution: asks the process driving it, or, with none, stops it here.
+pub async fn stop(project: &Project, input: &StopInput) -> Result<ExecutionView> {
+    // Stopping drives nothing: no AWS needed.
+    let options = EngineOptions {
+        auto_approve: false,
+        identity: String::new(),
+    };
+    let engine = open_engine(project, None, &options, Arc::new(Quiet)).await?;
+    let pipeline = project.try_load().map(|m| m.pipeline);
+    let exec = find(
+        engine.store(),
+        pipeline.as_deref(),
+        &input.execution,
+        &project.state_dir,
+    )?;
+    let mode = if input.force {
+        StopMode::Forced
+    } else {
+        StopMode::Graceful
+    };
+    let after = engine.stop(&exec.id, mode)?;
+    ExecutionView::of(engine.store(), &after)
+}

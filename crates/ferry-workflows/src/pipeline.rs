@@ -1,0 +1,214 @@
+//! The manifest as the engine runs it, and the engine that runs it: a `source` stage, then
+//! every stage of the manifest, each action's configuration built from the typed config of
+//! its kind (so the compiler checks that the manifest and the kind agree on every field).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_aws::actions::{EcsConfig, LambdaConfig, Target};
+use ferry_aws::artifacts::S3Artifacts;
+use ferry_aws::secrets::SecretsManager;
+use ferry_aws::session::Aws;
+use ferry_engine::action::Settings;
+use ferry_engine::approval::ApprovalConfig;
+use ferry_engine::artifact::{ArtifactStore, LocalArtifacts};
+use ferry_engine::build::{BuildConfig, InlineBuildspec};
+use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
+use ferry_engine::secrets::{NoSecrets, SecretResolver};
+use ferry_engine::source::SourceConfig;
+use ferry_engine::{Engine, Registry};
+use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, Manifest};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::progress::{Relay, Reporter};
+use crate::project::Project;
+
+/// A kind's typed configuration as the engine stores it.
+fn config(c: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(c).unwrap_or_default()
+}
+
+/// The manifest as the engine runs it: a `source` stage, then every stage of the manifest.
+pub fn definition(project: &Project, manifest: &Manifest) -> PipelineDef {
+    let source = StageDef {
+        name: "source".into(),
+        environment: None,
+        actions: vec![ActionDef {
+            name: "checkout".into(),
+            kind: "source".into(),
+            run_order: 1,
+            config: config(&SourceConfig {
+                repo: project.source_repo(manifest),
+                branch: Some(manifest.source.branch.clone()),
+            }),
+            inputs: vec![],
+            outputs: vec!["source".into()],
+            timeout_secs: None,
+        }],
+    };
+    let mut stages = vec![source];
+    for stage in &manifest.stages {
+        stages.push(StageDef {
+            name: stage.name.clone(),
+            environment: stage.environment.clone(),
+            actions: stage
+                .actions
+                .iter()
+                .map(|a| action(manifest, &project.manifest, stage, a))
+                .collect(),
+        });
+    }
+    let mode = match manifest.mode {
+        ExecutionMode::Superseded => Mode::Superseded,
+        ExecutionMode::Queued => Mode::Queued,
+        ExecutionMode::Parallel => Mode::Parallel,
+    };
+    PipelineDef {
+        name: manifest.pipeline.clone(),
+        mode,
+        stages,
+    }
+}
+
+fn action(
+    manifest: &Manifest,
+    manifest_path: &Path,
+    stage: &ferry_manifest::Stage,
+    action: &ferry_manifest::Action,
+) -> ActionDef {
+    // A deploy acts in its stage's account, as that account's deploy role; the manifest
+    // guarantees every deploy stage has one.
+    let target = || {
+        stage
+            .account
+            .as_deref()
+            .and_then(|a| manifest.account(a))
+            .map(Target::of)
+    };
+    let mut def = ActionDef {
+        name: action.name.clone(),
+        kind: action.kind.name().to_owned(),
+        run_order: action.run_order,
+        config: serde_json::Value::Null,
+        inputs: action
+            .kind
+            .inputs()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        outputs: vec![],
+        timeout_secs: None,
+    };
+    match &action.kind {
+        ActionKind::Build(b) => {
+            let (buildspec, inline) = match &b.buildspec {
+                Buildspec::File(path) => (Some(path.clone()), None),
+                Buildspec::Inline { text, line } => (
+                    None,
+                    Some(InlineBuildspec {
+                        text: text.clone(),
+                        origin: format!("{}, line {line}", manifest_path.display()),
+                    }),
+                ),
+            };
+            def.config = config(&BuildConfig {
+                buildspec,
+                inline,
+                env: b.env.clone(),
+                secrets: b
+                    .secrets
+                    .iter()
+                    .filter_map(|name| manifest.secret(name))
+                    .map(|s| (s.name.clone(), s.secret_id.clone()))
+                    .collect(),
+            });
+            def.outputs.clone_from(&b.outputs);
+            def.timeout_secs = Some(b.timeout.as_secs());
+        }
+        ActionKind::Approval(a) => {
+            def.config = config(&ApprovalConfig {
+                approvers: a.approvers.clone(),
+                timeout_secs: a.timeout.as_secs(),
+                comment_required: a.comment_required,
+            });
+        }
+        ActionKind::Ecs(e) => {
+            if let Some(target) = target() {
+                let c = EcsConfig::new(e, target);
+                def.timeout_secs = Some(c.action_timeout().as_secs());
+                def.config = config(&c);
+            }
+        }
+        ActionKind::Lambda(l) => {
+            if let Some(target) = target() {
+                let c = LambdaConfig::new(l, target);
+                if let ferry_aws::actions::PackageConfig::Image { .. } = c.package {
+                    def.inputs.clear();
+                }
+                def.config = config(&c);
+            }
+        }
+    }
+    def
+}
+
+/// How the engine is to run: approvals given by themselves, and who runs it.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Approvals approve themselves (`ferry run --auto-approve`).
+    pub auto_approve: bool,
+    /// Who runs ferry, for approvals and the ledger.
+    pub identity: String,
+}
+
+/// The engine over the project's state directory. A manifest with a shared account adds AWS:
+/// artifacts in its S3 bucket under its KMS key, secrets from its Secrets Manager, and the
+/// `ecs` and `lambda` deploy actions.
+pub async fn open_engine(
+    project: &Project,
+    manifest: Option<&Manifest>,
+    options: &EngineOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Engine> {
+    let store = project.store()?;
+    let settings = Settings {
+        auto_approve: options.auto_approve,
+        identity: options.identity.clone(),
+        poll: Duration::from_millis(500),
+        state_dir: project.state_dir.clone(),
+    };
+    let mut registry = Registry::with_builtins();
+    let (artifacts, secrets): (Arc<dyn ArtifactStore>, Arc<dyn SecretResolver>) =
+        match manifest.and_then(|m| m.shared.as_ref().map(|s| (m, s))) {
+            Some((m, shared)) => {
+                let aws = Aws::from_env(&format!("ferry-{}", m.pipeline)).await?;
+                ferry_aws::register(&mut registry, &aws);
+                let own = aws.own(Some(&shared.region));
+                let names = ferry_plan::Names::new(m, None).expect("a shared account");
+                (
+                    Arc::new(S3Artifacts::new(
+                        &own,
+                        &shared.artifact_bucket,
+                        &m.pipeline,
+                        &names.key_alias_arn(),
+                    )),
+                    Arc::new(SecretsManager::new(&own)),
+                )
+            }
+            None => {
+                let local = LocalArtifacts::open(&project.state_dir.join("artifacts"))
+                    .map_err(|e| Error::Failed(e.to_string()))?;
+                (Arc::new(local), Arc::new(NoSecrets))
+            }
+        };
+    Ok(Engine::new(
+        store,
+        registry,
+        artifacts,
+        secrets,
+        Arc::new(Relay(reporter)),
+        settings,
+    ))
+}

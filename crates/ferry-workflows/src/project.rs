@@ -1,0 +1,117 @@
+//! Where a pipeline lives on this machine: its manifest, and the state directory that holds
+//! its executions, logs, artifacts and the last live read of its foundation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_engine::store::{SqliteStore, Store};
+use ferry_manifest::Manifest;
+
+use crate::error::{Error, Result};
+
+/// A manifest and its state directory.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub manifest: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Project {
+    /// The manifest at `manifest`; the state in `state_dir`, by default `.ferry/` beside it.
+    pub fn new(manifest: &Path, state_dir: Option<&Path>) -> Project {
+        Project {
+            manifest: manifest.to_owned(),
+            state_dir: state_dir
+                .map_or_else(|| manifest_dir(manifest).join(".ferry"), Path::to_path_buf),
+        }
+    }
+
+    /// Reads and validates the manifest.
+    pub fn load(&self) -> Result<Manifest> {
+        let loaded = ferry_manifest::load(&self.manifest);
+        if loaded.has_errors() {
+            return Err(Error::InvalidManifest(Box::new(loaded)));
+        }
+        loaded
+            .manifest
+            .ok_or_else(|| Error::InvalidManifest(Box::new(ferry_manifest::load(&self.manifest))))
+    }
+
+    /// The manifest when it can be read (to find its executions, and to continue them with
+    /// its AWS settings); `None` otherwise.
+    pub fn try_load(&self) -> Option<Manifest> {
+        ferry_manifest::load(&self.manifest).manifest
+    }
+
+    /// The manifest, which must have a shared account: the foundation lives there.
+    pub fn load_with_foundation(&self) -> Result<Manifest> {
+        let m = self.load()?;
+        if m.shared.is_none() {
+            return Err(Error::Usage(format!(
+                "{} has no `shared` account: a pipeline of local builds needs no foundation",
+                self.manifest.display()
+            )));
+        }
+        Ok(m)
+    }
+
+    pub fn store(&self) -> Result<Arc<dyn Store>> {
+        open_store(&self.state_dir)
+    }
+
+    /// The directory of the manifest, absolute.
+    pub fn dir(&self) -> PathBuf {
+        manifest_dir(&self.manifest)
+    }
+
+    /// The source repository as the engine reads it: an absolute directory, or a URL.
+    pub fn source_repo(&self, manifest: &Manifest) -> String {
+        let repo = &manifest.source.repo;
+        if ferry_engine::source::is_url(repo) {
+            return repo.clone();
+        }
+        let dir = self.dir().join(repo);
+        std::fs::canonicalize(&dir)
+            .unwrap_or(dir)
+            .display()
+            .to_string()
+    }
+}
+
+/// The store of a state directory (`state.db`).
+pub fn open_store(state_dir: &Path) -> Result<Arc<dyn Store>> {
+    let path = state_dir.join("state.db");
+    SqliteStore::open(&path)
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
+        .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+}
+
+fn manifest_dir(manifest: &Path) -> PathBuf {
+    let dir = manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Who is running ferry on this machine: `FERRY_IDENTITY`, else git's user.email, else
+/// `$USER`. (The server knows its callers by their tokens instead.)
+pub fn local_identity() -> String {
+    if let Ok(id) = std::env::var("FERRY_IDENTITY")
+        && !id.trim().is_empty()
+    {
+        return id;
+    }
+    let git = std::process::Command::new("git")
+        .args(["config", "user.email"])
+        .output();
+    if let Ok(out) = git
+        && out.status.success()
+    {
+        let email = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !email.is_empty() {
+            return email;
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,280 @@
+//! The release ledger of an environment (`ferry releases`), and `ferry rollback`: each deploy
+//! of the environment back on the newest release the ledger marks verified good that is not
+//! the version running now.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_aws::ecs::{self, EcsDeploy};
+use ferry_aws::lambda;
+use ferry_aws::session::{AccountConfig, Aws, RoleTarget};
+use ferry_engine::model::{Release, rollback_target};
+use ferry_engine::store::Store;
+use ferry_manifest::{ActionKind, Environment, Manifest, ReleaseTarget};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::progress::{Operation, Reporter};
+use crate::project::Project;
+
+fn environment<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Environment> {
+    manifest.environment(name).ok_or_else(|| {
+        let known: Vec<&str> = manifest
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        Error::Usage(format!(
+            "no environment `{name}`; the manifest has: {}",
+            known.join(", ")
+        ))
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleasesReport {
+    pub environment: String,
+    /// Newest first.
+    pub releases: Vec<Release>,
+}
+
+pub fn releases(project: &Project, environment_name: &str, limit: usize) -> Result<ReleasesReport> {
+    let manifest = project.load()?;
+    let env = environment(&manifest, environment_name)?;
+    let releases = project
+        .store()?
+        .releases(&manifest.pipeline, Some(&env.name), None, limit)?;
+    Ok(ReleasesReport {
+        environment: env.name.clone(),
+        releases,
+    })
+}
+
+/// A deploy of the environment, as the ledger names it.
+struct Deployment {
+    /// The action's name in the manifest.
+    action: String,
+    target: ReleaseTarget,
+    /// For ECS: the longest wait for steady state.
+    timeout: Duration,
+}
+
+fn deployments(manifest: &Manifest, environment: &str) -> Vec<Deployment> {
+    manifest
+        .deployments()
+        .filter(|(stage, _, _)| stage.environment.as_deref() == Some(environment))
+        .filter_map(|(_, _, action)| {
+            Some(Deployment {
+                action: action.name.clone(),
+                target: action.kind.release_target()?,
+                timeout: match &action.kind {
+                    ActionKind::Ecs(e) => e.timeout,
+                    _ => Duration::ZERO,
+                },
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct RollbackInput {
+    pub environment: String,
+    /// One deploy: its action name or target; `None`: every deploy of the environment.
+    pub target: Option<String>,
+    /// Return to this release instead.
+    pub to: Option<i64>,
+    pub identity: String,
+}
+
+/// How one deploy's rollback went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RollbackResult {
+    Restored {
+        target: ReleaseTarget,
+        restored_release: i64,
+        version: String,
+        /// The version it replaced.
+        replaced: Option<String>,
+        revision: String,
+    },
+    Failed {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<ReleaseTarget>,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub environment: String,
+    pub results: Vec<RollbackResult>,
+}
+
+impl RollbackReport {
+    pub fn ok(&self) -> bool {
+        self.results
+            .iter()
+            .all(|r| matches!(r, RollbackResult::Restored { .. }))
+    }
+}
+
+pub async fn rollback(
+    project: &Project,
+    input: &RollbackInput,
+    reporter: &dyn Reporter,
+) -> Result<RollbackReport> {
+    let manifest = project.load()?;
+    let env = environment(&manifest, &input.environment)?;
+    let account = manifest.account(&env.account).ok_or_else(|| {
+        Error::Usage(format!("environment `{}` names no known account", env.name))
+    })?;
+    let all = deployments(&manifest, &env.name);
+    let chosen: Vec<&Deployment> = match &input.target {
+        Some(t) => {
+            let chosen: Vec<&Deployment> = all
+                .iter()
+                .filter(|d| &d.action == t || &d.target.to_string() == t)
+                .collect();
+            if chosen.is_empty() {
+                let known: Vec<String> = all
+                    .iter()
+                    .map(|d| format!("{} ({})", d.action, d.target))
+                    .collect();
+                return Err(Error::Usage(format!(
+                    "`{t}` is not a deploy of {}; its deploys are: {}",
+                    env.name,
+                    known.join(", ")
+                )));
+            }
+            chosen
+        }
+        None => all.iter().collect(),
+    };
+    if chosen.is_empty() {
+        return Err(Error::Usage(format!(
+            "environment `{}` has no deploys",
+            env.name
+        )));
+    }
+    let store = project.store()?;
+    let role = RoleTarget {
+        role_arn: account.deploy_role_arn(),
+        external_id: account.external_id.clone(),
+        region: Some(account.region.clone()),
+    };
+    let mut report = RollbackReport {
+        environment: env.name.clone(),
+        results: Vec::new(),
+    };
+    let opened = async {
+        let aws = Aws::from_env(&format!("ferry-{}-rollback", manifest.pipeline)).await?;
+        aws.assume(&role).await
+    };
+    let acct = match opened.await {
+        Ok(a) => a,
+        Err(e) => {
+            report.results.push(RollbackResult::Failed {
+                target: None,
+                error: e.to_string(),
+            });
+            return Ok(report);
+        }
+    };
+    for d in chosen {
+        let result = roll_back_one(&store, &manifest, &env.name, &acct, d, input, reporter).await;
+        report
+            .results
+            .push(result.unwrap_or_else(|error| RollbackResult::Failed {
+                target: Some(d.target.clone()),
+                error,
+            }));
+    }
+    Ok(report)
+}
+
+/// Puts one deploy back on its last verified-good release (or `input.to`), and records that
+/// in the ledger.
+async fn roll_back_one(
+    store: &Arc<dyn Store>,
+    manifest: &Manifest,
+    environment: &str,
+    acct: &AccountConfig,
+    d: &Deployment,
+    input: &RollbackInput,
+    reporter: &dyn Reporter,
+) -> std::result::Result<RollbackResult, String> {
+    let target = d.target.to_string();
+    let ledger = store
+        .releases(&manifest.pipeline, Some(environment), Some(&target), 200)
+        .map_err(|e| e.to_string())?;
+    let op = Operation::begin(reporter, format!("rollback {target}"));
+    let live = match &d.target {
+        ReleaseTarget::Lambda { function, alias } => lambda::alias_code(acct, function, alias)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(v, _, _)| v),
+        ReleaseTarget::Ecs { cluster, service } => Some(
+            ecs::current_task_definition(acct, cluster, service)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let release = match input.to {
+        Some(id) => ledger.iter().find(|r| r.id == id).ok_or_else(|| {
+            format!("release {id} is not a release of {target}; `ferry releases` lists them")
+        })?,
+        None => rollback_target(&ledger, live.as_deref()).ok_or_else(|| {
+            format!(
+                "the ledger has no verified-good release of {target} other than the one running ({})",
+                live.as_deref().unwrap_or("none")
+            )
+        })?,
+    };
+    op.step(&format!(
+        "returning to release {} ({})",
+        release.id, release.record.version
+    ));
+    match &d.target {
+        ReleaseTarget::Lambda { function, alias } => {
+            lambda::point_alias(acct, function, alias, &release.record.version)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        ReleaseTarget::Ecs { cluster, service } => {
+            let req = EcsDeploy {
+                cluster: cluster.clone(),
+                service: service.clone(),
+                images: Vec::new(),
+                timeout: d.timeout,
+                alarms: Vec::new(),
+                poll: Duration::from_secs(2),
+                previous: None,
+                idempotency_key: None,
+            };
+            if let Some(why) = ecs::update_to(acct, &req, &release.record.version, &|s| op.step(s))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!(
+                    "the service was set to {} but {why}",
+                    ecs::short_td(&release.record.version)
+                ));
+            }
+        }
+    }
+    drop(op);
+    if let Err(e) = store.restore_release(release, &input.identity, live.as_deref()) {
+        crate::progress::warn(
+            reporter,
+            format!("{target}: rolled back, but the ledger could not record it: {e}"),
+        );
+    }
+    Ok(RollbackResult::Restored {
+        target: d.target.clone(),
+        restored_release: release.id,
+        version: release.record.version.clone(),
+        replaced: live,
+        revision: release.revision.clone(),
+    })
+}

@@ -1,0 +1,160 @@
+//! `ferry run`: an execution started (or resumed) and driven to its end, stage by stage.
+
+use std::sync::Arc;
+
+use ferry_engine::model::{Execution, StopMode};
+use ferry_engine::{Engine, EngineError};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::error::{Error, Result};
+use crate::pipeline::{EngineOptions, definition, open_engine};
+use crate::progress::{ExecutionNote, Progress, Reporter};
+use crate::project::Project;
+use crate::snapshot::check_before_run;
+use crate::view::{ExecutionView, find};
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunInput {
+    /// A git revision to build; `None`: the working tree.
+    pub revision: Option<String>,
+    /// Stop after this stage.
+    pub until: Option<String>,
+    /// Approvals approve themselves.
+    pub auto_approve: bool,
+    /// Continue an interrupted execution instead of starting one: `Some("")` the newest
+    /// unfinished one.
+    pub resume: Option<String>,
+    /// Who runs it (the trigger, approvals with `auto_approve`).
+    pub identity: String,
+}
+
+/// Requests to stop the execution while it runs (Ctrl-C at a terminal): the first is
+/// graceful, the next forced.
+pub type Stops = UnboundedReceiver<StopMode>;
+
+pub async fn run(
+    project: &Project,
+    input: &RunInput,
+    stops: Option<Stops>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ExecutionView> {
+    let manifest = project.load()?;
+    let options = EngineOptions {
+        auto_approve: input.auto_approve,
+        identity: input.identity.clone(),
+    };
+    let engine = open_engine(project, Some(&manifest), &options, reporter.clone()).await?;
+    let exec = if let Some(key) = &input.resume {
+        let found = if key.is_empty() {
+            engine
+                .store()
+                .executions(Some(&manifest.pipeline), 50)?
+                .into_iter()
+                .find(|e| !e.status.is_final())
+        } else {
+            Some(find(
+                engine.store(),
+                Some(&manifest.pipeline),
+                key,
+                &project.state_dir,
+            )?)
+        };
+        let e = found.ok_or_else(|| {
+            Error::NotFound("no unfinished execution to resume; `ferry history` lists them".into())
+        })?;
+        reporter.report(&Progress::Execution(ExecutionNote::Resumed {
+            id: e.id.clone(),
+            revision: e.revision.clone(),
+        }));
+        e
+    } else {
+        // Before anything deploys: would every access the manifest needs be allowed?
+        check_before_run(&manifest, &project.state_dir, reporter.as_ref())?;
+        let def = definition(project, &manifest);
+        let repo = project.source_repo(&manifest);
+        let revision = ferry_engine::source::resolve_revision(
+            &repo,
+            Some(&manifest.source.branch),
+            input.revision.as_deref(),
+        )
+        .map_err(Error::Failed)?;
+        let trigger = format!("ferry run by {}", input.identity);
+        let exec = engine
+            .start(&def, &revision, &trigger)
+            .map_err(|e| match e {
+                EngineError::Invalid(why) => Error::Usage(why),
+                other => other.into(),
+            })?;
+        reporter.report(&Progress::Execution(ExecutionNote::Started {
+            id: exec.id.clone(),
+            pipeline: manifest.pipeline.clone(),
+            revision,
+            state_dir: project.state_dir.display().to_string(),
+        }));
+        exec
+    };
+    let done = drive(
+        &engine,
+        &exec.id,
+        input.until.as_deref(),
+        stops,
+        reporter.as_ref(),
+    )
+    .await?;
+    ExecutionView::of(engine.store(), &done)
+}
+
+/// Drives an execution to its end (or the end of stage `until`), turning each stop request
+/// into a stop of the execution.
+pub(crate) async fn drive(
+    engine: &Engine,
+    id: &str,
+    until: Option<&str>,
+    stops: Option<Stops>,
+    reporter: &dyn Reporter,
+) -> Result<Execution> {
+    let driving = engine.drive(id, until);
+    let Some(mut stops) = stops else {
+        return Ok(driving.await?);
+    };
+    tokio::pin!(driving);
+    loop {
+        tokio::select! {
+            done = &mut driving => return Ok(done?),
+            Some(mode) = stops.recv() => {
+                let _ = engine.store().request_stop(id, mode);
+                reporter.report(&Progress::StopRequested { forced: mode == StopMode::Forced });
+            }
+        }
+    }
+}
+
+/// Continues an execution nobody drives (after a decision or a retry) and reports how it
+/// ended; one another process drives continues there.
+pub(crate) async fn continue_here(
+    engine: &Engine,
+    exec: &Execution,
+    stops: Option<Stops>,
+    reporter: &dyn Reporter,
+) -> Result<ExecutionView> {
+    let current = engine
+        .store()
+        .execution(&exec.id)?
+        .ok_or_else(|| Error::NotFound(format!("no execution `{}`", exec.id)))?;
+    if current.status.is_final() {
+        return ExecutionView::of(engine.store(), &current);
+    }
+    if let Some(driver) = engine.live_driver(&current) {
+        reporter.report(&Progress::Execution(ExecutionNote::DrivenElsewhere {
+            id: exec.id.clone(),
+            driver,
+        }));
+        return ExecutionView::of(engine.store(), &current);
+    }
+    reporter.report(&Progress::Execution(ExecutionNote::Continuing {
+        id: exec.id.clone(),
+    }));
+    let done = drive(engine, &exec.id, None, stops, reporter).await?;
+    ExecutionView::of(engine.store(), &done)
+}

@@ -1,0 +1,122 @@
+//! `ferry validate`: every problem of the manifest, and of the buildspecs ferry can read
+//! before a run (inline ones, and files in a local source directory).
+
+use std::path::Path;
+
+use ferry_manifest::{ActionKind, Buildspec, Loaded, Manifest};
+use ferry_yaml::{Diagnostic, Limits, SourceFile};
+
+use crate::project::Project;
+
+/// The manifest's diagnostics and each checked buildspec's.
+#[derive(Debug)]
+pub struct ValidateReport {
+    pub loaded: Loaded,
+    /// Buildspecs with problems, each with its diagnostics.
+    pub buildspecs: Vec<(SourceFile, Vec<Diagnostic>)>,
+    /// Warnings count as failures.
+    pub strict: bool,
+}
+
+impl ValidateReport {
+    fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.loaded
+            .diagnostics
+            .iter()
+            .chain(self.buildspecs.iter().flat_map(|(_, d)| d))
+    }
+
+    pub fn errors(&self) -> usize {
+        self.diagnostics().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics().filter(|d| !d.is_error()).count()
+    }
+
+    pub fn valid(&self) -> bool {
+        self.errors() == 0 && !(self.strict && self.warnings() > 0)
+    }
+
+    /// The report as one JSON document.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.loaded.file.name(),
+            "valid": self.valid(),
+            "errors": self.errors(),
+            "warnings": self.warnings(),
+            "diagnostics": self
+                .loaded
+                .diagnostics_json()
+                .into_iter()
+                .chain(self.buildspecs.iter().flat_map(|(f, d)| ferry_yaml::diagnostics_json(f, d)))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub fn validate(project: &Project, strict: bool) -> ValidateReport {
+    let loaded = ferry_manifest::load(&project.manifest);
+    let buildspecs = loaded
+        .manifest
+        .as_ref()
+        .map(|m| buildspecs(project, m))
+        .unwrap_or_default();
+    ValidateReport {
+        loaded,
+        buildspecs,
+        strict,
+    }
+}
+
+/// The buildspecs ferry can check before a run: inline ones, and files in a local source
+/// directory read by builds whose first input is `source`.
+fn buildspecs(project: &Project, manifest: &Manifest) -> Vec<(SourceFile, Vec<Diagnostic>)> {
+    let path = &project.manifest;
+    let repo = project.source_repo(manifest);
+    let mut out = Vec::new();
+    for stage in &manifest.stages {
+        for action in &stage.actions {
+            let ActionKind::Build(build) = &action.kind else {
+                continue;
+            };
+            let file = match &build.buildspec {
+                Buildspec::Inline { text, line } => SourceFile::new(
+                    format!(
+                        "{} (inline buildspec of {}.{}, from line {line})",
+                        path.display(),
+                        stage.name,
+                        action.name
+                    ),
+                    text.clone(),
+                ),
+                Buildspec::File(file)
+                    if build.inputs.first().map(String::as_str) == Some("source")
+                        && !ferry_engine::source::is_url(&repo) =>
+                {
+                    let full = Path::new(&repo).join(file);
+                    match SourceFile::read(&full, &Limits::default()) {
+                        Ok(f) => f,
+                        Err(d) => {
+                            let name =
+                                format!("{} ({}.{})", full.display(), stage.name, action.name);
+                            // A warning: the build reads the buildspec from its revision, which
+                            // may hold a file the working tree does not (yet).
+                            let d = Diagnostic::warning("missing-buildspec", d.message)
+                                .with_hint(format!("`{file}` is read from the source repository ({repo}) when the build runs"));
+                            out.push((SourceFile::new(name, ""), vec![d]));
+                            continue;
+                        }
+                    }
+                }
+                // In an artifact produced at run time: checked when the build runs.
+                Buildspec::File(_) => continue,
+            };
+            let (_, diagnostics) = ferry_engine::buildspec::parse(&file);
+            if !diagnostics.is_empty() {
+                out.push((file, diagnostics));
+            }
+        }
+    }
+    out
+}
