@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use ferry_engine::model::{Approval, StopMode};
+use ferry_engine::Engine;
+use ferry_engine::model::{Approval, Execution, StopMode};
 use ferry_engine::store::Decision;
 
 use crate::error::Result;
@@ -33,6 +34,25 @@ pub struct DecideReport {
     pub execution: Option<ExecutionView>,
 }
 
+/// The engine over the project (with AWS when the manifest can be read and has a shared
+/// account), and the execution `key` names.
+async fn engine_and_execution(
+    project: &Project,
+    key: &str,
+    identity: &str,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(Engine, Execution)> {
+    let manifest = project.try_load();
+    let options = EngineOptions {
+        auto_approve: false,
+        identity: identity.to_owned(),
+    };
+    let engine = open_engine(project, manifest.as_ref(), &options, reporter).await?;
+    let pipeline = manifest.as_ref().map(|m| m.pipeline.as_str());
+    let exec = find(engine.store(), pipeline, key, &project.state_dir)?;
+    Ok((engine, exec))
+}
+
 /// Approves or rejects the approval waiting in a stage.
 pub async fn decide(
     project: &Project,
@@ -40,19 +60,8 @@ pub async fn decide(
     stops: Option<Stops>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<DecideReport> {
-    let manifest = project.try_load();
-    let options = EngineOptions {
-        auto_approve: false,
-        identity: input.identity.clone(),
-    };
-    let engine = open_engine(project, manifest.as_ref(), &options, reporter.clone()).await?;
-    let pipeline = manifest.as_ref().map(|m| m.pipeline.as_str());
-    let exec = find(
-        engine.store(),
-        pipeline,
-        &input.execution,
-        &project.state_dir,
-    )?;
+    let (engine, exec) =
+        engine_and_execution(project, &input.execution, &input.identity, reporter.clone()).await?;
     let decision = Decision {
         approve: input.approve,
         identity: input.identity.clone(),
@@ -92,19 +101,8 @@ pub async fn retry(
     stops: Option<Stops>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<ExecutionView> {
-    let manifest = project.try_load();
-    let options = EngineOptions {
-        auto_approve: false,
-        identity: input.identity.clone(),
-    };
-    let engine = open_engine(project, manifest.as_ref(), &options, reporter.clone()).await?;
-    let pipeline = manifest.as_ref().map(|m| m.pipeline.as_str());
-    let exec = find(
-        engine.store(),
-        pipeline,
-        &input.execution,
-        &project.state_dir,
-    )?;
+    let (engine, exec) =
+        engine_and_execution(project, &input.execution, &input.identity, reporter.clone()).await?;
     engine.retry(&exec.id, &input.stage)?;
     reporter.report(&Progress::Execution(ExecutionNote::Retrying {
         id: exec.id.clone(),

@@ -43,6 +43,14 @@ fn interrupts() -> Stops {
     rx
 }
 
+/// Runs a workflow that may drive an execution here: with the console, and Ctrl-C as stop
+/// requests.
+fn driving<T>(
+    workflow: impl AsyncFnOnce(Option<Stops>, Arc<dyn ferry_workflows::Reporter>) -> T,
+) -> T {
+    runtime().block_on(async { workflow(Some(interrupts()), Arc::new(Console::new())).await })
+}
+
 /// The end of an execution: a line (and where to look when it failed), or the JSON document.
 fn summary(view: &ExecutionView, format: Format) -> Exit {
     match format {
@@ -82,16 +90,7 @@ pub fn run(args: &RunArgs) -> Exit {
         identity: local_identity(),
     };
     let project = project(&args.state);
-    let result = runtime().block_on(async {
-        run::run(
-            &project,
-            &input,
-            Some(interrupts()),
-            Arc::new(Console::new()),
-        )
-        .await
-    });
-    match result {
+    match driving(async |stops, console| run::run(&project, &input, stops, console).await) {
         Ok(view) => summary(&view, args.format),
         Err(e) => fail(&e),
     }
@@ -239,16 +238,7 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
         continue_here: !args.no_continue,
     };
     let project = project(&args.state);
-    let result = runtime().block_on(async {
-        control::decide(
-            &project,
-            &input,
-            Some(interrupts()),
-            Arc::new(Console::new()),
-        )
-        .await
-    });
-    match result {
+    match driving(async |stops, console| control::decide(&project, &input, stops, console).await) {
         Ok(report) => report
             .execution
             .map_or(Exit::Ok, |view| after(&view, args.format)),
@@ -263,16 +253,7 @@ pub fn retry(args: &RetryArgs) -> Exit {
         identity: local_identity(),
     };
     let project = project(&args.state);
-    let result = runtime().block_on(async {
-        control::retry(
-            &project,
-            &input,
-            Some(interrupts()),
-            Arc::new(Console::new()),
-        )
-        .await
-    });
-    match result {
+    match driving(async |stops, console| control::retry(&project, &input, stops, console).await) {
         Ok(view) => after(&view, args.format),
         Err(e) => fail(&e),
     }
