@@ -6,6 +6,7 @@
 //! - [`alarms`]: the CloudWatch alarms a deploy watches.
 //! - [`artifacts`]: the S3/KMS artifact store; [`secrets`]: the Secrets Manager resolver.
 //! - [`actions`]: the engine's `ecs` and `lambda` actions, built on the above.
+//! - [`sns`]: notifications published to an SNS topic.
 //! - [`error`]: errors that name the account, role, action, resource and AWS error code.
 //!
 //! Architecture invariant: nothing here prints or stores a credential or a secret value.
@@ -20,6 +21,7 @@ pub mod foundation;
 pub mod lambda;
 pub mod secrets;
 pub mod session;
+pub mod sns;
 
 /// Registers the `ecs` and `lambda` action kinds.
 pub fn register(registry: &mut ferry_engine::Registry, aws: &session::Aws) {

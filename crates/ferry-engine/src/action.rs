@@ -156,6 +156,15 @@ pub enum RunEvent {
         stage: String,
         why: String,
     },
+    /// A deploy was recorded in the release ledger.
+    Release {
+        stage: String,
+        environment: String,
+        target: String,
+        version: String,
+        /// `Deployed`, `RolledBack`, `Failed`.
+        outcome: String,
+    },
 }
 
 pub trait Observer: Send + Sync {

@@ -145,7 +145,7 @@ impl Engine {
         &self,
         definition: &PipelineDef,
         revision: &str,
-        trigger: &str,
+        trigger: impl Into<Trigger>,
     ) -> Result<Execution> {
         for stage in &definition.stages {
             for action in &stage.actions {
@@ -154,7 +154,9 @@ impl Engine {
                     .map_err(|e| EngineError::Invalid(format!("stage `{}`: {e}", stage.name)))?;
             }
         }
-        Ok(self.store.create_execution(definition, revision, trigger)?)
+        Ok(self
+            .store
+            .create_execution(definition, revision, &trigger.into())?)
     }
 
     fn load(&self, id: &str) -> Result<Execution> {
@@ -573,6 +575,13 @@ impl Engine {
             let approved_by = self.approver(exec, stage)?;
             self.store
                 .record_release(exec, &environment, approved_by.as_deref(), release)?;
+            self.observer.event(RunEvent::Release {
+                stage: stage.name.clone(),
+                environment,
+                target: release.target.clone(),
+                version: release.version.clone(),
+                outcome: release.outcome.clone(),
+            });
         }
         Ok(())
     }

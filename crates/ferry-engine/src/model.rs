@@ -60,7 +60,7 @@ impl PipelineDef {
 }
 
 /// Statuses, as CodePipeline names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Status {
     Pending,
     InProgress,
@@ -124,6 +124,51 @@ pub enum StopMode {
     Forced,
 }
 
+/// How an execution was started: in words, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `ferry run by alice`, `push to main by bob (github)`.
+    pub text: String,
+    /// Who started it, and who pushed the commit it runs: an approval with `forbid_self`
+    /// refuses them.
+    pub identities: Vec<String>,
+    /// The branch (or tag) whose push or head it runs, when it runs one.
+    pub branch: Option<String>,
+}
+
+impl From<&str> for Trigger {
+    fn from(text: &str) -> Trigger {
+        Trigger {
+            text: text.to_owned(),
+            ..Trigger::default()
+        }
+    }
+}
+
+/// Which executions to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionQuery {
+    pub pipeline: Option<String>,
+    pub status: Option<Status>,
+    pub branch: Option<String>,
+    /// Executions whose trigger text holds this.
+    pub trigger: Option<String>,
+    /// Only executions created before this time (ms): the next page.
+    pub before_ms: Option<i64>,
+    pub limit: usize,
+}
+
+impl ExecutionQuery {
+    /// The newest `limit` executions of `pipeline` (all pipelines when `None`).
+    pub fn newest(pipeline: Option<&str>, limit: usize) -> ExecutionQuery {
+        ExecutionQuery {
+            pipeline: pipeline.map(str::to_owned),
+            limit,
+            ..ExecutionQuery::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Execution {
     pub id: String,
@@ -131,6 +176,10 @@ pub struct Execution {
     pub seq: u64,
     pub revision: String,
     pub trigger: String,
+    /// Who started it and who pushed its commit.
+    pub started_by: Vec<String>,
+    /// The branch (or tag) it runs, when it runs one.
+    pub branch: Option<String>,
     pub status: Status,
     pub reason: Option<String>,
     pub definition: PipelineDef,
@@ -177,7 +226,7 @@ pub struct ArtifactRef {
     pub envelope: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ApprovalStatus {
     Pending,
     Approved,
@@ -185,25 +234,45 @@ pub enum ApprovalStatus {
     Expired,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One identity's decision on an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Vote {
+    pub identity: String,
+    pub approve: bool,
+    pub comment: Option<String>,
+    /// The artifacts it approved: name → sha256.
+    pub digests: std::collections::BTreeMap<String, String>,
+    pub decided_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     pub execution_id: String,
     pub stage: String,
     pub action: String,
     pub status: ApprovalStatus,
+    /// Identities or groups that may decide; empty: anyone.
     pub approvers: Vec<String>,
     pub comment_required: bool,
+    /// How many distinct identities must approve.
+    pub required: u32,
+    /// Identities that may not decide (who started the execution or pushed its commit).
+    pub forbidden: Vec<String>,
+    /// The decisions recorded so far, in order.
+    pub votes: Vec<Vote>,
     /// The artifacts being approved: name → sha256.
     pub digests: std::collections::BTreeMap<String, String>,
     pub requested_ms: i64,
     pub deadline_ms: i64,
+    /// Who decided it: the approvers, comma-separated, or the one who rejected it.
     pub identity: Option<String>,
+    /// The deciding vote's comment.
     pub comment: Option<String>,
     pub decided_ms: Option<i64>,
 }
 
 /// A deployment, as an action reports it for the release ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReleaseRecord {
     /// What was deployed to, e.g. `lambda:orders-fn:live`.
     pub target: String,
@@ -219,7 +288,7 @@ pub struct ReleaseRecord {
 }
 
 /// A ledger entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Release {
     pub id: i64,
     pub pipeline: String,

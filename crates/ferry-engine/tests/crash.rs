@@ -153,7 +153,9 @@ fn crash_child() {
         settings(&state, true),
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let existing = store.executions(Some("crash"), 1).unwrap();
+    let existing = store
+        .executions(&ExecutionQuery::newest(Some("crash"), 1))
+        .unwrap();
     let id = match existing.first() {
         Some(e) => e.id.clone(),
         None => {
@@ -222,7 +224,10 @@ fn crash_and_resume(crash: Crash<'_>, label: &str) -> Vec<String> {
     );
 
     let store = SqliteStore::open(&dir.path().join(".ferry/state.db")).unwrap();
-    let exec = store.executions(Some("crash"), 1).unwrap().remove(0);
+    let exec = store
+        .executions(&ExecutionQuery::newest(Some("crash"), 1))
+        .unwrap()
+        .remove(0);
     assert_eq!(exec.status, Status::Succeeded, "{label}");
     let effects = std::fs::read_to_string(dir.path().join("effects")).unwrap();
     for action in ["build.a", "build.b", "build.c", "deploy.d"] {
@@ -252,7 +257,11 @@ fn killed_at_every_transition_the_execution_completes_with_each_effect_once() {
     let clean = tempfile::tempdir().unwrap();
     assert!(run_child(clean.path(), Crash::Never).success());
     let store = SqliteStore::open(&clean.path().join(".ferry/state.db")).unwrap();
-    let id = store.executions(Some("crash"), 1).unwrap()[0].id.clone();
+    let id = store
+        .executions(&ExecutionQuery::newest(Some("crash"), 1))
+        .unwrap()[0]
+        .id
+        .clone();
     let transitions = store.events(&id).unwrap().len();
     assert!(transitions > 20, "{transitions} transitions");
 

@@ -109,6 +109,7 @@ async fn deploys_and_rollbacks_are_recorded_with_their_approver() {
                     approve: true,
                     identity: "erin".into(),
                     comment: None,
+                    ..Decision::default()
                 },
             )
             .is_err()

@@ -274,18 +274,20 @@ async fn approvals_wait_check_rules_and_record_the_identity_and_digests() {
         approve: true,
         identity: "alice".into(),
         comment: None,
+        ..Decision::default()
     };
     assert!(
         h.engine
             .decide(&exec.id, "qa", &no_comment)
             .unwrap_err()
             .to_string()
-            .contains("needs --comment")
+            .contains("needs a comment")
     );
     let bob = Decision {
         approve: true,
         identity: "bob".into(),
         comment: Some("ok".into()),
+        ..Decision::default()
     };
     assert!(
         h.engine
@@ -305,6 +307,7 @@ async fn approvals_wait_check_rules_and_record_the_identity_and_digests() {
         approve: true,
         identity: "alice".into(),
         comment: Some("ship it".into()),
+        ..Decision::default()
     };
     let decided = h.engine.decide(&exec.id, "qa", &alice).unwrap();
     assert_eq!(decided.identity.as_deref(), Some("alice"));
@@ -341,6 +344,7 @@ async fn approving_changed_artifacts_is_refused() {
         approve: true,
         identity: "carol".into(),
         comment: None,
+        ..Decision::default()
     };
     assert!(
         h.engine
@@ -353,6 +357,7 @@ async fn approving_changed_artifacts_is_refused() {
         approve: false,
         identity: "carol".into(),
         comment: Some("changed under me".into()),
+        ..Decision::default()
     };
     h.engine.decide(&exec.id, "qa", &reject).unwrap();
     let done = driving.await.unwrap().unwrap();
@@ -428,6 +433,7 @@ async fn an_approval_waits_across_restarts_with_its_first_deadline() {
                 approve: true,
                 identity: "dave".into(),
                 comment: None,
+                ..Decision::default()
             },
         )
         .unwrap();
@@ -551,6 +557,7 @@ async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
             approve: true,
             identity: "x".into(),
             comment: None,
+            ..Decision::default()
         };
         h.engine.decide(&holder.id, "qa", &approve).unwrap();
         assert_eq!(first.await.unwrap().unwrap().status, Status::Succeeded);

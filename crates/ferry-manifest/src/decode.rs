@@ -126,6 +126,7 @@ fn source(d: &mut Decoder, n: &Node) -> Option<SourceDoc> {
     Some(SourceDoc {
         repo: opt_name(d, &f, "repo", "`source.repo`"),
         branch: opt_name(d, &f, "branch", "`source.branch`"),
+        triggers: list(d, f.get("triggers"), "`source.triggers`", trigger),
     })
 }
 
@@ -184,11 +185,7 @@ pub(crate) fn action(d: &mut Decoder, n: &Node) -> Option<ActionDoc> {
         [kind] => {
             let node = f.get(kind);
             match (*kind, node) {
-                ("approval", None) => Some(ActionKindDoc::Approval(ApprovalDoc {
-                    approvers: Vec::new(),
-                    timeout: None,
-                    comment_required: None,
-                })),
+                ("approval", None) => Some(ActionKindDoc::Approval(ApprovalDoc::default())),
                 (_, None) => {
                     d.push(
                         Diagnostic::error("empty-value", format!("`{kind}` needs its settings"))
@@ -261,6 +258,31 @@ pub(crate) fn approval(d: &mut Decoder, n: &Node, what: &str) -> Option<Approval
         comment_required: f
             .get("comment_required")
             .and_then(|n| d.bool(n, "`comment_required`")),
+        required: f
+            .get("required")
+            .and_then(|n| d.uint(n, "`required`", 1, 10)),
+        forbid_self: f
+            .get("forbid_self")
+            .and_then(|n| d.bool(n, "`forbid_self`")),
+    })
+}
+
+fn trigger(d: &mut Decoder, n: &Node) -> Option<TriggerDoc> {
+    let f = d.fields(n, "a trigger", TriggerDoc::KEYS)?;
+    Some(TriggerDoc {
+        branches: f.get("branches").and_then(|n| filter(d, n, "`branches`")),
+        tags: f.get("tags").and_then(|n| filter(d, n, "`tags`")),
+        file_paths: f
+            .get("file_paths")
+            .and_then(|n| filter(d, n, "`file_paths`")),
+    })
+}
+
+fn filter(d: &mut Decoder, n: &Node, what: &str) -> Option<FilterDoc> {
+    let f = d.fields(n, what, FilterDoc::KEYS)?;
+    Some(FilterDoc {
+        include: opt_list(d, &f, "include", "`include`"),
+        exclude: opt_list(d, &f, "exclude", "`exclude`"),
     })
 }
 
@@ -340,13 +362,7 @@ fn environment(d: &mut Decoder, n: &Node) -> Option<EnvironmentDoc> {
         .and_then(|n| d.name(n, "the environment `account`"));
     let approval = f.get("approval").and_then(|n| approval(d, n, "`approval`"));
     // `approval:` with nothing after it asks for an approval with the defaults.
-    let approval = approval.or_else(|| {
-        f.has("approval").then(|| ApprovalDoc {
-            approvers: Vec::new(),
-            timeout: None,
-            comment_required: None,
-        })
-    });
+    let approval = approval.or_else(|| f.has("approval").then(ApprovalDoc::default));
     let vars = f
         .get("vars")
         .map(|n| named_map(d, n, "`vars`", |d, n| d.string(n, "a variable value")))

@@ -203,10 +203,50 @@ pub struct SourceDoc {
     pub repo: Option<Text>,
     /// Branch to build. Default `main`.
     pub branch: Option<Text>,
+    /// Which pushes start the pipeline under `ferry serve`, as CodePipeline V2's push filters:
+    /// a push that any entry matches starts an execution. Default: every push to `branch`.
+    #[schemars(default)]
+    pub triggers: Vec<TriggerDoc>,
 }
 
 impl SourceDoc {
-    pub(crate) const KEYS: &'static [&'static str] = &["repo", "branch"];
+    pub(crate) const KEYS: &'static [&'static str] = &["repo", "branch", "triggers"];
+}
+
+/// One push filter. Within it, the branch (or tag) and the changed files must both match.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TriggerDoc {
+    /// Branches (glob patterns: `*` within a `/`-separated part, `**` across them) whose pushes
+    /// match. Default: the source `branch`.
+    pub branches: Option<FilterDoc>,
+    /// Tags (glob patterns) whose pushes match; an entry with `tags` matches tag pushes only,
+    /// and has no `branches`.
+    pub tags: Option<FilterDoc>,
+    /// Files a push must touch (glob patterns over the paths changed since the last revision
+    /// the pipeline ran); a push that changes only excluded files starts nothing.
+    pub file_paths: Option<FilterDoc>,
+}
+
+impl TriggerDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["branches", "tags", "file_paths"];
+}
+
+/// Glob patterns to include and to exclude; an excluded match wins. With only `exclude`,
+/// everything else is included.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct FilterDoc {
+    /// Patterns to include. Empty: everything not excluded.
+    #[schemars(default)]
+    pub include: Vec<Text>,
+    /// Patterns to exclude, even when included.
+    #[schemars(default)]
+    pub exclude: Vec<Text>,
+}
+
+impl FilterDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["include", "exclude"];
 }
 
 /// A stage: actions that run together, by run order.
@@ -293,21 +333,35 @@ impl BuildDoc {
 }
 
 /// A manual approval.
-#[derive(Debug, Clone, JsonSchema)]
+#[derive(Debug, Clone, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ApprovalDoc {
-    /// Who may approve (user names or e-mail addresses). Empty: anyone who can run `ferry approve`.
+    /// Who may approve: identities (user names or e-mail addresses; under `ferry serve`, token
+    /// names) or groups of `ferry serve` tokens. Empty: anyone who can run `ferry approve`.
     #[schemars(default)]
     pub approvers: Vec<Text>,
     /// How long to wait before the approval fails, e.g. `24h`. Default `7d`, the longest allowed.
     #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
     pub timeout: Option<Text>,
-    /// Whether approving or rejecting needs a `--comment`. Default `false`.
+    /// Whether approving or rejecting needs a comment. Default `false`.
     pub comment_required: Option<Spanned<bool>>,
+    /// How many distinct approvers must approve, from 1 to 10. Default `1`. One rejection
+    /// decides.
+    #[schemars(range(min = 1, max = 10))]
+    pub required: Option<Spanned<u64>>,
+    /// Whether the identity that started the execution, or pushed its commit, is refused as an
+    /// approver. Default `false`.
+    pub forbid_self: Option<Spanned<bool>>,
 }
 
 impl ApprovalDoc {
-    pub(crate) const KEYS: &'static [&'static str] = &["approvers", "timeout", "comment_required"];
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "approvers",
+        "timeout",
+        "comment_required",
+        "required",
+        "forbid_self",
+    ];
 }
 
 /// An ECS service deployment.

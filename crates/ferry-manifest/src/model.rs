@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::document::ExecutionMode;
 pub use crate::values::Traffic;
@@ -58,6 +58,111 @@ pub struct Source {
     /// A path relative to the manifest's directory, or a git URL.
     pub repo: String,
     pub branch: String,
+    /// Push filters; empty: every push to `branch`.
+    pub triggers: Vec<Trigger>,
+}
+
+/// One push filter, as CodePipeline V2 has them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trigger {
+    /// `None`: the source branch.
+    pub branches: Option<Globs>,
+    /// Set: the filter matches tag pushes only.
+    pub tags: Option<Globs>,
+    pub file_paths: Option<Globs>,
+}
+
+/// Glob patterns to include and exclude (exclude wins; no `include`: everything).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Globs {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Globs {
+    /// Compiles a pattern as triggers read them: `*` stays within a `/`-separated part, `**`
+    /// crosses them.
+    pub fn compile(pattern: &str) -> Result<globset::GlobMatcher, String> {
+        globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map(|g| g.compile_matcher())
+            .map_err(|e| e.kind().to_string())
+    }
+
+    /// Whether `name` is included and not excluded. (Patterns were checked when the manifest
+    /// was read; one that does not compile matches nothing.)
+    pub fn matches(&self, name: &str) -> bool {
+        let any = |patterns: &[String]| {
+            patterns
+                .iter()
+                .any(|p| Globs::compile(p).is_ok_and(|g| g.is_match(name)))
+        };
+        (self.include.is_empty() || any(&self.include)) && !any(&self.exclude)
+    }
+}
+
+/// A push, as a trigger sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push<'a> {
+    /// To a branch; `changed` are the files it changed since the last revision the pipeline
+    /// ran (`None`: not known, as for a first push).
+    Branch {
+        name: &'a str,
+        changed: Option<&'a [String]>,
+    },
+    Tag {
+        name: &'a str,
+    },
+}
+
+impl Source {
+    /// Whether `push` starts the pipeline; `Err` says why not.
+    pub fn triggered_by(&self, push: &Push<'_>) -> Result<(), String> {
+        if self.triggers.is_empty() {
+            return match push {
+                Push::Branch { name, .. } if *name == self.branch => Ok(()),
+                Push::Branch { name, .. } => Err(format!(
+                    "a push to `{name}`, not to the pipeline's branch `{}`",
+                    self.branch
+                )),
+                Push::Tag { name } => Err(format!(
+                    "a tag push (`{name}`) and no trigger asks for tags"
+                )),
+            };
+        }
+        let mut why = Vec::new();
+        for t in &self.triggers {
+            let (name, changed) = match (push, &t.tags) {
+                (Push::Tag { name }, Some(tags)) if tags.matches(name) => return Ok(()),
+                (Push::Tag { name }, _) => {
+                    why.push(format!("tag `{name}` matches no trigger's tags"));
+                    continue;
+                }
+                (Push::Branch { .. }, Some(_)) => continue,
+                (Push::Branch { name, changed }, None) => (*name, *changed),
+            };
+            let branch_ok = match &t.branches {
+                Some(b) => b.matches(name),
+                None => name == self.branch,
+            };
+            if !branch_ok {
+                why.push(format!("branch `{name}` is not one the trigger includes"));
+                continue;
+            }
+            match (&t.file_paths, changed) {
+                (Some(paths), Some(files)) if !files.iter().any(|f| paths.matches(f)) => {
+                    why.push(format!(
+                        "none of the {} changed file(s) is one the trigger includes",
+                        files.len()
+                    ));
+                }
+                _ => return Ok(()),
+            }
+        }
+        why.dedup();
+        Err(why.join("; "))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,10 +254,15 @@ pub enum Buildspec {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Approval {
+    /// Identities or groups that may decide; empty: anyone.
     pub approvers: Vec<String>,
     #[serde(serialize_with = "as_duration")]
     pub timeout: Duration,
     pub comment_required: bool,
+    /// Distinct approvers needed.
+    pub required: u32,
+    /// The identity that started the execution or pushed its commit may not decide.
+    pub forbid_self: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -245,6 +355,27 @@ impl Serialize for ReleaseTarget {
     }
 }
 
+impl<'de> Deserialize<'de> for ReleaseTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ReleaseTarget, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for ReleaseTarget {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ReleaseTarget".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "What a deploy changes: `lambda:FUNCTION:ALIAS` or `ecs:CLUSTER/SERVICE`.",
+            "pattern": "^(lambda:[^:]+:[^:]+|ecs:[^/]+/.+)$"
+        })
+    }
+}
+
 impl EcsDeploy {
     pub fn release_target(&self) -> ReleaseTarget {
         ReleaseTarget::Ecs {
@@ -321,7 +452,71 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
-    use super::ReleaseTarget;
+    use super::{Globs, Push, ReleaseTarget, Source, Trigger};
+
+    fn globs(include: &[&str], exclude: &[&str]) -> Option<Globs> {
+        Some(Globs {
+            include: include.iter().map(|s| (*s).to_owned()).collect(),
+            exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+
+    fn source(triggers: Vec<Trigger>) -> Source {
+        Source {
+            repo: ".".into(),
+            branch: "main".into(),
+            triggers,
+        }
+    }
+
+    fn branch<'a>(name: &'a str, changed: Option<&'a [String]>) -> Push<'a> {
+        Push::Branch { name, changed }
+    }
+
+    #[test]
+    fn without_triggers_every_push_to_the_branch_starts_it() {
+        let s = source(vec![]);
+        assert!(s.triggered_by(&branch("main", None)).is_ok());
+        assert!(s.triggered_by(&branch("feature/x", None)).is_err());
+        assert!(s.triggered_by(&Push::Tag { name: "v1" }).is_err());
+    }
+
+    #[test]
+    fn branch_and_file_filters_both_must_match_and_exclude_wins() {
+        let s = source(vec![Trigger {
+            branches: globs(&["main", "release/*"], &["release/old-*"]),
+            tags: None,
+            file_paths: globs(&["src/**"], &["**/*.md"]),
+        }]);
+        let code = vec!["src/app/main.rs".to_owned()];
+        let docs = vec!["src/README.md".to_owned(), "docs/guide.md".to_owned()];
+        assert!(s.triggered_by(&branch("release/2", Some(&code))).is_ok());
+        assert!(
+            s.triggered_by(&branch("release/old-1", Some(&code)))
+                .is_err()
+        );
+        // `*` stays within one part of a branch name.
+        assert!(
+            s.triggered_by(&branch("release/2/hotfix", Some(&code)))
+                .is_err()
+        );
+        let why = s.triggered_by(&branch("main", Some(&docs))).unwrap_err();
+        assert!(why.contains("changed file"), "{why}");
+        // Unknown changes (a first push) do not hold a branch back.
+        assert!(s.triggered_by(&branch("main", None)).is_ok());
+    }
+
+    #[test]
+    fn a_tag_trigger_matches_tag_pushes_only() {
+        let s = source(vec![Trigger {
+            branches: None,
+            tags: globs(&["v*"], &[]),
+            file_paths: None,
+        }]);
+        assert!(s.triggered_by(&Push::Tag { name: "v1.2.0" }).is_ok());
+        assert!(s.triggered_by(&Push::Tag { name: "nightly" }).is_err());
+        assert!(s.triggered_by(&branch("main", None)).is_err());
+    }
 
     #[test]
     fn release_targets_read_back_as_they_are_written() {

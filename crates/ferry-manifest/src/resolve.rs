@@ -169,6 +169,11 @@ impl Resolver<'_> {
                 .as_ref()
                 .and_then(|s| s.branch.as_ref())
                 .map_or("main".into(), |b| b.value.clone()),
+            triggers: doc
+                .source
+                .as_ref()
+                .map(|s| s.triggers.iter().map(|t| self.trigger(t)).collect())
+                .unwrap_or_default(),
         };
         let secrets = self.secrets(shared.as_ref());
         let environments = self.environments();
@@ -382,6 +387,49 @@ impl Resolver<'_> {
             approvers: a.approvers.iter().map(|t| t.value.clone()).collect(),
             timeout: self.duration(a.timeout.as_ref(), "the approval `timeout`", week, week),
             comment_required: a.comment_required.as_ref().is_some_and(|c| c.value),
+            required: a
+                .required
+                .as_ref()
+                .map_or(1, |r| u32::try_from(r.value).unwrap_or(1)),
+            forbid_self: a.forbid_self.as_ref().is_some_and(|f| f.value),
+        }
+    }
+
+    fn trigger(&mut self, t: &TriggerDoc) -> Trigger {
+        if let (Some(_), Some(tags)) = (&t.branches, &t.tags)
+            && let Some(first) = tags.include.first().or(tags.exclude.first())
+        {
+            self.error(
+                "trigger-branches-and-tags",
+                first.span,
+                "a trigger matches branch pushes or tag pushes, not both",
+                "split it into two triggers: one with `branches`, one with `tags`",
+            );
+        }
+        Trigger {
+            branches: t.branches.as_ref().map(|f| self.globs(f)),
+            tags: t.tags.as_ref().map(|f| self.globs(f)),
+            file_paths: t.file_paths.as_ref().map(|f| self.globs(f)),
+        }
+    }
+
+    fn globs(&mut self, f: &FilterDoc) -> Globs {
+        let mut check = |patterns: &[Text]| -> Vec<String> {
+            for p in patterns {
+                if let Err(why) = Globs::compile(&p.value) {
+                    self.error(
+                        "bad-glob",
+                        p.span,
+                        format!("`{}` is not a glob pattern: {why}", p.value),
+                        "use `*` for any characters within a name, `**` across `/`, `?` for one character, `[abc]` for a set",
+                    );
+                }
+            }
+            patterns.iter().map(|p| p.value.clone()).collect()
+        };
+        Globs {
+            include: check(&f.include),
+            exclude: check(&f.exclude),
         }
     }
 

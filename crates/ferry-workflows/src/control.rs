@@ -22,12 +22,14 @@ pub struct DecideInput {
     pub stage: String,
     pub approve: bool,
     pub identity: String,
+    /// The identity's groups (an approval may name a group).
+    pub groups: Vec<String>,
     pub comment: Option<String>,
     /// Continue the execution here when no process drives it.
     pub continue_here: bool,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct DecideReport {
     pub approval: Approval,
     /// The execution after the decision, when it was continued here.
@@ -65,7 +67,9 @@ pub async fn decide(
     let decision = Decision {
         approve: input.approve,
         identity: input.identity.clone(),
+        groups: input.groups.clone(),
         comment: input.comment.clone(),
+        automatic: false,
     };
     let approval = engine.decide(&exec.id, &input.stage, &decision)?;
     reporter.report(&Progress::Decided {
@@ -92,6 +96,8 @@ pub struct RetryInput {
     /// The failed stage; only its failed actions run again.
     pub stage: String,
     pub identity: String,
+    /// Continue the execution here when no process drives it.
+    pub continue_here: bool,
 }
 
 /// Runs the failed actions of a failed or stopped stage again, and continues the execution.
@@ -108,6 +114,10 @@ pub async fn retry(
         id: exec.id.clone(),
         stage: input.stage.clone(),
     }));
+    if !input.continue_here {
+        let current = engine.store().execution(&exec.id)?.unwrap_or(exec);
+        return ExecutionView::of(engine.store(), &current);
+    }
     continue_here(&engine, &exec, stops, reporter.as_ref()).await
 }
 

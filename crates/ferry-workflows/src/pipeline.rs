@@ -132,6 +132,8 @@ fn action(
                 approvers: a.approvers.clone(),
                 timeout_secs: a.timeout.as_secs(),
                 comment_required: a.comment_required,
+                required: a.required,
+                forbid_self: a.forbid_self,
             });
         }
         ActionKind::Ecs(e) => {

@@ -11,7 +11,8 @@ use ferry_aws::session::{AccountConfig, Aws, RoleTarget};
 use ferry_engine::model::{Release, rollback_target};
 use ferry_engine::store::Store;
 use ferry_manifest::{ActionKind, Environment, Manifest, ReleaseTarget};
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::progress::{Operation, Reporter};
@@ -31,7 +32,7 @@ fn environment<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Environment
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ReleasesReport {
     pub environment: String,
     /// Newest first.
@@ -87,7 +88,7 @@ pub struct RollbackInput {
 }
 
 /// How one deploy's rollback went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RollbackResult {
     Restored {
@@ -105,7 +106,7 @@ pub enum RollbackResult {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RollbackReport {
     pub environment: String,
     pub results: Vec<RollbackResult>,

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use ferry_engine::model::{Execution, StopMode};
+use ferry_engine::model::{Execution, ExecutionQuery, StopMode, Trigger};
 use ferry_engine::{Engine, EngineError};
+use ferry_manifest::Manifest;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::{Error, Result};
@@ -25,14 +26,79 @@ pub struct RunInput {
     /// Continue an interrupted execution instead of starting one: `Some("")` the newest
     /// unfinished one.
     pub resume: Option<String>,
-    /// Who runs it (the trigger, approvals with `auto_approve`).
+    /// Who runs it (approvals with `auto_approve`; the trigger, unless `trigger` says more).
     pub identity: String,
+    /// How it was started; default `ferry run by <identity>`.
+    pub trigger: Option<Trigger>,
 }
 
 /// Requests to stop the execution while it runs (Ctrl-C at a terminal): the first is
 /// graceful, the next forced.
 pub type Stops = UnboundedReceiver<StopMode>;
 
+async fn engine(
+    project: &Project,
+    manifest: Option<&Manifest>,
+    input: &RunInput,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Engine> {
+    let options = EngineOptions {
+        auto_approve: input.auto_approve,
+        identity: input.identity.clone(),
+    };
+    open_engine(project, manifest, &options, reporter).await
+}
+
+/// Starts an execution of the project's manifest at `input.revision` (after checking the
+/// access it needs against the foundation last read), without driving it.
+pub async fn start(
+    project: &Project,
+    input: &RunInput,
+    reporter: Arc<dyn Reporter>,
+) -> Result<Execution> {
+    let manifest = project.load()?;
+    let engine = engine(project, Some(&manifest), input, reporter.clone()).await?;
+    start_with(&engine, project, &manifest, input, reporter.as_ref())
+}
+
+fn start_with(
+    engine: &Engine,
+    project: &Project,
+    manifest: &Manifest,
+    input: &RunInput,
+    reporter: &dyn Reporter,
+) -> Result<Execution> {
+    // Before anything deploys: would every access the manifest needs be allowed?
+    check_before_run(manifest, &project.state_dir, reporter)?;
+    let def = definition(project, manifest);
+    let repo = project.source_repo(manifest);
+    let revision = ferry_engine::source::resolve_revision(
+        &repo,
+        Some(&manifest.source.branch),
+        input.revision.as_deref(),
+    )
+    .map_err(Error::Failed)?;
+    let trigger = input.trigger.clone().unwrap_or_else(|| Trigger {
+        text: format!("ferry run by {}", input.identity),
+        identities: vec![input.identity.clone()],
+        branch: None,
+    });
+    let exec = engine
+        .start(&def, &revision, trigger)
+        .map_err(|e| match e {
+            EngineError::Invalid(why) => Error::Usage(why),
+            other => other.into(),
+        })?;
+    reporter.report(&Progress::Execution(ExecutionNote::Started {
+        id: exec.id.clone(),
+        pipeline: manifest.pipeline.clone(),
+        revision,
+        state_dir: project.state_dir.display().to_string(),
+    }));
+    Ok(exec)
+}
+
+/// Starts (or resumes) an execution and drives it to its end.
 pub async fn run(
     project: &Project,
     input: &RunInput,
@@ -40,16 +106,12 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<ExecutionView> {
     let manifest = project.load()?;
-    let options = EngineOptions {
-        auto_approve: input.auto_approve,
-        identity: input.identity.clone(),
-    };
-    let engine = open_engine(project, Some(&manifest), &options, reporter.clone()).await?;
+    let engine = engine(project, Some(&manifest), input, reporter.clone()).await?;
     let exec = if let Some(key) = &input.resume {
         let found = if key.is_empty() {
             engine
                 .store()
-                .executions(Some(&manifest.pipeline), 50)?
+                .executions(&ExecutionQuery::newest(Some(&manifest.pipeline), 50))?
                 .into_iter()
                 .find(|e| !e.status.is_final())
         } else {
@@ -69,30 +131,7 @@ pub async fn run(
         }));
         e
     } else {
-        // Before anything deploys: would every access the manifest needs be allowed?
-        check_before_run(&manifest, &project.state_dir, reporter.as_ref())?;
-        let def = definition(project, &manifest);
-        let repo = project.source_repo(&manifest);
-        let revision = ferry_engine::source::resolve_revision(
-            &repo,
-            Some(&manifest.source.branch),
-            input.revision.as_deref(),
-        )
-        .map_err(Error::Failed)?;
-        let trigger = format!("ferry run by {}", input.identity);
-        let exec = engine
-            .start(&def, &revision, &trigger)
-            .map_err(|e| match e {
-                EngineError::Invalid(why) => Error::Usage(why),
-                other => other.into(),
-            })?;
-        reporter.report(&Progress::Execution(ExecutionNote::Started {
-            id: exec.id.clone(),
-            pipeline: manifest.pipeline.clone(),
-            revision,
-            state_dir: project.state_dir.display().to_string(),
-        }));
-        exec
+        start_with(&engine, project, &manifest, input, reporter.as_ref())?
     };
     let done = drive(
         &engine,

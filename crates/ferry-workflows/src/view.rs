@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use ferry_engine::model::{Execution, Status, now_ms};
 use ferry_engine::store::Store;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ExecutionView {
     pub id: String,
     pub pipeline: String,
@@ -25,7 +26,7 @@ pub struct ExecutionView {
     pub pending_approvals: Vec<PendingApproval>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StageView {
     pub name: String,
     pub status: Status,
@@ -33,7 +34,7 @@ pub struct StageView {
 }
 
 /// An action's latest attempt (or `Pending` with no attempt, when it has not run).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionView {
     pub name: String,
     pub kind: String,
@@ -46,7 +47,7 @@ pub struct ActionView {
     pub ended_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PendingApproval {
     pub stage: String,
     pub approvers: Vec<String>,

@@ -71,16 +71,126 @@ pub enum Command {
     /// Simulate and lint IAM policies
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Serve the HTTP API and dashboard (not available yet)
-    Serve(NotAvailable),
+    /// Run the pipelines as a service: triggers, the HTTP API, approvals by token
+    Serve(ServeArgs),
+    /// Show the server's audit log of mutating requests
+    Audit(AuditArgs),
 }
 
-/// The arguments of a command of the design that is not built yet: anything is accepted, so
-/// the refusal says what is missing instead of complaining about the arguments.
+/// A shared `ferry serve` to talk to instead of local state.
 #[derive(Debug, Args)]
-pub struct NotAvailable {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
+pub struct RemoteArgs {
+    /// Act through this ferry server (`https://ferry.example.com`) instead of local state
+    #[arg(long, env = "FERRY_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// A file holding the API token (default: the FERRY_TOKEN variable)
+    #[arg(long, value_name = "PATH", requires = "server")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "One process holds the scheduler: executions start on a push (webhooks or polling, as the\n\
+manifest's `source.triggers` filter them) or an API request, run with no terminal attached, and\n\
+resume after a restart. The API is under /api/v1 (GET /api/v1/openapi.json describes it);\n\
+callers send `Authorization: Bearer <token>` (`ferry serve token create`). It listens on\n\
+127.0.0.1 unless told otherwise; SIGTERM stops it and leaves running actions to reconcile at\n\
+the next start. docs/server.md has a server.yaml to start from.\n\n\
+Examples:\n  ferry serve --config server.yaml\n  ferry serve --config server.yaml --listen 0.0.0.0:8443\n  \
+ferry serve token create --config server.yaml --name alice --role approver --group platform"
+)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// The server's configuration
+    #[arg(
+        long,
+        env = "FERRY_SERVER_CONFIG",
+        default_value = "server.yaml",
+        value_name = "PATH",
+        global = true
+    )]
+    pub config: PathBuf,
+    /// Where to listen (default: `listen` in server.yaml, else 127.0.0.1:8080)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Manage the API tokens of the server
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it once (the last line of standard output); only its hash is kept
+    Create(TokenCreateArgs),
+    /// List the tokens (never their values)
+    List(TokenListArgs),
+    /// Revoke a token: it no longer authenticates
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Roles: viewer (reads) < operator (also starts, stops, retries, rolls back) < approver (also\n\
+approves where the manifest allows) < admin (also reads the audit log). A manifest's\n\
+`approval.approvers` names tokens or groups.\n\n\
+Examples:\n  ferry serve token create --name alice --role approver --group platform\n  \
+TOKEN=$(ferry serve token create --name ci --role operator | tail -1)"
+)]
+pub struct TokenCreateArgs {
+    /// The token's name: the identity approvals and the audit log record
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// A group the token belongs to (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Every mutating request the server took: who, what, on what, from which address, and how it\n\
+ended. Read from the server (--server, an admin token) or from its state (--config).\n\n\
+Examples:\n  ferry audit --config server.yaml --limit 20\n  ferry audit --server https://ferry.example.com --format json"
+)]
+pub struct AuditArgs {
+    /// The server's configuration (reads its state directly)
+    #[arg(long, value_name = "PATH", conflicts_with = "server")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// How many entries, newest first
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// Where the manifest is.
@@ -229,6 +339,8 @@ Examples:\n  ferry run\n  ferry run -f examples/local/ferry.yaml --auto-approve\
 pub struct RunArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// A git revision to build (branch, tag or commit); default: the working tree
     #[arg(long, value_name = "REF")]
     pub revision: Option<String>,
@@ -250,6 +362,8 @@ pub struct RunArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// An execution id (`orders-3`) or number (`3`); default: the newest
     pub execution: Option<String>,
     #[arg(long, value_enum, default_value_t)]
@@ -274,6 +388,8 @@ pub struct HistoryArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// An execution id or number
     pub execution: String,
     /// One action: `stage.action`, or an action name that is unique in the pipeline
@@ -293,6 +409,8 @@ Examples:\n  ferry approve 3 qa\n  ferry approve orders-3 prod --comment \"load 
 pub struct DecideArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// An execution id or number
     pub execution: String,
     /// The stage whose approval this decides
@@ -448,6 +566,8 @@ Examples:\n  ferry rollback prod\n  ferry rollback prod orders-fn\n  ferry rollb
 pub struct RollbackArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// The environment
     pub environment: String,
     /// One deploy: its action name (`orders-fn`) or target (`lambda:orders-fn:live`)
@@ -466,6 +586,8 @@ pub struct RollbackArgs {
 pub struct ReleasesArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// The environment
     pub environment: String,
     /// How many releases

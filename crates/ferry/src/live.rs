@@ -161,6 +161,8 @@ impl Console {
                     }
                 }
             }
+            // The summary and `ferry releases` say what was released.
+            RunEvent::Release { .. } => {}
             RunEvent::Log {
                 stage,
                 action,

@@ -43,14 +43,8 @@ fn main() -> ExitCode {
         }
         Command::Policy(cli::PolicyCommand::Simulate(args)) => commands::policy::simulate(&args),
         Command::Policy(cli::PolicyCommand::Lint(args)) => commands::policy::lint(&args),
-        Command::Serve(_) => {
-            // Exit 2, not 1: a script that calls it learns it cannot work, not that it failed.
-            output::error(
-                "`ferry serve` (HTTP API and dashboard) is not available yet; \
-                 `ferry status`, `ferry logs` and `ferry run`'s live view show executions",
-            );
-            output::Exit::Usage
-        }
+        Command::Serve(args) => commands::serve::run(&args),
+        Command::Audit(args) => commands::serve::audit(&args),
     };
     exit.into()
 }

@@ -251,13 +251,33 @@ fn an_unknown_command_is_a_usage_error() {
 }
 
 #[test]
-fn serve_is_listed_but_says_it_is_not_available_yet() {
+fn serve_without_a_configuration_says_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
     ferry()
-        .args(["serve", "--port", "8080"])
+        .current_dir(dir.path())
+        .arg("serve")
         .assert()
-        .code(2)
+        .code(1)
         .stdout("")
-        .stderr(predicate::str::contains("not available yet"));
+        .stderr(predicate::str::contains("server.yaml"))
+        .stderr(predicate::str::contains("docs/server.md"));
+}
+
+#[test]
+fn a_mistake_in_server_yaml_is_named_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("server.yaml"),
+        "state: s\npipelines:\n  - name: orders\n    repo: file:///srv/orders.git\n    pol: 1m\n",
+    )
+    .unwrap();
+    ferry()
+        .current_dir(dir.path())
+        .args(["serve", "token", "list"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("server.yaml:5:5: error: unknown key `pol`"))
+        .stderr(predicate::str::contains("did you mean `poll`?"));
 }
 
 /// Regression: an empty `AWS_ENDPOINT_URL` made the AWS SDK panic with a stack trace.

@@ -17,11 +17,22 @@ use crate::store::{ActionKey, Decision, digests};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
+    /// Identities or groups that may decide; empty: anyone.
     #[serde(default)]
     pub approvers: Vec<String>,
     pub timeout_secs: u64,
     #[serde(default)]
     pub comment_required: bool,
+    /// How many distinct identities must approve.
+    #[serde(default = "one")]
+    pub required: u32,
+    /// Who started the execution or pushed its commit may not decide.
+    #[serde(default)]
+    pub forbid_self: bool,
+}
+
+fn one() -> u32 {
+    1
 }
 
 pub struct ApprovalKind;
@@ -83,6 +94,13 @@ impl Action for ApprovalAction {
                 status: ApprovalStatus::Pending,
                 approvers: self.config.approvers.clone(),
                 comment_required: self.config.comment_required,
+                required: self.config.required.max(1),
+                forbidden: if self.config.forbid_self {
+                    exec.started_by.clone()
+                } else {
+                    Vec::new()
+                },
+                votes: Vec::new(),
                 digests: digests(&artifacts),
                 requested_ms: now,
                 deadline_ms: now.saturating_add(
@@ -123,6 +141,8 @@ impl Action for ApprovalAction {
                 approve: true,
                 identity: format!("{} (--auto-approve)", ctx.settings.identity),
                 comment: Some("approved automatically by ferry run --auto-approve".into()),
+                automatic: true,
+                ..Decision::default()
             };
             ctx.store
                 .decide_approval(&exec.id, &ctx.stage, &ctx.action, &decision)

@@ -51,11 +51,15 @@ pub enum StageEntry {
 }
 
 /// A decision on an approval.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Decision {
     pub approve: bool,
     pub identity: String,
+    /// The groups the identity belongs to (an approval may name a group as approver).
+    pub groups: Vec<String>,
     pub comment: Option<String>,
+    /// Made by `ferry run --auto-approve`: it decides the approval alone.
+    pub automatic: bool,
 }
 
 /// One row of an execution's history.
@@ -74,13 +78,13 @@ pub trait Store: Send + Sync {
         &self,
         definition: &PipelineDef,
         revision: &str,
-        trigger: &str,
+        trigger: &Trigger,
     ) -> Result<Execution>;
     fn execution(&self, id: &str) -> Result<Option<Execution>>;
     /// An execution by id, or by its number within `pipeline`.
     fn find_execution(&self, pipeline: Option<&str>, key: &str) -> Result<Option<Execution>>;
-    /// Newest first.
-    fn executions(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Execution>>;
+    /// The executions `query` asks for, newest first.
+    fn executions(&self, query: &ExecutionQuery) -> Result<Vec<Execution>>;
     fn set_execution_status(&self, id: &str, status: Status, reason: Option<&str>) -> Result<()>;
     fn request_stop(&self, id: &str, mode: StopMode) -> Result<()>;
     /// Takes the driver lease unless another driver renewed it within `stale_ms`.
@@ -117,8 +121,10 @@ pub trait Store: Send + Sync {
     fn request_approval(&self, request: &Approval) -> Result<Approval>;
     fn approval(&self, id: &str, stage: &str, action: &str) -> Result<Option<Approval>>;
     fn pending_approvals(&self, id: Option<&str>) -> Result<Vec<Approval>>;
-    /// Approves or rejects: refused when not pending, when the identity may not approve, when
-    /// a required comment is missing, or when the artifacts changed since the request.
+    /// Records a decision, as [`crate::approval::rules::check`] allows: refused when not
+    /// pending, when the identity may not decide, when a required comment is missing, or when
+    /// the artifacts changed since the request. The approval is decided once enough identities
+    /// approved, or one rejected.
     fn decide_approval(
         &self,
         id: &str,

@@ -8,11 +8,14 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
-use crate::approval::rules;
+use crate::approval::rules::{self, Verdict};
 use crate::model::*;
 
 /// Migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/001_initial.sql"),
+    include_str!("../../migrations/002_approvers.sql"),
+];
 
 /// Called after each committed transition (the crash test kills the process there).
 pub type TransitionHook = Arc<dyn Fn() + Send + Sync>;
@@ -134,10 +137,11 @@ fn status(s: &str) -> Result<Status> {
     Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status `{s}`")))
 }
 
-const EXECUTION_COLUMNS: &str = "id, pipeline, seq, revision, trigger, status, reason, definition, stop_requested, driver, heartbeat_ms, created_ms, updated_ms";
+const EXECUTION_COLUMNS: &str = "id, pipeline, seq, revision, trigger, status, reason, definition, stop_requested, driver, heartbeat_ms, created_ms, updated_ms, started_by, branch";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<(Execution, String, String)> {
     let definition: String = r.get(7)?;
+    let started_by: String = r.get(13)?;
     let status: String = r.get(5)?;
     let stop: Option<String> = r.get(8)?;
     Ok((
@@ -147,6 +151,8 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<(Execution, String, String)> {
             seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
             revision: r.get(3)?,
             trigger: r.get(4)?,
+            started_by: serde_json::from_str(&started_by).unwrap_or_default(),
+            branch: r.get(14)?,
             status: Status::Pending,
             reason: r.get(6)?,
             definition: PipelineDef {
@@ -176,7 +182,7 @@ fn finish_execution((mut e, s, def): (Execution, String, String)) -> Result<Exec
     Ok(e)
 }
 
-fn approval_row(r: &Row<'_>) -> rusqlite::Result<(Approval, String, String, String)> {
+fn approval_row(r: &Row<'_>) -> rusqlite::Result<(Approval, [String; 4])> {
     Ok((
         Approval {
             execution_id: r.get(0)?,
@@ -185,6 +191,9 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<(Approval, String, String, Stri
             status: ApprovalStatus::Pending,
             approvers: Vec::new(),
             comment_required: r.get::<_, i64>(5)? != 0,
+            required: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(1),
+            forbidden: Vec::new(),
+            votes: Vec::new(),
             digests: Default::default(),
             requested_ms: r.get(7)?,
             deadline_ms: r.get(8)?,
@@ -192,14 +201,18 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<(Approval, String, String, Stri
             comment: r.get(10)?,
             decided_ms: r.get(11)?,
         },
-        r.get(3)?,
-        r.get(4)?,
-        r.get(6)?,
+        [r.get(3)?, r.get(4)?, r.get(6)?, r.get(13)?],
     ))
 }
 
+fn json_column<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// An approval row with its JSON columns read and its votes loaded.
 fn finish_approval(
-    (mut a, status, approvers, digests): (Approval, String, String, String),
+    conn: &Connection,
+    (mut a, [status, approvers, digests, forbidden]): (Approval, [String; 4]),
 ) -> Result<Approval> {
     a.status = match status.as_str() {
         "Pending" => ApprovalStatus::Pending,
@@ -208,13 +221,47 @@ fn finish_approval(
         "Expired" => ApprovalStatus::Expired,
         other => return Err(StoreError::Corrupt(format!("approval status `{other}`"))),
     };
-    a.approvers =
-        serde_json::from_str(&approvers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    a.digests = serde_json::from_str(&digests).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    a.approvers = json_column(&approvers, "approvers")?;
+    a.digests = json_column(&digests, "digests")?;
+    a.forbidden = json_column(&forbidden, "forbidden")?;
+    let mut stmt = conn.prepare(
+        "SELECT identity, approve, comment, digests, decided_ms FROM approval_votes
+         WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 ORDER BY decided_ms, rowid",
+    )?;
+    let votes = stmt.query_map(params![a.execution_id, a.stage, a.action], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)? != 0,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    for v in votes {
+        let (identity, approve, comment, digests, decided_ms) = v?;
+        a.votes.push(Vote {
+            identity,
+            approve,
+            comment,
+            digests: json_column(&digests, "vote digests")?,
+            decided_ms,
+        });
+    }
     Ok(a)
 }
 
-const APPROVAL_COLUMNS: &str = "execution_id, stage, action, status, approvers, comment_required, digests, requested_ms, deadline_ms, identity, comment, decided_ms";
+const APPROVAL_COLUMNS: &str = "execution_id, stage, action, status, approvers, comment_required, digests, requested_ms, deadline_ms, identity, comment, decided_ms, required, forbidden";
+
+fn approval_in(conn: &Connection, id: &str, stage: &str, action: &str) -> Result<Option<Approval>> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"),
+            params![id, stage, action],
+            approval_row,
+        )
+        .optional()?;
+    row.map(|r| finish_approval(conn, r)).transpose()
+}
 
 fn artifacts_in(tx: &Connection, id: &str) -> Result<Vec<ArtifactRef>> {
     let mut stmt = tx.prepare("SELECT name, sha256, size, location, envelope FROM artifacts WHERE execution_id = ?1 ORDER BY name")?;
@@ -246,7 +293,7 @@ impl Store for SqliteStore {
         &self,
         definition: &PipelineDef,
         revision: &str,
-        trigger: &str,
+        trigger: &Trigger,
     ) -> Result<Execution> {
         let def =
             serde_json::to_string(definition).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -261,8 +308,18 @@ impl Store for SqliteStore {
             )?;
             let id = format!("{}-{seq}", definition.name);
             tx.execute(
-                "INSERT INTO executions (id, pipeline, seq, revision, trigger, status, definition, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'InProgress', ?6, ?7, ?7)",
-                params![id, definition.name, seq, revision, trigger, def, now],
+                "INSERT INTO executions (id, pipeline, seq, revision, trigger, status, definition, created_ms, updated_ms, started_by, branch) VALUES (?1, ?2, ?3, ?4, ?5, 'InProgress', ?6, ?7, ?7, ?8, ?9)",
+                params![
+                    id,
+                    definition.name,
+                    seq,
+                    revision,
+                    trigger.text,
+                    def,
+                    now,
+                    serde_json::to_string(&trigger.identities).unwrap_or_default(),
+                    trigger.branch
+                ],
             )?;
             for (position, stage) in definition.stages.iter().enumerate() {
                 tx.execute(
@@ -272,7 +329,7 @@ impl Store for SqliteStore {
             }
             tx.execute(
                 "INSERT INTO events (execution_id, kind, detail, at_ms) VALUES (?1, 'execution-created', ?2, ?3)",
-                params![id, format!("revision {revision}, {trigger}"), now],
+                params![id, format!("revision {revision}, {}", trigger.text), now],
             )?;
             tx.commit()?;
             (id, seq)
@@ -314,12 +371,26 @@ impl Store for SqliteStore {
         row.map(finish_execution).transpose()
     }
 
-    fn executions(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Execution>> {
+    fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR pipeline = ?1) ORDER BY created_ms DESC, seq DESC LIMIT ?2"
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions
+             WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?3 IS NULL OR branch = ?3) AND (?4 IS NULL OR instr(trigger, ?4) > 0)
+               AND (?5 IS NULL OR created_ms < ?5)
+             ORDER BY created_ms DESC, seq DESC LIMIT ?6"
         ))?;
-        let rows = stmt.query_map(params![pipeline, limit as i64], execution_row)?;
+        let rows = stmt.query_map(
+            params![
+                q.pipeline,
+                q.status.map(Status::as_str),
+                q.branch,
+                q.trigger,
+                q.before_ms,
+                q.limit as i64
+            ],
+            execution_row,
+        )?;
         rows.map(|r| finish_execution(r?)).collect()
     }
 
@@ -664,7 +735,7 @@ impl Store for SqliteStore {
         let r = request;
         self.transition((&r.execution_id, Some(&r.stage), Some(&r.action), "approval-requested", None), |tx| {
             tx.execute(
-                &format!("INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL)"),
+                &format!("INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, ?9, ?10)"),
                 params![
                     r.execution_id,
                     r.stage,
@@ -673,7 +744,9 @@ impl Store for SqliteStore {
                     i64::from(r.comment_required),
                     serde_json::to_string(&r.digests).unwrap_or_default(),
                     r.requested_ms,
-                    r.deadline_ms
+                    r.deadline_ms,
+                    i64::from(r.required.max(1)),
+                    serde_json::to_string(&r.forbidden).unwrap_or_default()
                 ],
             )?;
             Ok(())
@@ -683,15 +756,7 @@ impl Store for SqliteStore {
     }
 
     fn approval(&self, id: &str, stage: &str, action: &str) -> Result<Option<Approval>> {
-        let row = self
-            .conn()
-            .query_row(
-                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"),
-                params![id, stage, action],
-                approval_row,
-            )
-            .optional()?;
-        row.map(finish_approval).transpose()
+        approval_in(&self.conn(), id, stage, action)
     }
 
     fn pending_approvals(&self, id: Option<&str>) -> Result<Vec<Approval>> {
@@ -699,8 +764,12 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'Pending' AND (?1 IS NULL OR execution_id = ?1) ORDER BY requested_ms"
         ))?;
-        let rows = stmt.query_map(params![id], approval_row)?;
-        rows.map(|r| finish_approval(r?)).collect()
+        let rows: Vec<_> = stmt
+            .query_map(params![id], approval_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .map(|r| finish_approval(&conn, r))
+            .collect()
     }
 
     fn decide_approval(
@@ -711,26 +780,47 @@ impl Store for SqliteStore {
         decision: &Decision,
     ) -> Result<Approval> {
         let verb = if decision.approve {
-            "Approved"
+            "approved"
         } else {
-            "Rejected"
+            "rejected"
         };
-        self.transition((id, Some(stage), Some(action), &format!("approval-{verb}"), Some(&decision.identity)), |tx| {
-            let current = tx
-                .query_row(
-                    &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"),
-                    params![id, stage, action],
-                    approval_row,
-                )
-                .optional()?
-                .map(finish_approval)
-                .transpose()?
-                .ok_or_else(|| StoreError::NotFound(format!("`{id}` has no approval in stage `{stage}`")))?;
+        self.transition((id, Some(stage), Some(action), &format!("approval-vote-{verb}"), Some(&decision.identity)), |tx| {
+            let current = approval_in(tx, id, stage, action)?.ok_or_else(|| {
+                StoreError::NotFound(format!("`{id}` has no approval in stage `{stage}`"))
+            })?;
             let artifacts = digests(&artifacts_in(tx, id)?);
-            rules::check(&current, decision, now_ms(), &artifacts).map_err(StoreError::Refused)?;
+            let now = now_ms();
+            let verdict = rules::check(&current, decision, now, &artifacts)?;
+            tx.execute(
+                "INSERT INTO approval_votes (execution_id, stage, action, identity, approve, comment, digests, decided_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    stage,
+                    action,
+                    decision.identity,
+                    i64::from(decision.approve),
+                    decision.comment,
+                    serde_json::to_string(&artifacts).unwrap_or_default(),
+                    now
+                ],
+            )?;
+            let decided = match verdict {
+                Verdict::Waiting { .. } => return Ok(()),
+                Verdict::Approved => ("Approved", {
+                    let mut who: Vec<&str> = current
+                        .votes
+                        .iter()
+                        .filter(|v| v.approve)
+                        .map(|v| v.identity.as_str())
+                        .collect();
+                    who.push(&decision.identity);
+                    who.join(", ")
+                }),
+                Verdict::Rejected => ("Rejected", decision.identity.clone()),
+            };
             tx.execute(
                 "UPDATE approvals SET status = ?4, identity = ?5, comment = ?6, decided_ms = ?7 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3",
-                params![id, stage, action, verb, decision.identity, decision.comment, now_ms()],
+                params![id, stage, action, decided.0, decided.1, decision.comment, now],
             )?;
             Ok(())
         })?;

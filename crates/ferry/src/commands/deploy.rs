@@ -9,7 +9,7 @@ use ferry_workflows::releases::{self, RollbackInput, RollbackResult};
 use serde::Serialize;
 use serde_json::json;
 
-use super::project;
+use super::{project, remote};
 use crate::cli::{DeployEcsArgs, DeployLambdaArgs, ReleasesArgs, RollbackArgs, TargetArgs};
 use crate::live::Console;
 use crate::output::{self, BOLD, DIM, ERROR, Exit, Format, OK, WARNING, fail, paint, runtime};
@@ -183,19 +183,37 @@ pub fn ecs(args: &DeployEcsArgs) -> Exit {
 }
 
 pub fn rollback(args: &RollbackArgs) -> Exit {
-    let input = RollbackInput {
-        environment: args.environment.clone(),
-        target: args.target.clone(),
-        to: args.to,
-        identity: local_identity(),
-    };
-    let report = match runtime().block_on(releases::rollback(
-        &project(&args.state),
-        &input,
-        &Console::new(),
-    )) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
+    let report = if args.remote.server.is_some() {
+        let result = remote::client(&args.remote).and_then(|c| {
+            let pipeline = remote::pipeline(&args.state)?;
+            runtime()
+                .block_on(c.rollback(
+                    &pipeline,
+                    &args.environment,
+                    args.target.as_deref(),
+                    args.to,
+                ))
+                .map_err(|e| remote::failed(&e))
+        });
+        match result {
+            Ok(r) => r,
+            Err(exit) => return exit,
+        }
+    } else {
+        let input = RollbackInput {
+            environment: args.environment.clone(),
+            target: args.target.clone(),
+            to: args.to,
+            identity: local_identity(),
+        };
+        match runtime().block_on(releases::rollback(
+            &project(&args.state),
+            &input,
+            &Console::new(),
+        )) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        }
     };
     match args.format {
         Format::Json => output::json(&report),

@@ -6,7 +6,9 @@ pub mod foundation;
 pub mod init;
 pub mod pipeline;
 pub mod policy;
+pub mod remote;
 pub mod schema;
+pub mod serve;
 pub mod validate;
 
 use crate::cli::{ManifestArg, StateArgs};

@@ -9,7 +9,7 @@ use ferry_workflows::run::{self, RunInput, Stops};
 use ferry_workflows::view::ExecutionView;
 use ferry_workflows::{history, local_identity};
 
-use super::project;
+use super::{project, remote};
 use crate::cli::{DecideArgs, HistoryArgs, LogsArgs, RetryArgs, RunArgs, StatusArgs, StopArgs};
 use crate::live::Console;
 use crate::output::{
@@ -82,17 +82,50 @@ fn summary(view: &ExecutionView, format: Format) -> Exit {
 }
 
 pub fn run(args: &RunArgs) -> Exit {
+    if args.remote.server.is_some() {
+        return run_remote(args);
+    }
     let input = RunInput {
         revision: args.revision.clone(),
         until: args.until.clone(),
         auto_approve: args.auto_approve,
         resume: args.resume.clone(),
         identity: local_identity(),
+        trigger: None,
     };
     let project = project(&args.state);
     match driving(async |stops, console| run::run(&project, &input, stops, console).await) {
         Ok(view) => summary(&view, args.format),
         Err(e) => fail(&e),
+    }
+}
+
+/// `ferry run --server`: the server starts the execution and runs it; this says where.
+fn run_remote(args: &RunArgs) -> Exit {
+    let started = remote::client(&args.remote).and_then(|c| {
+        let pipeline = remote::pipeline(&args.state)?;
+        runtime()
+            .block_on(c.start(&pipeline, args.revision.as_deref()))
+            .map_err(|e| remote::failed(&e))
+    });
+    match started {
+        Ok(view) => {
+            if args.format == Format::Json {
+                output::json(&view);
+            } else {
+                anstream::println!(
+                    "{} {} started on {}: {} at revision {}",
+                    paint(BOLD, "▸"),
+                    view.id,
+                    args.remote.server.as_deref().unwrap_or_default(),
+                    view.pipeline,
+                    short_revision(&view.revision)
+                );
+                anstream::println!("  follow it: ferry status --server URL {}", view.id);
+            }
+            Exit::Ok
+        }
+        Err(exit) => exit,
     }
 }
 
@@ -108,14 +141,48 @@ fn mark(status: Status) -> String {
 }
 
 pub fn status(args: &StatusArgs) -> Exit {
-    let view = match history::status(&project(&args.state), args.execution.as_deref()) {
-        Ok(v) => v,
-        Err(e) => return fail(&e),
+    let view = if args.remote.server.is_some() {
+        let result = remote::client(&args.remote).and_then(|c| {
+            let found = match &args.execution {
+                Some(key) => {
+                    let id = remote::execution_id(&args.state, key)?;
+                    runtime().block_on(c.execution(&id))
+                }
+                None => {
+                    let pipeline = remote::pipeline(&args.state)?;
+                    runtime().block_on(async {
+                        match c.executions(&pipeline, 1).await?.pop() {
+                            Some(e) => c.execution(&e.id).await,
+                            None => Err(ferry_server::client::ClientError::Refused {
+                                status: 404,
+                                code: "not_found".into(),
+                                message: format!("{pipeline} has no executions yet"),
+                            }),
+                        }
+                    })
+                }
+            };
+            found.map_err(|e| remote::failed(&e))
+        });
+        match result {
+            Ok(v) => v,
+            Err(exit) => return exit,
+        }
+    } else {
+        match history::status(&project(&args.state), args.execution.as_deref()) {
+            Ok(v) => v,
+            Err(e) => return fail(&e),
+        }
     };
     if args.format == Format::Json {
         output::json(&view);
         return Exit::Ok;
     }
+    print_status(&view);
+    Exit::Ok
+}
+
+fn print_status(view: &ExecutionView) {
     let reason = view
         .reason
         .as_ref()
@@ -156,7 +223,6 @@ pub fn status(args: &StatusArgs) -> Exit {
     for a in &view.pending_approvals {
         anstream::println!("  {} waiting: {}", paint(WARNING, "→"), a.approve);
     }
-    Exit::Ok
 }
 
 pub fn history(args: &HistoryArgs) -> Exit {
@@ -196,6 +262,9 @@ pub fn history(args: &HistoryArgs) -> Exit {
 }
 
 pub fn logs(args: &LogsArgs) -> Exit {
+    if args.remote.server.is_some() {
+        return logs_remote(args);
+    }
     let input = LogsInput {
         execution: args.execution.clone(),
         action: args.action.clone(),
@@ -218,6 +287,49 @@ pub fn logs(args: &LogsArgs) -> Exit {
     }
 }
 
+fn logs_remote(args: &LogsArgs) -> Exit {
+    let result = remote::client(&args.remote).and_then(|c| {
+        let id = remote::execution_id(&args.state, &args.execution)?;
+        let mut print = |text: &str| anstream::print!("{text}");
+        runtime()
+            .block_on(async {
+                if let Some(action) = &args.action {
+                    return c.log(&id, action, args.follow, &mut print).await;
+                }
+                let view = c.execution(&id).await?;
+                for stage in &view.stages {
+                    for action in stage.actions.iter().filter(|a| a.attempt.is_some()) {
+                        anstream::println!(
+                            "{}",
+                            paint(
+                                BOLD,
+                                &format!(
+                                    "── {}.{} (attempt {}) ──",
+                                    stage.name,
+                                    action.name,
+                                    action.attempt.unwrap_or(1)
+                                )
+                            )
+                        );
+                        c.log(
+                            &id,
+                            &format!("{}.{}", stage.name, action.name),
+                            false,
+                            &mut print,
+                        )
+                        .await?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| remote::failed(&e))
+    });
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(exit) => exit,
+    }
+}
+
 /// The execution as a decision or retry left it: its end when it was continued here and
 /// ended; nothing more when another process drives it.
 fn after(view: &ExecutionView, format: Format) -> Exit {
@@ -229,11 +341,15 @@ fn after(view: &ExecutionView, format: Format) -> Exit {
 }
 
 pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
+    if args.remote.server.is_some() {
+        return decide_remote(args, approve);
+    }
     let input = DecideInput {
         execution: args.execution.clone(),
         stage: args.stage.clone(),
         approve,
         identity: local_identity(),
+        groups: Vec::new(),
         comment: args.comment.clone(),
         continue_here: !args.no_continue,
     };
@@ -246,11 +362,52 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
     }
 }
 
+/// `ferry approve|reject --server`: the decision is the server's to record, as the token's
+/// identity; the server continues the execution.
+fn decide_remote(args: &DecideArgs, approve: bool) -> Exit {
+    let decided = remote::client(&args.remote).and_then(|c| {
+        let id = remote::execution_id(&args.state, &args.execution)?;
+        runtime()
+            .block_on(c.decide(&id, &args.stage, approve, args.comment.as_deref()))
+            .map_err(|e| remote::failed(&e))
+    });
+    let report = match decided {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    if args.format == Format::Json {
+        output::json(&report);
+        return Exit::Ok;
+    }
+    let a = &report.approval;
+    let verb = if approve { "approved" } else { "rejected" };
+    let who = a.votes.last().map_or("?", |v| v.identity.as_str());
+    anstream::eprintln!(
+        "{} {verb} stage {} of {} as {who}",
+        paint(OK, "✓"),
+        a.stage,
+        a.execution_id
+    );
+    let approvals = a.votes.iter().filter(|v| v.approve).count();
+    if approve && a.status == ferry_engine::model::ApprovalStatus::Pending {
+        anstream::eprintln!(
+            "  {approvals} of {} approvals; it waits for {} more",
+            a.required,
+            (a.required as usize).saturating_sub(approvals)
+        );
+    }
+    for (name, sha) in &a.digests {
+        anstream::eprintln!("  {} sha256:{}", name, &sha[..sha.len().min(16)]);
+    }
+    Exit::Ok
+}
+
 pub fn retry(args: &RetryArgs) -> Exit {
     let input = RetryInput {
         execution: args.execution.clone(),
         stage: args.stage.clone(),
         identity: local_identity(),
+        continue_here: true,
     };
     let project = project(&args.state);
     match driving(async |stops, console| control::retry(&project, &input, stops, console).await) {

@@ -1,0 +1,88 @@
+//! An environment's release ledger, and rolling it back.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use ferry_workflows::Quiet;
+use ferry_workflows::releases::{self, ReleasesReport, RollbackInput, RollbackReport};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::executions_types::RollbackBody;
+use super::{ApiError, AppState, Audit, Body, Client, Endpoint, Params, require};
+use crate::auth::Role;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::GET, "/api/v1/environments/{pipeline}/{env}/releases", "An environment's release ledger, newest first", get(list))
+            .role(Role::Viewer)
+            .query::<ReleasesQuery>()
+            .answers::<ReleasesReport>(200, "the releases, with verdicts and approvers"),
+        Endpoint::new(Method::POST, "/api/v1/environments/{pipeline}/{env}/rollback", "Return each deploy of the environment (or `target`) to its last release verified good (or release `to`)", post(rollback))
+            .role(Role::Operator)
+            .body::<RollbackBody>()
+            .answers::<RollbackReport>(200, "each deploy, back on its release")
+            .answers::<RollbackReport>(502, "a rollback failed: the report says which and why"),
+    ]
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct ReleasesQuery {
+    /// How many (default 50, at most 500).
+    pub limit: Option<usize>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((pipeline, env)): Path<(String, String)>,
+    Params(q): Params<ReleasesQuery>,
+) -> Result<axum::Json<ReleasesReport>, ApiError> {
+    require(&state, &headers, Role::Viewer)?;
+    let project = state.current_project(&pipeline).await?;
+    let report = releases::releases(&project, &env, q.limit.unwrap_or(50).clamp(1, 500))?;
+    Ok(axum::Json(report))
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    Path((pipeline, env)): Path<(String, String)>,
+    Body(body): Body<RollbackBody>,
+) -> Response {
+    let target = format!("{pipeline} {env}");
+    let (caller, audit) = match Audit::begin(
+        &state,
+        &headers,
+        client,
+        Role::Operator,
+        "rollback",
+        &target,
+    ) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let result = async {
+        let project = state.current_project(&pipeline).await?;
+        let input = RollbackInput {
+            environment: env.clone(),
+            target: body.target,
+            to: body.to,
+            identity: caller.name.clone(),
+        };
+        let report = releases::rollback(&project, &input, &Quiet).await?;
+        let status = if report.ok() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        let _ = Arc::clone(&state);
+        Ok::<_, ApiError>((status, report))
+    }
+    .await;
+    audit.finish(result)
+}

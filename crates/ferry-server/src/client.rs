@@ -1,0 +1,285 @@
+//! The API as the CLI calls it with `--server URL`: `ferry approve|reject|status|logs|
+//! releases|rollback|run|audit` against a shared server instead of local state. Answers come
+//! back in the same types the workflows return, so the CLI renders them the same way.
+
+use std::time::Duration;
+
+use ferry_workflows::control::DecideReport;
+use ferry_workflows::history::ExecutionSummary;
+use ferry_workflows::releases::{ReleasesReport, RollbackReport};
+use ferry_workflows::view::ExecutionView;
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use crate::api::executions_types::{DecideBody, RollbackBody, StartBody};
+use crate::store::AuditEntry;
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error; `code` is its case, `message` why.
+    #[error("the server refused ({status}, {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the server's answer is not what this ferry expects: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// A refusal for the caller's role or the manifest's rules, rather than a failure.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: SecretString,
+    http: reqwest::Client,
+}
+
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
+    pub fn new(base: &str, token: SecretString) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(self.token.expose_secret())
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        if !status.is_success() {
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
+                message: body["error"]["message"]
+                    .as_str()
+                    .map_or_else(|| text.chars().take(300).collect(), str::to_owned),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| ClientError::Unexpected(format!("{e}")))
+    }
+
+    pub async fn execution(&self, id: &str) -> Result<ExecutionView, ClientError> {
+        self.send(self.request(
+            reqwest::Method::GET,
+            &format!("/api/v1/executions/{}", encode(id)),
+        ))
+        .await
+    }
+
+    pub async fn executions(
+        &self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<ExecutionSummary>, ClientError> {
+        self.send(
+            self.request(
+                reqwest::Method::GET,
+                &format!("/api/v1/pipelines/{}/executions", encode(pipeline)),
+            )
+            .query(&[("limit", limit)]),
+        )
+        .await
+    }
+
+    pub async fn start(
+        &self,
+        pipeline: &str,
+        revision: Option<&str>,
+    ) -> Result<ExecutionView, ClientError> {
+        let body = StartBody {
+            revision: revision.map(str::to_owned),
+            branch: None,
+        };
+        self.send(
+            self.request(
+                reqwest::Method::POST,
+                &format!("/api/v1/pipelines/{}/executions", encode(pipeline)),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    pub async fn decide(
+        &self,
+        id: &str,
+        stage: &str,
+        approve: bool,
+        comment: Option<&str>,
+    ) -> Result<DecideReport, ClientError> {
+        let verb = if approve { "approve" } else { "reject" };
+        let body = DecideBody {
+            comment: comment.map(str::to_owned),
+        };
+        self.send(
+            self.request(
+                reqwest::Method::POST,
+                &format!(
+                    "/api/v1/executions/{}/stages/{}/{verb}",
+                    encode(id),
+                    encode(stage)
+                ),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    pub async fn releases(
+        &self,
+        pipeline: &str,
+        env: &str,
+        limit: usize,
+    ) -> Result<ReleasesReport, ClientError> {
+        self.send(
+            self.request(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/v1/environments/{}/{}/releases",
+                    encode(pipeline),
+                    encode(env)
+                ),
+            )
+            .query(&[("limit", limit)]),
+        )
+        .await
+    }
+
+    pub async fn rollback(
+        &self,
+        pipeline: &str,
+        env: &str,
+        target: Option<&str>,
+        to: Option<i64>,
+    ) -> Result<RollbackReport, ClientError> {
+        let body = RollbackBody {
+            target: target.map(str::to_owned),
+            to,
+        };
+        let req = self
+            .request(
+                reqwest::Method::POST,
+                &format!(
+                    "/api/v1/environments/{}/{}/rollback",
+                    encode(pipeline),
+                    encode(env)
+                ),
+            )
+            .json(&body);
+        match self.send::<RollbackReport>(req).await {
+            // A failed rollback answers 502 with the report: the report is the answer.
+            Err(ClientError::Refused {
+                status: 502,
+                message,
+                ..
+            }) => Err(ClientError::Refused {
+                status: 502,
+                code: "rollback_failed".into(),
+                message,
+            }),
+            other => other,
+        }
+    }
+
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ClientError> {
+        self.send(
+            self.request(reqwest::Method::GET, "/api/v1/audit")
+                .query(&[("limit", limit)]),
+        )
+        .await
+    }
+
+    /// An action's log, handed to `out` as it comes; followed until the action ends.
+    pub async fn log(
+        &self,
+        id: &str,
+        action: &str,
+        follow: bool,
+        out: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), ClientError> {
+        let resp = self
+            .request(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/v1/executions/{}/actions/{}/log",
+                    encode(id),
+                    encode(action)
+                ),
+            )
+            .query(&[("follow", follow)])
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.without_url().to_string(),
+            })?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            return Err(ClientError::Refused {
+                status,
+                code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
+                message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ClientError::Unexpected(e.to_string()))?;
+            out(&String::from_utf8_lossy(&chunk));
+        }
+        Ok(())
+    }
+}

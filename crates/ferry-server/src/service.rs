@@ -1,0 +1,621 @@
+//! The running server: it starts executions (a push, a poll, a request), drives each in a
+//! task of its own with no CLI attached, resumes the unfinished ones when it starts again
+//! (the engine reconciles what a crash interrupted), and relays what they do to the live
+//! events, the metrics and the notifications. Every operation on an execution is a
+//! ferry-workflows call, the same the CLI makes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use ferry_engine::action::RunEvent;
+use ferry_engine::model::{Mode, PipelineDef, Status, Trigger};
+use ferry_engine::store::Store;
+use ferry_manifest::Push as ManifestPush;
+use ferry_workflows::run::RunInput;
+use ferry_workflows::view::ExecutionView;
+use ferry_workflows::{Error as FlowError, ExecutionNote, Progress, Project, Reporter};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, PipelineConfig};
+use crate::events::EventHub;
+use crate::metrics::Metrics;
+use crate::notify::{Notice, Notifier};
+use crate::repo::{GitError, Repo};
+use crate::store::ServerStore;
+
+/// Why a start or a trigger could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no pipeline `{0}` in server.yaml")]
+    NoPipeline(String),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What a push led to.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// An execution started.
+    Started { execution: String },
+    /// Nothing started, and why.
+    Skipped { reason: String },
+}
+
+/// A request to start an execution.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// The revision (a commit), or `None` for the head of `reference`.
+    pub revision: Option<String>,
+    /// The branch or tag (`main`, `refs/tags/v1`); `None`: the pipeline's branch.
+    pub reference: Option<String>,
+    pub trigger: Trigger,
+}
+
+/// One configured pipeline and its repository.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub config: PipelineConfig,
+    pub repo: Repo,
+    /// One push (or poll) handled at a time, so one change starts one execution.
+    pub pushes: tokio::sync::Mutex<()>,
+}
+
+pub struct Service {
+    pub config: Config,
+    pub pipelines: BTreeMap<String, Pipeline>,
+    pub store: Arc<ServerStore>,
+    /// The engine's store (executions, approvals, the ledger), for reads.
+    pub engine: Arc<dyn Store>,
+    pub hub: Arc<EventHub>,
+    pub metrics: Arc<Metrics>,
+    pub notifier: Arc<Notifier>,
+    /// Executions this process drives now.
+    running: Mutex<HashMap<String, JoinHandle<()>>>,
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(
+        config: Config,
+        store: Arc<ServerStore>,
+        engine: Arc<dyn Store>,
+        notifier: Arc<Notifier>,
+        metrics: Arc<Metrics>,
+    ) -> Service {
+        let pipelines = config
+            .pipelines
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    Pipeline {
+                        repo: Repo::new(&config.state, &p.name, &p.repo),
+                        config: p.clone(),
+                        pushes: tokio::sync::Mutex::new(()),
+                    },
+                )
+            })
+            .collect();
+        Service {
+            config,
+            pipelines,
+            store,
+            engine,
+            hub: Arc::new(EventHub::new()),
+            metrics,
+            notifier,
+            running: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub fn pipeline(&self, name: &str) -> Result<&Pipeline, ServiceError> {
+        self.pipelines
+            .get(name)
+            .ok_or_else(|| ServiceError::NoPipeline(name.to_owned()))
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The project of a pipeline at `revision`: its worktree's manifest, the server's state.
+    async fn project_at(
+        &self,
+        pipeline: &Pipeline,
+        revision: &str,
+    ) -> Result<Project, ServiceError> {
+        let dir = pipeline.repo.checkout(revision).await?;
+        Ok(self.project_in(pipeline, &dir))
+    }
+
+    fn project_in(&self, pipeline: &Pipeline, dir: &std::path::Path) -> Project {
+        Project::new(
+            &dir.join(&pipeline.config.manifest),
+            Some(&self.config.state),
+        )
+    }
+
+    /// The project at the head of the pipeline's branch (fetched now): for environment-wide
+    /// operations (releases, rollback), which read the manifest as it stands.
+    pub async fn head_project(&self, name: &str) -> Result<Project, ServiceError> {
+        let pipeline = self.pipeline(name)?;
+        pipeline.repo.fetch().await?;
+        let head = pipeline
+            .repo
+            .resolve(&format!("refs/heads/{}", pipeline.config.branch))
+            .await?;
+        self.project_at(pipeline, &head).await
+    }
+
+    /// The project at the head of the pipeline's branch as the mirror has it (fetched only
+    /// when it was never fetched): for reads, which need not wait for the remote.
+    pub async fn current_project(&self, name: &str) -> Result<Project, ServiceError> {
+        let pipeline = self.pipeline(name)?;
+        let reference = format!("refs/heads/{}", pipeline.config.branch);
+        let head = match pipeline.repo.resolve(&reference).await {
+            Ok(h) => h,
+            Err(_) => {
+                pipeline.repo.fetch().await?;
+                pipeline.repo.resolve(&reference).await?
+            }
+        };
+        self.project_at(pipeline, &head).await
+    }
+
+    /// The project an execution runs in (its revision's worktree).
+    pub async fn project_of(&self, execution: &str) -> Result<Project, ServiceError> {
+        let exec = self
+            .engine
+            .execution(execution)
+            .map_err(FlowError::from)?
+            .ok_or_else(|| FlowError::NotFound(format!("no execution `{execution}`")))?;
+        let pipeline = self.pipeline(&exec.pipeline)?;
+        if !pipeline.repo.has(&exec.revision) {
+            pipeline.repo.fetch().await?;
+        }
+        self.project_at(pipeline, &exec.revision).await
+    }
+
+    /// Starts an execution and drives it in the background.
+    pub async fn start(
+        self: &Arc<Self>,
+        name: &str,
+        start: Start,
+    ) -> Result<ExecutionView, ServiceError> {
+        let pipeline = self.pipeline(name)?;
+        pipeline.repo.fetch().await?;
+        let reference = start
+            .reference
+            .clone()
+            .unwrap_or_else(|| format!("refs/heads/{}", pipeline.config.branch));
+        let revision = match &start.revision {
+            Some(r) => pipeline.repo.resolve(r).await?,
+            None => pipeline.repo.resolve(&reference).await?,
+        };
+        let project = self.project_at(pipeline, &revision).await?;
+        let mut trigger = start.trigger.clone();
+        if trigger.branch.is_none() {
+            trigger.branch = Some(short_ref(&reference).to_owned());
+        }
+        let manifest = match project.load() {
+            Ok(m) if m.pipeline == name => m,
+            Ok(m) => {
+                let why = format!(
+                    "{} at {} names pipeline `{}`; server.yaml runs it as `{name}`",
+                    pipeline.config.manifest,
+                    short(&revision),
+                    m.pipeline
+                );
+                return self.failed_at_start(name, &revision, &trigger, why, None);
+            }
+            Err(FlowError::InvalidManifest(loaded)) => {
+                let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+                let first = loaded
+                    .diagnostics
+                    .iter()
+                    .find(|d| d.is_error())
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default();
+                let why = format!(
+                    "{} at {} is not valid ({errors} error{}): {first}",
+                    pipeline.config.manifest,
+                    short(&revision),
+                    if errors == 1 { "" } else { "s" }
+                );
+                let diagnostics = serde_json::json!({
+                    "file": pipeline.config.manifest,
+                    "text": loaded.render(false),
+                    "diagnostics": loaded.diagnostics_json(),
+                });
+                return self.failed_at_start(name, &revision, &trigger, why, Some(&diagnostics));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let reporter = self.relay(name);
+        let input = RunInput {
+            revision: Some(revision.clone()),
+            identity: trigger
+                .identities
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "ferry serve".into()),
+            trigger: Some(trigger.clone()),
+            ..RunInput::default()
+        };
+        let exec = ferry_workflows::run::start(&project, &input, reporter).await?;
+        self.store.set_last_run(&manifest.pipeline, &revision)?;
+        self.store
+            .note_execution(&exec.id, trigger.branch.as_deref(), None)?;
+        tracing::info!(pipeline = name, execution = %exec.id, revision = %revision, trigger = %trigger.text, "execution started");
+        self.drive(&exec.id, project);
+        Ok(ExecutionView::of(&self.engine, &exec)?)
+    }
+
+    /// An execution that cannot run (its manifest is invalid at its revision): recorded as
+    /// failed at once, with why, so it shows in the history and the API like any other.
+    fn failed_at_start(
+        &self,
+        name: &str,
+        revision: &str,
+        trigger: &Trigger,
+        why: String,
+        diagnostics: Option<&serde_json::Value>,
+    ) -> Result<ExecutionView, ServiceError> {
+        let def = PipelineDef {
+            name: name.to_owned(),
+            mode: Mode::Parallel,
+            stages: Vec::new(),
+        };
+        let exec = self
+            .engine
+            .create_execution(&def, revision, trigger)
+            .map_err(FlowError::from)?;
+        self.engine
+            .set_execution_status(&exec.id, Status::Failed, Some(&why))
+            .map_err(FlowError::from)?;
+        self.store
+            .note_execution(&exec.id, trigger.branch.as_deref(), diagnostics)?;
+        self.store.set_last_run(name, revision)?;
+        tracing::warn!(pipeline = name, execution = %exec.id, "{why}");
+        self.hub.publish(
+            "execution",
+            name,
+            &exec.id,
+            serde_json::json!({"type": "execution", "id": exec.id, "status": "Failed", "reason": why}),
+        );
+        self.notifier.send(&Notice::ExecutionFailed {
+            pipeline: name.to_owned(),
+            execution: exec.id.clone(),
+            reason: why,
+        });
+        let exec = self
+            .engine
+            .execution(&exec.id)
+            .map_err(FlowError::from)?
+            .unwrap_or(exec);
+        Ok(ExecutionView::of(&self.engine, &exec)?)
+    }
+
+    /// Drives an execution in the background (unless this process drives it already).
+    pub fn drive(self: &Arc<Self>, id: &str, project: Project) {
+        let mut running = self.running();
+        running.retain(|_, task| !task.is_finished());
+        if running.contains_key(id) {
+            return;
+        }
+        let pipeline = id.rsplit_once('-').map_or(id, |(p, _)| p).to_owned();
+        let this = self.clone();
+        let key = id.to_owned();
+        let task = tokio::spawn(async move {
+            let input = RunInput {
+                resume: Some(key.clone()),
+                identity: "ferry serve".into(),
+                ..RunInput::default()
+            };
+            let reporter = this.relay(&pipeline);
+            if let Err(e) = ferry_workflows::run::run(&project, &input, None, reporter).await {
+                tracing::error!(execution = %key, error = %e, "driving the execution failed");
+            }
+            this.running().remove(&key);
+            this.metrics.running(this.running().len());
+        });
+        running.insert(id.to_owned(), task);
+        self.metrics.running(running.len());
+    }
+
+    /// Drives every unfinished execution of the configured pipelines: after a restart, the
+    /// engine reconciles what was interrupted before anything runs again.
+    pub async fn resume_all(self: &Arc<Self>) {
+        let query = ferry_engine::model::ExecutionQuery {
+            status: Some(Status::InProgress),
+            limit: 10_000,
+            ..Default::default()
+        };
+        let Ok(unfinished) = self.engine.executions(&query) else {
+            return;
+        };
+        for exec in unfinished {
+            if !self.pipelines.contains_key(&exec.pipeline) {
+                continue;
+            }
+            match self.project_of(&exec.id).await {
+                Ok(project) => {
+                    tracing::info!(execution = %exec.id, "resuming");
+                    self.drive(&exec.id, project);
+                }
+                Err(e) => tracing::error!(execution = %exec.id, error = %e, "cannot resume"),
+            }
+        }
+    }
+
+    /// Stops driving: running actions are left for the engine to reconcile on the next start.
+    pub fn abandon_all(&self) {
+        for (_, task) in self.running().drain() {
+            task.abort();
+        }
+    }
+
+    /// A push to `reference` at `revision`, from a webhook or the poller: starts an
+    /// execution when the manifest at that revision says the push triggers it.
+    pub async fn push(
+        self: &Arc<Self>,
+        name: &str,
+        reference: &str,
+        revision: Option<&str>,
+        pushed_by: Option<&str>,
+        source: &str,
+    ) -> Result<PushOutcome, ServiceError> {
+        let pipeline = self.pipeline(name)?;
+        let _one_at_a_time = pipeline.pushes.lock().await;
+        let skipped = |reason: String| Ok(PushOutcome::Skipped { reason });
+        let Some(revision) = revision else {
+            return skipped(format!("{reference} was deleted"));
+        };
+        let push_ref = if let Some(b) = reference.strip_prefix("refs/heads/") {
+            b
+        } else if let Some(t) = reference.strip_prefix("refs/tags/") {
+            t
+        } else {
+            return skipped(format!("{reference} is neither a branch nor a tag"));
+        };
+        let is_tag = reference.starts_with("refs/tags/");
+        pipeline.repo.fetch().await?;
+        let revision = pipeline.repo.resolve(revision).await?;
+        if !is_tag && push_ref == pipeline.config.branch {
+            self.store.set_last_seen(name, &revision)?;
+        }
+        let last_run = self.store.last_run(name)?;
+        if last_run.as_deref() == Some(revision.as_str()) {
+            return skipped(format!("{} already ran", short(&revision)));
+        }
+        let who = pushed_by.map(str::to_owned);
+        let trigger = Trigger {
+            text: format!(
+                "push to {push_ref}{} ({source})",
+                who.as_ref().map(|w| format!(" by {w}")).unwrap_or_default()
+            ),
+            identities: who.into_iter().collect(),
+            branch: Some(push_ref.to_owned()),
+        };
+        let project = self.project_at(pipeline, &revision).await?;
+        let start = Start {
+            revision: Some(revision.clone()),
+            reference: Some(reference.to_owned()),
+            trigger,
+        };
+        let manifest = match project.load() {
+            Ok(m) => m,
+            // An invalid manifest cannot say what triggers it: a push to the pipeline's branch
+            // runs (and fails at once, with the diagnostics); others start nothing.
+            Err(FlowError::InvalidManifest(_)) if !is_tag && push_ref == pipeline.config.branch => {
+                let view = self.start(name, start).await?;
+                return Ok(PushOutcome::Started { execution: view.id });
+            }
+            Err(FlowError::InvalidManifest(_)) => {
+                return skipped(format!(
+                    "{} at {} is not valid, and {reference} is not the pipeline's branch",
+                    pipeline.config.manifest,
+                    short(&revision)
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let changed = match &last_run {
+            Some(from) => pipeline.repo.changed(from, &revision).await.ok(),
+            None => None,
+        };
+        let push = if is_tag {
+            ManifestPush::Tag { name: push_ref }
+        } else {
+            ManifestPush::Branch {
+                name: push_ref,
+                changed: changed.as_deref(),
+            }
+        };
+        if let Err(why) = manifest.source.triggered_by(&push) {
+            return skipped(why);
+        }
+        let view = self.start(name, start).await?;
+        Ok(PushOutcome::Started { execution: view.id })
+    }
+
+    /// Polls a pipeline's branch at its interval; a new head is a push. A remote that fails
+    /// is asked again later and later (up to ten intervals), then at the interval once it
+    /// answers.
+    pub async fn poll(self: Arc<Self>, name: String) {
+        let Some(interval) = self.pipelines.get(&name).and_then(|p| p.config.poll) else {
+            return;
+        };
+        let mut wait = std::time::Duration::ZERO;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            let Some(pipeline) = self.pipelines.get(&name) else {
+                return;
+            };
+            match pipeline.repo.remote_head(&pipeline.config.branch).await {
+                Ok(Some(head)) => {
+                    wait = interval;
+                    if self.store.last_seen(&name).ok().flatten().as_deref() == Some(head.as_str())
+                    {
+                        continue;
+                    }
+                    let reference = format!("refs/heads/{}", pipeline.config.branch);
+                    match self
+                        .push(&name, &reference, Some(&head), None, "poll")
+                        .await
+                    {
+                        Ok(PushOutcome::Started { execution }) => {
+                            tracing::info!(pipeline = %name, %execution, "poll saw {}", short(&head));
+                        }
+                        Ok(PushOutcome::Skipped { reason }) => {
+                            tracing::info!(pipeline = %name, "poll saw {}: {reason}", short(&head));
+                        }
+                        Err(e) => tracing::warn!(pipeline = %name, error = %e, "poll"),
+                    }
+                }
+                Ok(None) => wait = interval,
+                Err(e) => {
+                    wait = (wait * 2).clamp(interval, interval * 10);
+                    tracing::warn!(pipeline = %name, error = %e, "cannot poll; next try in {:?}", wait);
+                }
+            }
+        }
+    }
+
+    /// The reporter of one execution's drive: live events, metrics, notifications.
+    fn relay(self: &Arc<Self>, pipeline: &str) -> Arc<dyn Reporter> {
+        Arc::new(Relay {
+            service: Arc::downgrade(self),
+            pipeline: pipeline.to_owned(),
+            execution: Mutex::new(None),
+        })
+    }
+}
+
+/// Relays an execution's progress.
+struct Relay {
+    service: std::sync::Weak<Service>,
+    pipeline: String,
+    execution: Mutex<Option<String>>,
+}
+
+fn run_kind(event: &RunEvent) -> &'static str {
+    match event {
+        RunEvent::Execution { .. } => "execution",
+        RunEvent::Stage { .. } => "stage",
+        RunEvent::Action { .. } => "action",
+        RunEvent::Log { .. } => "log",
+        RunEvent::Waiting { .. } => "waiting",
+        RunEvent::Release { .. } => "release",
+    }
+}
+
+impl Reporter for Relay {
+    fn report(&self, event: &Progress) {
+        let Some(service) = self.service.upgrade() else {
+            return;
+        };
+        let mut current = self
+            .execution
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            Progress::Execution(
+                ExecutionNote::Started { id, .. }
+                | ExecutionNote::Resumed { id, .. }
+                | ExecutionNote::Continuing { id }
+                | ExecutionNote::Retrying { id, .. },
+            ) => *current = Some(id.clone()),
+            Progress::Run(RunEvent::Execution { id, .. }) => *current = Some(id.clone()),
+            _ => {}
+        }
+        let Progress::Run(run) = event else { return };
+        let Some(execution) = current.clone() else {
+            return;
+        };
+        drop(current);
+        service.metrics.observe(&self.pipeline, &execution, run);
+        service.hub.publish(
+            run_kind(run),
+            &self.pipeline,
+            &execution,
+            serde_json::to_value(run).unwrap_or_default(),
+        );
+        let pipeline = self.pipeline.clone();
+        let notice = match run {
+            RunEvent::Waiting { stage, why } if why.starts_with("approval") => {
+                Some(Notice::ApprovalWaiting {
+                    pipeline,
+                    execution,
+                    stage: stage.clone(),
+                })
+            }
+            RunEvent::Execution {
+                status: Status::Failed,
+                reason,
+                ..
+            } => Some(Notice::ExecutionFailed {
+                pipeline,
+                execution,
+                reason: reason.clone().unwrap_or_default(),
+            }),
+            RunEvent::Release {
+                environment,
+                target,
+                outcome,
+                version,
+                ..
+            } => match outcome.as_str() {
+                "RolledBack" => Some(Notice::RolledBack {
+                    pipeline,
+                    execution,
+                    environment: environment.clone(),
+                    target: target.clone(),
+                }),
+                "Deployed" => Some(Notice::Released {
+                    pipeline,
+                    execution,
+                    environment: environment.clone(),
+                    target: target.clone(),
+                    version: version.clone(),
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(n) = notice {
+            service.notifier.send(&n);
+        }
+    }
+}
+
+/// `main` from `refs/heads/main`, `v1` from `refs/tags/v1`.
+fn short_ref(reference: &str) -> &str {
+    reference
+        .strip_prefix("refs/heads/")
+        .or_else(|| reference.strip_prefix("refs/tags/"))
+        .unwrap_or(reference)
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(12)]
+}
