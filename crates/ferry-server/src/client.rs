@@ -51,6 +51,20 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// A transport error with its causes (the certificate refused, the connection refused…).
+fn cause(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
 fn encode(segment: &str) -> String {
     segment
         .bytes()
@@ -64,15 +78,24 @@ fn encode(segment: &str) -> String {
 }
 
 impl Client {
-    pub fn new(base: &str, token: SecretString) -> Client {
-        Client {
+    /// A client of the server at `base`. `ca` is a PEM file of certificate authorities to
+    /// trust beside the system's (a server behind an internal CA).
+    pub fn new(base: &str, token: SecretString, ca: Option<&[u8]>) -> Result<Client, ClientError> {
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(pem) = ca {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ClientError::Unexpected(format!("the CA file holds no PEM certificate: {e}"))
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Client {
             base: base.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
+            http: builder
                 .build()
-                .unwrap_or_default(),
-        }
+                .map_err(|e| ClientError::Unexpected(e.to_string()))?,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -91,7 +114,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
-            message: e.without_url().to_string(),
+            message: cause(&e.without_url()),
         })?;
         let status = resp.status();
         let text = resp
@@ -264,7 +287,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Unreachable {
                 url: self.base.clone(),
-                message: e.without_url().to_string(),
+                message: cause(&e.without_url()),
             })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();

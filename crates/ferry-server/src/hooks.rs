@@ -252,6 +252,21 @@ mod tests {
         h
     }
 
+    /// GitHub's own example ("Validating webhook deliveries"): this secret and payload give
+    /// this signature; `sign` and the check must agree with it, not only with each other.
+    #[test]
+    fn signatures_match_githubs_documented_example() {
+        let expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(
+            sign(b"Hello, World!", "It's a Secret to Everybody"),
+            expected
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-hub-signature-256", HeaderValue::from_static(expected));
+        let secret = SecretString::from("It's a Secret to Everybody".to_owned());
+        assert_eq!(verify_hub_signature(&h, b"Hello, World!", &secret), Ok(()));
+    }
+
     #[test]
     fn a_signed_github_push_is_read() {
         let body = br#"{"ref": "refs/heads/main", "after": "abc", "pusher": {"name": "bob"}}"#;

@@ -86,6 +86,10 @@ pub struct RemoteArgs {
     /// A file holding the API token (default: the FERRY_TOKEN variable)
     #[arg(long, value_name = "PATH", requires = "server")]
     pub token_file: Option<PathBuf>,
+    /// Certificate authorities (PEM) to trust beside the system's, for a server behind an
+    /// internal CA
+    #[arg(long, env = "FERRY_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -276,7 +276,9 @@ fn a_mistake_in_server_yaml_is_named_with_its_line_and_column() {
         .args(["serve", "token", "list"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("server.yaml:5:5: error: unknown key `pol`"))
+        .stderr(predicate::str::contains(
+            "server.yaml:5:5: error: unknown key `pol`",
+        ))
         .stderr(predicate::str::contains("did you mean `poll`?"));
 }
 

@@ -24,10 +24,22 @@ pub fn client(remote: &RemoteArgs) -> Result<Client, Exit> {
             Exit::Usage
         })?,
     };
-    Ok(Client::new(
+    let ca = match &remote.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            output::error(&format!("cannot read the CA file {}: {e}", path.display()));
+            Exit::Usage
+        })?),
+        None => None,
+    };
+    Client::new(
         url,
         SecretString::from(token.trim().to_owned()),
-    ))
+        ca.as_deref(),
+    )
+    .map_err(|e| {
+        output::error(&e.to_string());
+        Exit::Usage
+    })
 }
 
 /// The pipeline the manifest names (for execution numbers and environments).

@@ -1,0 +1,1178 @@
+//! `ferry serve` as a team runs it: a real server process on a free loopback port, with the
+//! SDK's settings pointing at the emulator, pipelines in local git repositories, and every
+//! check made only through HTTP (webhooks, the API, Server-Sent Events). Tokens are made with
+//! `ferry serve token create` before the server starts, as an operator would.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{World, world};
+use ferry_test_support::fixtures::{eventually, lambda_function, lambda_zip, live_alias, s3};
+use serde_json::{Value, json};
+
+const SECRET: &str = "webhook-s3cret";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A repository that plays the forge's: commits are made in it, the server fetches it.
+struct Remote {
+    dir: PathBuf,
+}
+
+impl Remote {
+    fn new(root: &Path) -> Remote {
+        let dir = root.join("remote");
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q", "-b", "main"]);
+        Remote { dir }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+
+    /// Writes `files` and commits them; returns the commit.
+    fn commit(&self, files: &[(&str, &str)]) -> String {
+        for (path, text) in files {
+            let full = self.dir.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        git(&self.dir, &["add", "-A"]);
+        git(
+            &self.dir,
+            &[
+                "-c",
+                "user.name=dev",
+                "-c",
+                "user.email=dev@example.com",
+                "commit",
+                "-qm",
+                "change",
+            ],
+        );
+        git(&self.dir, &["rev-parse", "HEAD"])
+    }
+}
+
+/// A `ferry serve` process.
+struct Served {
+    root: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+    url: String,
+    http: reqwest::Client,
+    /// The process's environment: the world's AWS settings.
+    env: Vec<(String, String)>,
+}
+
+fn command_env(cmd: &Command) -> Vec<(String, String)> {
+    cmd.get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .collect()
+}
+
+impl Served {
+    /// Writes server.yaml (`pipelines` is its `pipelines:` list, indented) and the webhook
+    /// secret into `root`; the server is not started.
+    fn configure(w: &World, root: &Path, pipelines: &str, extra: &str) -> Served {
+        std::fs::write(root.join("hook.secret"), SECRET).unwrap();
+        let config = root.join("server.yaml");
+        std::fs::write(
+            &config,
+            format!("state: state\n{extra}pipelines:\n{pipelines}"),
+        )
+        .unwrap();
+        Served {
+            root: root.to_owned(),
+            config,
+            child: None,
+            url: String::new(),
+            http: reqwest::Client::new(),
+            env: command_env(&w.ferry()),
+        }
+    }
+
+    fn ferry(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+        cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// A token, made as an operator makes one.
+    fn token(&self, name: &str, role: &str, groups: &[&str]) -> String {
+        let mut cmd = self.ferry();
+        cmd.args(["serve", "token", "create", "--config"])
+            .arg(&self.config)
+            .args(["--name", name, "--role", role]);
+        for g in groups {
+            cmd.args(["--group", g]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Starts the server on a free port and waits until it listens.
+    fn start(&mut self) {
+        let log = self.root.join(format!(
+            "serve-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut child = self
+            .ferry()
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&self.config)
+            .env("FERRY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Copies the log to a file (for failures) and finds the address in it.
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(log).unwrap();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+                if !sent && let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                    sent = true;
+                }
+            }
+        });
+        self.url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "ferry serve did not start; its log is in {}",
+                    self.root.display()
+                )
+            });
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to clean up, as a crash or an OOM kill.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = c.wait();
+        }
+    }
+
+    /// `ferry` as a laptop runs it against this server (`--server`, the token in FERRY_TOKEN).
+    fn cli(&self, token: &str) -> Command {
+        let mut cmd = self.ferry();
+        cmd.env("FERRY_SERVER", &self.url).env("FERRY_TOKEN", token);
+        cmd
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    /// A GitHub push delivery, signed with `secret`.
+    async fn github_push(
+        &self,
+        pipeline: &str,
+        delivery: &str,
+        revision: &str,
+        pusher: &str,
+        secret: &str,
+    ) -> (u16, Value) {
+        let body = json!({"ref": "refs/heads/main", "after": revision, "pusher": {"name": pusher}})
+            .to_string();
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/hooks/github/{pipeline}", self.url))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", delivery)
+            .header(
+                "X-Hub-Signature-256",
+                ferry_server::hooks::sign(body.as_bytes(), secret),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
+    /// Waits until the execution satisfies `done`; returns it.
+    async fn wait(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, doc) = self.get(&format!("/api/v1/executions/{id}"), token).await;
+            if status == 200 && done(&doc) {
+                return doc;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never {what}: {doc:#}\nthe server's log is in {}",
+                self.root.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn executions(&self, token: &str, pipeline: &str) -> Vec<Value> {
+        let (status, doc) = self
+            .get(&format!("/api/v1/pipelines/{pipeline}/executions"), token)
+            .await;
+        assert_eq!(status, 200, "{doc}");
+        doc.as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn status(doc: &Value) -> &str {
+    doc["status"].as_str().unwrap_or_default()
+}
+
+fn stage_status<'a>(doc: &'a Value, stage: &str) -> &'a str {
+    doc["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == stage))
+        .and_then(|s| s["status"].as_str())
+        .unwrap_or_default()
+}
+
+/// A pipeline of local builds: one quick build, then (with `approval`) a gated stage.
+fn local_manifest(pipeline: &str, triggers: &str, approval: &str) -> String {
+    let gate = if approval.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  - name: release\n    actions:\n      - name: gate\n        approval: {approval}\n      - name: done\n        run_order: 2\n        build:\n          buildspec: |\n            version: 0.2\n            phases: {{build: {{commands: [echo released]}}}}\n"
+        )
+    };
+    format!(
+        "pipeline: {pipeline}\nsource:\n  branch: main\n{triggers}stages:\n  - name: build\n    actions:\n      - name: compile\n        build:\n          buildspec: |\n            version: 0.2\n            phases:\n              build:\n                commands:\n                  - echo building $CODEBUILD_RESOLVED_SOURCE_VERSION\n{gate}"
+    )
+}
+
+fn pipeline_entry(name: &str, remote: &Remote) -> String {
+    format!(
+        "  - name: {name}\n    repo: {}\n    webhook_secret_file: hook.secret\n",
+        remote.url()
+    )
+}
+
+#[tokio::test]
+async fn signed_pushes_start_executions_that_filters_redeliveries_and_bad_signatures_do_not() {
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let triggers = "  triggers:\n    - file_paths: {exclude: [\"docs/**\"]}\n";
+    let first = remote.commit(&[
+        ("ferry.yaml", &local_manifest("hooks", triggers, "")),
+        ("src/app.txt", "1"),
+    ]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("hooks", &remote), "");
+    let viewer = s.token("watcher", "viewer", &[]);
+    let admin = s.token("root", "admin", &[]);
+    s.start();
+
+    // A signed push starts an execution, which runs to its end in the server.
+    let (code, answer) = s.github_push("hooks", "d-1", &first, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    assert_eq!(answer["outcome"], "started");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    let done = s
+        .wait(&viewer, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+    assert_eq!(done["revision"], first.as_str());
+    assert!(
+        done["trigger"]
+            .as_str()
+            .unwrap()
+            .contains("push to main by dev (github)")
+    );
+
+    // The same delivery again (GitHub's redelivery) starts nothing new.
+    let (code, answer) = s.github_push("hooks", "d-1", &first, "dev", SECRET).await;
+    assert_eq!(
+        (code, answer["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
+
+    // A wrong secret is refused, and starts nothing.
+    let second = remote.commit(&[("src/app.txt", "2")]);
+    let (code, answer) = s
+        .github_push("hooks", "d-2", &second, "dev", "guessed")
+        .await;
+    assert_eq!(code, 401, "{answer}");
+    assert_eq!(answer["error"]["code"], "bad_webhook");
+    let unsigned = s
+        .http
+        .post(format!("{}/api/v1/hooks/github/hooks", s.url))
+        .header("X-GitHub-Event", "push")
+        .body(json!({"ref": "refs/heads/main", "after": second}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    assert_eq!(s.executions(&viewer, "hooks").await.len(), 1);
+
+    // A refused delivery can be sent again once signed right: now it starts the change.
+    let (code, answer) = s.github_push("hooks", "d-2", &second, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let second_id = answer["execution"].as_str().unwrap().to_owned();
+    s.wait(&viewer, &second_id, "succeeded", |d| {
+        status(d) == "Succeeded"
+    })
+    .await;
+
+    // A push that changes only excluded paths starts nothing, and says why.
+    let docs_only = remote.commit(&[("docs/guide.md", "words")]);
+    let (code, answer) = s
+        .github_push("hooks", "d-3", &docs_only, "dev", SECRET)
+        .await;
+    assert_eq!(
+        (code, answer["outcome"].as_str()),
+        (200, Some("skipped")),
+        "{answer}"
+    );
+    assert!(
+        answer["reason"].as_str().unwrap().contains("changed file"),
+        "{answer}"
+    );
+    assert_eq!(s.executions(&viewer, "hooks").await.len(), 2);
+
+    // Bodies are bounded. (Its own client: the server answers 413 and closes the connection
+    // while the body is still being sent.)
+    let huge = reqwest::Client::new()
+        .post(format!("{}/api/v1/hooks/github/hooks", s.url))
+        .body(vec![b'x'; 6 * 1024 * 1024])
+        .send()
+        .await;
+    assert!(
+        huge.as_ref().map_or(true, |r| r.status().as_u16() == 413),
+        "{huge:?}"
+    );
+
+    // No token: 401; every delivery is in the audit log, the refused ones with why.
+    let (code, _) = s
+        .call(reqwest::Method::GET, "/api/v1/audit", None, None)
+        .await;
+    assert_eq!(code, 401);
+    let (code, _) = s.get("/api/v1/audit", &viewer).await;
+    assert_eq!(code, 403, "only an admin reads the audit log");
+    let (_, audit) = s.get("/api/v1/audit", &admin).await;
+    let pushes: Vec<(String, u64)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "push")
+        .map(|e| {
+            (
+                e["identity"].as_str().unwrap().to_owned(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .rev()
+        .collect();
+    let statuses: Vec<u64> = pushes.iter().map(|(_, s)| *s).collect();
+    assert_eq!(statuses, [202, 200, 401, 401, 202, 200], "{audit:#}");
+    assert!(pushes.iter().all(|(who, _)| who == "webhook:github"));
+    // No secret reaches an answer.
+    assert!(!audit.to_string().contains(SECRET));
+}
+
+#[tokio::test]
+async fn only_listed_approvers_other_than_the_pusher_approve_and_two_are_needed() {
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let approval = "{approvers: [alice, bob, platform], required: 2, forbid_self: true, comment_required: true}";
+    let rev = remote.commit(&[("ferry.yaml", &local_manifest("gates", "", approval))]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("gates", &remote), "");
+    let viewer = s.token("watcher", "viewer", &[]);
+    let alice = s.token("alice", "approver", &[]);
+    let bob = s.token("bob", "approver", &[]);
+    let carol = s.token("carol", "approver", &[]);
+    let dave = s.token("dave", "approver", &["platform"]);
+    s.start();
+
+    // Bob pushes the change: he may not approve it himself.
+    let (code, answer) = s.github_push("gates", "g-1", &rev, "bob", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    let waiting = s
+        .wait(&viewer, &id, "waited for approval", |d| {
+            stage_status(d, "release") == "AwaitingApproval"
+        })
+        .await;
+    let digests = waiting["pending_approvals"][0]["digests"].clone();
+    assert!(
+        digests["source"].as_str().is_some_and(|d| d.len() == 64),
+        "{waiting:#}"
+    );
+
+    let approve = format!("/api/v1/executions/{id}/stages/release/approve");
+    let ok = json!({"comment": "looks right"});
+    let refusals = [
+        (&viewer, ok.clone(), 403, "role_too_low"),
+        (&carol, ok.clone(), 403, "not_an_approver"),
+        (&bob, ok.clone(), 403, "self_approval"),
+        (&alice, json!({}), 422, "comment_required"),
+    ];
+    for (token, body, code, case) in refusals {
+        let (got, answer) = s.post(&approve, token, body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (code, Some(case)),
+            "{answer}"
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let (code, first) = s.post(&approve, &alice, ok.clone()).await;
+    assert_eq!(code, 200, "{first}");
+    assert_eq!(
+        first["approval"]["status"], "Pending",
+        "one of two: it still waits"
+    );
+    let (code, again) = s.post(&approve, &alice, ok.clone()).await;
+    assert_eq!(
+        (code, again["error"]["code"].as_str()),
+        (409, Some("already_decided"))
+    );
+    // Dave approves as a member of the listed group `platform`: two distinct approvers.
+    let (code, second) = s.post(&approve, &dave, ok.clone()).await;
+    assert_eq!(code, 200, "{second}");
+    let approval = &second["approval"];
+    assert_eq!(approval["status"], "Approved");
+    assert_eq!(approval["identity"], "alice, dave");
+    let votes: Vec<(&str, &str)> = approval["votes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["identity"].as_str().unwrap(),
+                v["comment"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(votes, [("alice", "looks right"), ("dave", "looks right")]);
+    // Each decision records the exact artifacts it approved.
+    for v in approval["votes"].as_array().unwrap() {
+        assert_eq!(v["digests"], digests);
+    }
+    s.wait(&viewer, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+}
+
+/// One Server-Sent Event: its id, kind and data.
+#[derive(Debug, Clone, PartialEq)]
+struct Sse {
+    id: Option<u64>,
+    event: String,
+    data: Value,
+}
+
+/// Reads events from `/api/v1/events` until `until` holds for one (or the time is up).
+/// Opens `/api/v1/events`; once this returns, the server has the subscription (it answered).
+async fn open_events(s: &Served, token: &str, query: &str, last: Option<u64>) -> reqwest::Response {
+    let mut req = s
+        .http
+        .get(format!("{}/api/v1/events?{query}", s.url))
+        .bearer_auth(token);
+    if let Some(id) = last {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    req.send().await.unwrap()
+}
+
+/// Reads events until `until` holds for one (or the time is up).
+async fn read_events(resp: reqwest::Response, until: impl Fn(&Sse) -> bool) -> Vec<Sse> {
+    use futures_util::StreamExt;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut stream = resp.bytes_stream();
+    let mut buffer = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the events stopped coming")
+            .expect("the stream ended")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut e = Sse {
+                id: None,
+                event: "message".into(),
+                data: Value::Null,
+            };
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    e.id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    e.event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    e.data = serde_json::from_str(v.trim())
+                        .unwrap_or(Value::String(v.trim().to_owned()));
+                }
+            }
+            if block.trim_start().starts_with(':') {
+                continue; // a keep-alive comment
+            }
+            let stop = until(&e);
+            out.push(e);
+            if stop {
+                return out;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_of_an_execution_arrive_in_order_and_resume_after_the_last_id() {
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    remote.commit(&[("ferry.yaml", &local_manifest("live", "", ""))]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("live", &remote), "");
+    let viewer = s.token("watcher", "viewer", &[]);
+    let operator = s.token("ops", "operator", &[]);
+    s.start();
+
+    let (code, _) = s
+        .call(reqwest::Method::GET, "/api/v1/events", None, None)
+        .await;
+    assert_eq!(code, 401);
+    // Subscribed first, then the execution is started through the API.
+    let ended = |e: &Sse| e.event == "execution" && e.data["data"]["status"] == "Succeeded";
+    let subscription = open_events(&s, &viewer, "pipeline=live", None).await;
+    let (code, started) = s
+        .post("/api/v1/pipelines/live/executions", &operator, json!({}))
+        .await;
+    assert_eq!(code, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let events = read_events(subscription, ended).await;
+    assert!(
+        events.iter().all(|e| e.data["execution"] == id.as_str()),
+        "{events:#?}"
+    );
+    let ids: Vec<u64> = events.iter().map(|e| e.id.unwrap()).collect();
+    assert!(ids.windows(2).all(|p| p[0] < p[1]), "ids grow: {ids:?}");
+    // In the order the engine went: the execution, its stages in turn, the build's log.
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e.event.as_str() {
+            "stage" | "execution" => format!(
+                "{} {} {}",
+                e.event,
+                e.data["data"]["stage"].as_str().unwrap_or(""),
+                e.data["data"]["status"].as_str().unwrap_or("")
+            ),
+            other => other.to_owned(),
+        })
+        .collect();
+    let position = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("no `{k}` in {kinds:#?}"))
+    };
+    assert!(position("execution  InProgress") < position("stage source InProgress"));
+    assert!(position("stage source Succeeded") < position("stage build InProgress"));
+    assert!(position("stage build Succeeded") < position("execution  Succeeded"));
+    assert!(kinds.iter().any(|k| k == "log"), "{kinds:#?}");
+    assert!(events.iter().any(|e| {
+        e.event == "log"
+            && e.data["data"]["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("building"))
+    }));
+
+    // Resumed after the third event: exactly the ones after it, in the same order.
+    let from = ids[2];
+    let resumed = read_events(
+        open_events(&s, &viewer, &format!("execution={id}"), Some(from)).await,
+        ended,
+    )
+    .await;
+    assert_eq!(resumed, events[3..].to_vec());
+}
+
+/// The manifest of a pipeline that builds a Lambda package and deploys it to dev behind an
+/// approval, shifting traffic as a canary.
+fn lambda_manifest(w: &World) -> String {
+    format!(
+        r#"pipeline: orders
+shared:
+  id: "{shared}"
+  region: us-east-1
+  artifacts: {{bucket: ferry-artifacts-{shared}, kms_alias: alias/ferry-orders}}
+accounts:
+  dev: {{id: "{dev}"}}
+source: {{repo: ., branch: main}}
+stages:
+  - name: build
+    actions:
+      - name: package
+        build:
+          outputs: [app]
+          buildspec: |
+            version: 0.2
+            phases:
+              build:
+                commands:
+                  - mkdir -p dist && python3 -m zipfile -c dist/function.zip index.py
+            artifacts:
+              base-directory: dist
+              files: ['**/*']
+environments:
+  - name: dev
+    account: dev
+    approval: {{approvers: [alice]}}
+deploy:
+  - name: function
+    lambda: {{function: orders-fn, alias: live, artifact: app, zip: function.zip, traffic: canary 50% 6s}}
+"#,
+        shared = w.accounts.shared,
+        dev = w.accounts.dev
+    )
+}
+
+async fn versions(w: &World) -> Vec<String> {
+    aws_sdk_lambda::Client::new(&w.dev)
+        .list_versions_by_function()
+        .function_name("orders-fn")
+        .send()
+        .await
+        .unwrap()
+        .versions()
+        .iter()
+        .filter_map(|v| v.version().map(str::to_owned))
+        .filter(|v| v != "$LATEST")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_server_killed_while_an_approval_waits_and_while_a_canary_bakes_finishes_the_deploy_once()
+{
+    let w = world().await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    s3(&w.shared)
+        .create_bucket()
+        .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
+        .send()
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let rev = remote.commit(&[
+        ("ferry.yaml", &lambda_manifest(&w)),
+        ("index.py", "def handler(e, c):\n    return 'v2'\n"),
+    ]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("orders", &remote), "");
+    let alice = s.token("alice", "approver", &[]);
+    s.start();
+    let (code, answer) = s.github_push("orders", "k-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    s.wait(&alice, &id, "waited for approval", |d| {
+        stage_status(d, "dev") == "AwaitingApproval"
+    })
+    .await;
+
+    // Killed while the approval waits: the restarted server still waits for it, and takes it.
+    s.kill9();
+    s.start();
+    let doc = s
+        .wait(&alice, &id, "waited again", |d| {
+            stage_status(d, "dev") == "AwaitingApproval"
+        })
+        .await;
+    assert_eq!(doc["pending_approvals"][0]["stage"], "dev");
+    let (code, decided) = s
+        .post(
+            &format!("/api/v1/executions/{id}/stages/dev/approve"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{decided}");
+
+    // Killed while the canary bakes (half the traffic on the new version).
+    eventually("the canary split", || async {
+        !live_alias(&w.dev, "orders-fn").await.1.is_empty()
+    })
+    .await;
+    s.kill9();
+    assert_eq!(versions(&w).await, ["1", "2"]);
+    s.start();
+    let done = s
+        .wait(&alice, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+
+    // The alias is on the new version with no weights left; no version was published twice;
+    // the ledger has one release of it.
+    assert_eq!(
+        live_alias(&w.dev, "orders-fn").await,
+        ("2".into(), vec![]),
+        "{done:#}"
+    );
+    assert_eq!(versions(&w).await, ["1", "2"]);
+    let (code, ledger) = s
+        .get("/api/v1/environments/orders/dev/releases", &alice)
+        .await;
+    assert_eq!(code, 200, "{ledger}");
+    let releases: Vec<(&str, &str, &str)> = ledger["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["execution_id"].as_str().unwrap(),
+                r["version"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(releases, [(id.as_str(), "2", "Deployed")]);
+    assert_eq!(ledger["releases"][0]["approved_by"], "alice");
+}
+
+/// A webhook receiver on a free loopback port: the bodies it was sent.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        let _ = tx.send(serde_json::from_str(body).unwrap_or(Value::Null));
+                        let _ = conn
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn an_approval_waiting_is_announced_on_sns_to_a_subscribed_queue_and_to_a_webhook() {
+    let w = world().await;
+    let sns = aws_sdk_sns::Client::new(&w.shared);
+    let sqs = aws_sdk_sqs::Client::new(&w.shared);
+    let topic = sns
+        .create_topic()
+        .name("ferry-approvals")
+        .send()
+        .await
+        .unwrap();
+    let topic = topic.topic_arn().unwrap().to_owned();
+    let queue = sqs
+        .create_queue()
+        .queue_name("approvals")
+        .send()
+        .await
+        .unwrap();
+    let queue_url = queue.queue_url().unwrap().to_owned();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+    let (hook, mut hooked) = receiver().await;
+
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let rev = remote.commit(&[(
+        "ferry.yaml",
+        &local_manifest("told", "", "{approvers: [alice]}"),
+    )]);
+    let extra = format!(
+        "url: https://ferry.example.com\nnotifications:\n  - sns: {topic}\n  - webhook: {hook}\n"
+    );
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("told", &remote), &extra);
+    let alice = s.token("alice", "approver", &[]);
+    s.start();
+    let (code, answer) = s.github_push("told", "n-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    let link = format!("https://ferry.example.com/executions/{id}");
+
+    // The webhook gets Slack's shape: one `text`, with the link.
+    let posted = tokio::time::timeout(Duration::from_secs(60), hooked.recv())
+        .await
+        .expect("no webhook notification")
+        .unwrap();
+    let text = posted["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("{id} waits for approval of release")),
+        "{text}"
+    );
+    assert!(text.contains(&link), "{text}");
+
+    // SNS delivers the same to the subscribed queue.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(body) = got.messages().first().and_then(|m| m.body()) {
+            break body.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SNS message in the queue"
+        );
+    };
+    let envelope: Value = serde_json::from_str(&message).unwrap();
+    let body = envelope["Message"].as_str().unwrap();
+    assert!(
+        body.contains("waits for approval") && body.contains(&link),
+        "{envelope:#}"
+    );
+    assert!(envelope["Subject"].as_str().unwrap().contains(&id));
+
+    // A rejection fails the execution: that is announced too.
+    let (code, _) = s
+        .post(
+            &format!("/api/v1/executions/{id}/stages/release/reject"),
+            &alice,
+            json!({"comment": "not now"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let posted = tokio::time::timeout(Duration::from_secs(60), hooked.recv())
+        .await
+        .expect("no failure notification")
+        .unwrap();
+    assert!(
+        posted["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{id} failed")),
+        "{posted}"
+    );
+}
+
+#[tokio::test]
+async fn over_https_the_cli_reads_and_approves_with_its_token() {
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    // A throwaway CA, and the server's certificate for 127.0.0.1 signed by it.
+    let (ca, cert, key) = (
+        root.path().join("ca.pem"),
+        root.path().join("cert.pem"),
+        root.path().join("key.pem"),
+    );
+    std::fs::write(
+        root.path().join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(root.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=ferry test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    assert!(cert.exists() && key.exists());
+    let remote = Remote::new(root.path());
+    let rev = remote.commit(&[(
+        "ferry.yaml",
+        &local_manifest("tls", "", "{approvers: [alice]}"),
+    )]);
+    let mut s = Served::configure(
+        &w,
+        root.path(),
+        &pipeline_entry("tls", &remote),
+        "tls: {cert: cert.pem, key: key.pem}\n",
+    );
+    s.env
+        .push(("FERRY_CA_FILE".into(), ca.display().to_string()));
+    let alice = s.token("alice", "approver", &[]);
+    let admin = s.token("root", "admin", &[]);
+    s.start();
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    s.http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = reqwest::Client::new()
+        .get(s.url.replace("https://", "http://") + "/healthz")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+
+    let (code, answer) = s.github_push("tls", "t-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    s.wait(&alice, &id, "waited", |d| {
+        stage_status(d, "release") == "AwaitingApproval"
+    })
+    .await;
+
+    let out = s
+        .cli(&alice)
+        .args(["status", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["pending_approvals"][0]["stage"], "release");
+
+    let out = s
+        .cli("ferry_not-a-token")
+        .args(["approve", &id, "release"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = s
+        .cli(&alice)
+        .args(["approve", &id, "release", "--comment", "ok"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("approved stage release of {id} as alice")),
+        "{stderr}"
+    );
+    s.wait(&alice, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+
+    let out = s
+        .cli(&admin)
+        .args(["audit", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let approvals: Vec<(&str, u64)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "approve")
+        .map(|e| {
+            (
+                e["identity"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(approvals, [("alice", 200), ("anonymous", 401)]);
+    // The token went to the server, never to the output or the audit log.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&alice));
+}
