@@ -65,6 +65,18 @@ fn cause(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
+/// The server's error answer (`{"error": {"code", "message"}}`) as a [`ClientError`].
+fn refused(status: u16, text: &str) -> ClientError {
+    let body: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    ClientError::Refused {
+        status,
+        code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
+        message: body["error"]["message"]
+            .as_str()
+            .map_or_else(|| text.chars().take(300).collect(), str::to_owned),
+    }
+}
+
 fn encode(segment: &str) -> String {
     segment
         .bytes()
@@ -122,14 +134,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Unexpected(e.to_string()))?;
         if !status.is_success() {
-            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
-                message: body["error"]["message"]
-                    .as_str()
-                    .map_or_else(|| text.chars().take(300).collect(), str::to_owned),
-            });
+            return Err(refused(status.as_u16(), &text));
         }
         serde_json::from_str(&text).map_err(|e| ClientError::Unexpected(format!("{e}")))
     }
@@ -242,19 +247,21 @@ impl Client {
                 ),
             )
             .json(&body);
-        match self.send::<RollbackReport>(req).await {
-            // A failed rollback answers 502 with the report: the report is the answer.
-            Err(ClientError::Refused {
-                status: 502,
-                message,
-                ..
-            }) => Err(ClientError::Refused {
-                status: 502,
-                code: "rollback_failed".into(),
-                message,
-            }),
-            other => other,
+        // A deploy that could not be rolled back answers 409 with the report: the report,
+        // which says which and why, is the answer.
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: cause(&e.without_url()),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        if let (200 | 409, Ok(report)) = (status, serde_json::from_str::<RollbackReport>(&text)) {
+            return Ok(report);
         }
+        Err(refused(status, &text))
     }
 
     pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, ClientError> {
@@ -291,12 +298,8 @@ impl Client {
             })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            return Err(ClientError::Refused {
-                status,
-                code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
-                message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
-            });
+            let text = resp.text().await.unwrap_or_default();
+            return Err(refused(status, &text));
         }
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {

@@ -63,6 +63,15 @@ pub enum ServeError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    /// Two servers on one state directory would both drive its executions.
+    #[error(
+        "another ferry serve ({holder}) holds {}; stop it, or give this one its own `state:`",
+        path.display()
+    )]
+    Locked {
+        path: std::path::PathBuf,
+        holder: String,
+    },
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -117,6 +126,7 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
         Some(t) => Some(tls::acceptor(&t.cert, &t.key).map_err(ServeError::Tls)?),
         None => None,
     };
+    let _lock = lock_state(&config.state)?;
     let service = service(config).await?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
@@ -160,6 +170,38 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
         }
     }
     Ok(())
+}
+
+/// Holds `STATE/server.lock` for as long as the server runs (the kernel lets go of it when the
+/// process ends, however it ends); the file names the holder's pid for the error above.
+fn lock_state(state: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(state)?;
+    let path = state.join("server.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            writeln!(file, "pid {}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            file.read_to_string(&mut holder)?;
+            let holder = match holder.trim() {
+                "" => "a process".to_owned(),
+                h => h.to_owned(),
+            };
+            Err(ServeError::Locked { path, holder })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 async fn wait_for_signal() {

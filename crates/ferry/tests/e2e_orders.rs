@@ -230,3 +230,45 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
         assert_eq!(releases(home.path(), env).len(), 2, "{env}");
     }
 }
+
+/// `scripts/demo --serve`: a git push to the sandbox's repository starts the pipeline in
+/// `ferry serve` (a signed webhook), alice approves qa, alice and bob approve prod through the
+/// API, and every account ends on the new release — with the ledger in the server's state
+/// naming who approved each environment.
+#[tokio::test]
+async fn the_demo_as_a_service_is_pushed_approved_by_two_tokens_and_released_everywhere() {
+    let home = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox(home.path());
+    let out = demo(home.path(), &["--serve"]);
+    let endpoint = sandbox.endpoint();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "forge: {\"outcome\":\"started\",\"execution\":\"orders-1\"",
+        "approved stage qa of orders-1 as alice",
+        "1 of 2 approvals; it waits for 1 more",
+        "approved stage prod of orders-1 as bob",
+        "orders-1 Succeeded",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    for (env, account) in ACCOUNTS {
+        assert_eq!(live_version(&endpoint, account).await, "2", "{env}");
+    }
+    let server_state = home.path().join("server/state");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["releases", "prod", "--format", "json", "--state-dir"])
+        .arg(&server_state)
+        .arg("-f")
+        .arg(home.path().join("workspace/ferry.yaml"))
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let approvers: Vec<&str> = doc["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["approved_by"].as_str())
+        .collect();
+    assert_eq!(approvers, ["alice, bob", "alice, bob"], "{doc:#}");
+}

@@ -759,6 +759,22 @@ async fn a_server_killed_while_an_approval_waits_and_while_a_canary_bakes_finish
     let mut s = Served::configure(&w, root.path(), &pipeline_entry("orders", &remote), "");
     let alice = s.token("alice", "approver", &[]);
     s.start();
+
+    // A second server on the same state would drive the same executions: it refuses to start.
+    let second = s
+        .ferry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    let pid = s.child.as_ref().unwrap().id();
+    assert!(
+        said.contains(&format!("another ferry serve (pid {pid}) holds")),
+        "{said}"
+    );
+
     let (code, answer) = s.github_push("orders", "k-1", &rev, "dev", SECRET).await;
     assert_eq!(code, 202, "{answer}");
     let id = answer["execution"].as_str().unwrap().to_owned();
@@ -823,6 +839,23 @@ async fn a_server_killed_while_an_approval_waits_and_while_a_canary_bakes_finish
         .collect();
     assert_eq!(releases, [(id.as_str(), "2", "Deployed")]);
     assert_eq!(ledger["releases"][0]["approved_by"], "alice");
+
+    // Nothing verified good before it: a rollback refuses, says why, and changes nothing.
+    let operator = s.token("ops", "operator", &[]);
+    let (code, report) = s
+        .post(
+            "/api/v1/environments/orders/dev/rollback",
+            &operator,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 409, "{report}");
+    let why = report["results"][0]["error"].as_str().unwrap();
+    assert!(
+        why.contains("no verified-good release of lambda:orders-fn:live"),
+        "{why}"
+    );
+    assert_eq!(live_alias(&w.dev, "orders-fn").await.0, "2");
 }
 
 /// A webhook receiver on a free loopback port: the bodies it was sent.

@@ -1,7 +1,5 @@
 //! An environment's release ledger, and rolling it back.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
@@ -25,7 +23,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             .role(Role::Operator)
             .body::<RollbackBody>()
             .answers::<RollbackReport>(200, "each deploy, back on its release")
-            .answers::<RollbackReport>(502, "a rollback failed: the report says which and why"),
+            .answers::<RollbackReport>(409, "a deploy could not be rolled back: the report says which and why"),
     ]
 }
 
@@ -78,9 +76,8 @@ async fn rollback(
         let status = if report.ok() {
             StatusCode::OK
         } else {
-            StatusCode::BAD_GATEWAY
+            StatusCode::CONFLICT
         };
-        let _ = Arc::clone(&state);
         Ok::<_, ApiError>((status, report))
     }
     .await;

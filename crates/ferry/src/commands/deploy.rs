@@ -246,9 +246,22 @@ pub fn rollback(args: &RollbackArgs) -> Exit {
 }
 
 pub fn releases(args: &ReleasesArgs) -> Exit {
-    let report = match releases::releases(&project(&args.state), &args.environment, args.limit) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
+    let report = if args.remote.server.is_some() {
+        let result = remote::client(&args.remote).and_then(|c| {
+            let pipeline = remote::pipeline(&args.state)?;
+            runtime()
+                .block_on(c.releases(&pipeline, &args.environment, args.limit))
+                .map_err(|e| remote::failed(&e))
+        });
+        match result {
+            Ok(r) => r,
+            Err(exit) => return exit,
+        }
+    } else {
+        match releases::releases(&project(&args.state), &args.environment, args.limit) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        }
     };
     if args.format == Format::Json {
         output::json(&report);
