@@ -169,6 +169,21 @@ impl ExecutionQuery {
     }
 }
 
+/// An execution as a list shows it: no definition, which a list has no use for and which
+/// costs more to read than the rest of the row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExecutionSummary {
+    pub id: String,
+    pub pipeline: String,
+    pub status: Status,
+    pub revision: String,
+    pub trigger: String,
+    pub branch: Option<String>,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Execution {
     pub id: String,
@@ -188,6 +203,16 @@ pub struct Execution {
     pub heartbeat_ms: Option<i64>,
     pub created_ms: i64,
     pub updated_ms: i64,
+}
+
+/// An execution with its stage runs, action runs and pending approvals, all as they were at
+/// one instant (one read transaction), so that a view never mixes two states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub execution: Execution,
+    pub stages: Vec<StageRun>,
+    pub actions: Vec<ActionRun>,
+    pub pending_approvals: Vec<Approval>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

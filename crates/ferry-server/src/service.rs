@@ -264,7 +264,7 @@ impl Service {
             .note_execution(&exec.id, trigger.branch.as_deref(), None)?;
         tracing::info!(pipeline = name, execution = %exec.id, revision = %revision, trigger = %trigger.text, "execution started");
         self.drive(&exec.id, project);
-        Ok(ExecutionView::of(&self.engine, &exec)?)
+        Ok(ExecutionView::read(&self.engine, &exec.id)?)
     }
 
     /// An execution that cannot run (its manifest is invalid at its revision): recorded as
@@ -304,12 +304,7 @@ impl Service {
             execution: exec.id.clone(),
             reason: why,
         });
-        let exec = self
-            .engine
-            .execution(&exec.id)
-            .map_err(FlowError::from)?
-            .unwrap_or(exec);
-        Ok(ExecutionView::of(&self.engine, &exec)?)
+        Ok(ExecutionView::read(&self.engine, &exec.id)?)
     }
 
     /// Drives an execution in the background (unless this process drives it already).

@@ -1,12 +1,13 @@
 //! The server's own state, beside the engine's: API tokens (only their SHA-256), the audit
 //! log, webhook deliveries seen, what each pipeline last saw and ran, why an execution
 //! failed before it started, and each notification's delivery. SQLite (`server.db` in the
-//! state directory), WAL, migrations tracked in `PRAGMA user_version`.
+//! state directory), held as the engine holds its own ([`Connections`]).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::MutexGuard;
 
 use ferry_engine::model::now_ms;
+use ferry_engine::store::{Connections, OpenError};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +106,7 @@ pub enum Delivery {
 }
 
 pub struct ServerStore {
-    conn: Mutex<Connection>,
+    db: Connections,
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -115,38 +116,24 @@ impl std::fmt::Debug for ServerStore {
 }
 
 impl ServerStore {
+    /// How stale a token's `last_used_ms` may be.
+    pub const LAST_USED_GRANULARITY_MS: i64 = 60_000;
+
     pub fn open(state_dir: &Path) -> Result<ServerStore> {
-        std::fs::create_dir_all(state_dir).map_err(|e| {
-            StoreError::Corrupt(format!("cannot create {}: {e}", state_dir.display()))
-        })?;
-        let mut conn = Connection::open(state_dir.join("server.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        loop {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            let Some(sql) = MIGRATIONS.get(usize::try_from(version).unwrap_or(usize::MAX)) else {
-                if version > MIGRATIONS.len() as i64 {
-                    return Err(StoreError::Corrupt(format!(
-                        "server.db is of schema {version}, newer than this ferry knows; upgrade ferry"
-                    )));
-                }
-                break;
-            };
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version + 1)?;
-            tx.commit()?;
-        }
-        Ok(ServerStore {
-            conn: Mutex::new(conn),
-        })
+        let db =
+            Connections::open(&state_dir.join("server.db"), MIGRATIONS).map_err(|e| match e {
+                OpenError::Sqlite(e) => StoreError::Sqlite(e),
+                other => StoreError::Corrupt(format!("server.db: {other}")),
+            })?;
+        Ok(ServerStore { db })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.db.write()
+    }
+
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.db.read()
     }
 
     // Tokens.
@@ -182,10 +169,12 @@ impl ServerStore {
     /// The live token whose hash is `hash`, with that hash as stored (for a constant-time
     /// comparison); records its use.
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenInfo, String)>> {
-        let conn = self.conn();
-        let found = conn
-            .query_row(
+        let found = self
+            .read()
+            .prepare_cached(
                 "SELECT name, role, groups, created_ms, last_used_ms, revoked_ms, hash FROM tokens WHERE hash = ?1 AND revoked_ms IS NULL",
+            )?
+            .query_row(
                 params![hash],
                 |r| {
                     Ok((
@@ -203,10 +192,13 @@ impl ServerStore {
         let Some((name, role, groups, created_ms, last_used_ms, revoked_ms, stored)) = found else {
             return Ok(None);
         };
-        conn.execute(
-            "UPDATE tokens SET last_used_ms = ?2 WHERE name = ?1",
-            params![name, now_ms()],
-        )?;
+        // To the minute: a write for every request would make every read a write.
+        let now = now_ms();
+        if last_used_ms.is_none_or(|t| now - t >= Self::LAST_USED_GRANULARITY_MS) {
+            self.conn()
+                .prepare_cached("UPDATE tokens SET last_used_ms = ?2 WHERE name = ?1")?
+                .execute(params![name, now])?;
+        }
         let info = TokenInfo {
             role: Role::parse(&role)
                 .ok_or_else(|| StoreError::Corrupt(format!("token role `{role}`")))?,
@@ -221,7 +213,7 @@ impl ServerStore {
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT name, role, groups, created_ms, last_used_ms, revoked_ms FROM tokens ORDER BY name",
         )?;
@@ -282,7 +274,7 @@ impl ServerStore {
 
     /// Newest first; entries older than `before` (an id) when given.
     pub fn audit_log(&self, limit: usize, before: Option<i64>) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT id, at_ms, identity, action, target, client, result, status FROM audit
              WHERE (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?1",
@@ -345,7 +337,7 @@ impl ServerStore {
 
     pub fn last_seen(&self, pipeline: &str) -> Result<Option<String>> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 "SELECT last_seen FROM pipeline_state WHERE pipeline = ?1",
                 params![pipeline],
@@ -366,7 +358,7 @@ impl ServerStore {
 
     pub fn last_run(&self, pipeline: &str) -> Result<Option<String>> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 "SELECT last_run FROM pipeline_state WHERE pipeline = ?1",
                 params![pipeline],
@@ -403,12 +395,11 @@ impl ServerStore {
     /// The branch an execution ran from, and the diagnostics of a manifest that stopped it.
     pub fn execution_note(&self, id: &str) -> Result<(Option<String>, Option<serde_json::Value>)> {
         let row: Option<(Option<String>, Option<String>)> = self
-            .conn()
-            .query_row(
+            .read()
+            .prepare_cached(
                 "SELECT branch, diagnostics FROM execution_notes WHERE execution_id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((branch, diagnostics)) = row else {
             return Ok((None, None));

@@ -115,8 +115,7 @@ pub async fn retry(
         stage: input.stage.clone(),
     }));
     if !input.continue_here {
-        let current = engine.store().execution(&exec.id)?.unwrap_or(exec);
-        return ExecutionView::of(engine.store(), &current);
+        return ExecutionView::read(engine.store(), &exec.id);
     }
     continue_here(&engine, &exec, stops, reporter.as_ref()).await
 }
@@ -149,5 +148,5 @@ pub async fn stop(project: &Project, input: &StopInput) -> Result<ExecutionView>
         StopMode::Graceful
     };
     let after = engine.stop(&exec.id, mode)?;
-    ExecutionView::of(engine.store(), &after)
+    ExecutionView::read(engine.store(), &after.id)
 }

@@ -2,28 +2,15 @@
 
 use std::sync::Arc;
 
-use ferry_engine::model::{ExecutionQuery, Status};
+use ferry_engine::model::ExecutionQuery;
 use ferry_engine::store::Store;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::view::{ExecutionView, find};
 
 /// One execution, newest first, for `ferry history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ExecutionSummary {
-    pub id: String,
-    pub pipeline: String,
-    pub status: Status,
-    pub revision: String,
-    pub trigger: String,
-    pub branch: Option<String>,
-    pub reason: Option<String>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
+pub use ferry_engine::model::ExecutionSummary;
 
 /// An execution (by id or number), or the newest.
 pub fn status(project: &Project, execution: Option<&str>) -> Result<ExecutionView> {
@@ -38,7 +25,7 @@ pub fn status(project: &Project, execution: Option<&str>) -> Result<ExecutionVie
                 Error::NotFound("no executions yet; start one with `ferry run`".into())
             })?,
     };
-    ExecutionView::of(&store, &exec)
+    ExecutionView::read(&store, &exec.id)
 }
 
 /// The newest `limit` executions of the project's pipeline.
@@ -52,19 +39,5 @@ pub fn history(project: &Project, limit: usize) -> Result<Vec<ExecutionSummary>>
 
 /// The executions `query` asks for, newest first.
 pub fn list(store: &Arc<dyn Store>, query: &ExecutionQuery) -> Result<Vec<ExecutionSummary>> {
-    Ok(store
-        .executions(query)?
-        .into_iter()
-        .map(|e| ExecutionSummary {
-            id: e.id,
-            pipeline: e.pipeline,
-            status: e.status,
-            revision: e.revision,
-            trigger: e.trigger,
-            branch: e.branch,
-            reason: e.reason,
-            created_ms: e.created_ms,
-            updated_ms: e.updated_ms,
-        })
-        .collect())
+    Ok(store.summaries(query)?)
 }

@@ -141,7 +141,7 @@ pub async fn run(
         reporter.as_ref(),
     )
     .await?;
-    ExecutionView::of(engine.store(), &done)
+    ExecutionView::read(engine.store(), &done.id)
 }
 
 /// Drives an execution to its end (or the end of stage `until`), turning each stop request
@@ -182,18 +182,18 @@ pub(crate) async fn continue_here(
         .execution(&exec.id)?
         .ok_or_else(|| Error::NotFound(format!("no execution `{}`", exec.id)))?;
     if current.status.is_final() {
-        return ExecutionView::of(engine.store(), &current);
+        return ExecutionView::read(engine.store(), &current.id);
     }
     if let Some(driver) = engine.live_driver(&current) {
         reporter.report(&Progress::Execution(ExecutionNote::DrivenElsewhere {
             id: exec.id.clone(),
             driver,
         }));
-        return ExecutionView::of(engine.store(), &current);
+        return ExecutionView::read(engine.store(), &current.id);
     }
     reporter.report(&Progress::Execution(ExecutionNote::Continuing {
         id: exec.id.clone(),
     }));
     let done = drive(engine, &exec.id, None, stops, reporter).await?;
-    ExecutionView::of(engine.store(), &done)
+    ExecutionView::read(engine.store(), &done.id)
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ferry_engine::model::{Execution, Status, now_ms};
+use ferry_engine::model::{Execution, Snapshot, Status, now_ms};
 use ferry_engine::store::Store;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,12 +59,22 @@ pub struct PendingApproval {
 }
 
 impl ExecutionView {
-    /// The view of `exec` as the store has it now.
-    pub fn of(store: &Arc<dyn Store>, exec: &Execution) -> Result<ExecutionView> {
-        let stages = store.stage_runs(&exec.id)?;
-        let actions = store.action_runs(&exec.id)?;
-        let approvals = store.pending_approvals(Some(&exec.id))?;
-        Ok(ExecutionView {
+    /// The execution `id` as the store has it now.
+    pub fn read(store: &Arc<dyn Store>, id: &str) -> Result<ExecutionView> {
+        let snapshot = store
+            .snapshot(id)?
+            .ok_or_else(|| Error::NotFound(format!("no execution `{id}`")))?;
+        Ok(ExecutionView::of(&snapshot))
+    }
+
+    pub fn of(snapshot: &Snapshot) -> ExecutionView {
+        let Snapshot {
+            execution: exec,
+            stages,
+            actions,
+            pending_approvals: approvals,
+        } = snapshot;
+        ExecutionView {
             id: exec.id.clone(),
             pipeline: exec.pipeline.clone(),
             revision: exec.revision.clone(),
@@ -116,7 +126,7 @@ impl ExecutionView {
                     approve: format!("ferry approve {} {}", exec.id, a.stage),
                 })
                 .collect(),
-        })
+        }
     }
 
     /// How long it ran (so far, when it has not ended), in milliseconds.

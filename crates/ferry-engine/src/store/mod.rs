@@ -4,10 +4,12 @@
 //! Architecture invariant: every transition is committed here before the side effect it
 //! announces starts, and every mutation leaves an event row.
 
+mod connections;
 mod sqlite;
 
 use std::collections::BTreeMap;
 
+pub use connections::{Connections, OpenError};
 pub use sqlite::{SqliteStore, TransitionHook};
 
 use crate::model::*;
@@ -85,6 +87,10 @@ pub trait Store: Send + Sync {
     fn find_execution(&self, pipeline: Option<&str>, key: &str) -> Result<Option<Execution>>;
     /// The executions `query` asks for, newest first.
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<Execution>>;
+    /// An execution and its runs, read together; `None` when there is no such execution.
+    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>>;
+    /// The same executions, without their definitions.
+    fn summaries(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionSummary>>;
     fn set_execution_status(&self, id: &str, status: Status, reason: Option<&str>) -> Result<()>;
     fn request_stop(&self, id: &str, mode: StopMode) -> Result<()>;
     /// Takes the driver lease unless another driver renewed it within `stale_ms`.

@@ -1,12 +1,19 @@
-//! [`Store`] on SQLite: WAL, `synchronous=NORMAL` (a commit survives the process being
-//! killed; the crash test relies on it), immediate write transactions, embedded migrations
-//! tracked in `PRAGMA user_version`.
+//! [`Store`] on SQLite ([`Connections`]: WAL, `synchronous=NORMAL` — a commit survives the
+//! process being killed; the crash test relies on it — migrations in `PRAGMA user_version`,
+//! read-only connections beside the writer), immediate write transactions.
+//!
+//! The rows of one execution (stage runs, action runs, pending approvals) are sorted here,
+//! not with ORDER BY: a cached statement with ORDER BY and a bound value is compiled again
+//! each time it comes back out of rusqlite's cache (SQLite's REPREPARE counter says so),
+//! which tripled the cost of reading them.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
+use super::connections::{Connections, OpenError};
 use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
 use crate::approval::rules::{self, Verdict};
 use crate::model::*;
@@ -15,13 +22,14 @@ use crate::model::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_initial.sql"),
     include_str!("../../migrations/002_approvers.sql"),
+    include_str!("../../migrations/003_listing.sql"),
 ];
 
 /// Called after each committed transition (the crash test kills the process there).
 pub type TransitionHook = Arc<dyn Fn() + Send + Sync>;
 
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    db: Connections,
     hook: Option<TransitionHook>,
 }
 
@@ -31,65 +39,28 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> StoreError {
+        match e {
+            OpenError::Sqlite(e) => StoreError::Sqlite(e),
+            other => StoreError::Corrupt(other.to_string()),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
-        let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Ok(SqliteStore {
+            db: Connections::open(path, MIGRATIONS)?,
+            hook: None,
+        })
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore> {
-        Self::setup(Connection::open_in_memory()?)
-    }
-
-    fn setup(mut conn: Connection) -> Result<SqliteStore> {
-        // First: other processes (`ferry approve` while `ferry run` drives) wait their turn
-        // instead of failing with "database is locked".
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Switching to WAL takes an exclusive lock, and SQLite reports a conflict at once
-        // instead of calling the busy handler: retry it for as long as the busy timeout.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match conn.pragma_update(None, "journal_mode", "WAL") {
-                Ok(()) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Each step reads the version inside its write transaction: two processes opening a
-        // new database at once (`ferry run` and `ferry status`) must not both migrate it.
-        loop {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            let version = usize::try_from(version).unwrap_or(usize::MAX);
-            if version > MIGRATIONS.len() {
-                return Err(StoreError::Corrupt(format!(
-                    "schema version {version} is newer than this ferry knows ({}); upgrade ferry",
-                    MIGRATIONS.len()
-                )));
-            }
-            let Some(sql) = MIGRATIONS.get(version) else {
-                break;
-            };
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version as i64 + 1)?;
-            tx.commit()?;
-        }
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            db: Connections::in_memory(MIGRATIONS)?,
             hook: None,
         })
     }
@@ -101,11 +72,12 @@ impl SqliteStore {
         self
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves the connection usable: SQLite rolled back.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.db.write()
+    }
+
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.db.read()
     }
 
     /// A write transaction that records an event and runs the transition hook after commit.
@@ -131,6 +103,160 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// The SELECT of `columns` from the executions `q` asks for, and its values. Only the filters
+/// given are in it, so that SQLite can use the index on pipeline (a constant
+/// `?1 IS NULL OR pipeline = ?1` hides it, and the newest of a quiet pipeline would be found
+/// by reading every execution).
+fn listing(columns: &str, q: &ExecutionQuery) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {columns} FROM executions WHERE 1");
+    let mut values: Vec<Value> = Vec::new();
+    let mut filter = |clause: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            sql.push_str(clause);
+            values.push(v);
+        }
+    };
+    filter(" AND pipeline = ?", q.pipeline.clone().map(Value::Text));
+    filter(
+        " AND status = ?",
+        q.status.map(|s| Value::Text(s.as_str().to_owned())),
+    );
+    filter(" AND branch = ?", q.branch.clone().map(Value::Text));
+    filter(
+        " AND instr(trigger, ?) > 0",
+        q.trigger.clone().map(Value::Text),
+    );
+    filter(" AND created_ms < ?", q.before_ms.map(Value::Integer));
+    sql.push_str(" ORDER BY created_ms DESC, seq DESC LIMIT ?");
+    values.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    (sql, values)
+}
+
+fn execution_in(conn: &Connection, id: &str) -> Result<Option<Execution>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"
+        ))?
+        .query_row(params![id], execution_row)
+        .optional()?;
+    row.map(finish_execution).transpose()
+}
+
+fn stage_runs_in(conn: &Connection, id: &str) -> Result<Vec<StageRun>> {
+    let mut stmt = conn.prepare_cached("SELECT stage, position, status, started_ms, ended_ms FROM stage_runs WHERE execution_id = ?1")?;
+    let rows = stmt.query_map(params![id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get(3)?,
+            r.get(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (stage, position, s, started_ms, ended_ms) = row?;
+        Ok(StageRun {
+            stage,
+            position: usize::try_from(position).unwrap_or(0),
+            status: status(&s)?,
+            started_ms,
+            ended_ms,
+        })
+    })
+    .collect::<Result<Vec<_>>>()
+    .map(|mut runs| {
+        runs.sort_by_key(|r| r.position);
+        runs
+    })
+}
+
+fn action_runs_in(conn: &Connection, id: &str) -> Result<Vec<ActionRun>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT stage, action, attempt, status, idempotency_key, outputs, error, log_path, started_ms, ended_ms
+         FROM action_runs WHERE execution_id = ?1",
+    )?;
+    let rows = stmt.query_map(params![id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, i64>(8)?,
+            r.get::<_, Option<i64>>(9)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (
+            stage,
+            action,
+            attempt,
+            s,
+            idempotency_key,
+            outputs,
+            error,
+            log_path,
+            started_ms,
+            ended_ms,
+        ) = row?;
+        Ok(ActionRun {
+            stage,
+            action,
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            status: status(&s)?,
+            idempotency_key,
+            outputs: outputs
+                .map(|o| serde_json::from_str(&o))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            error,
+            log_path,
+            started_ms,
+            ended_ms,
+        })
+    })
+    .collect::<Result<Vec<_>>>()
+    .map(|mut runs| {
+        runs.sort_by(|a, b| {
+            (a.started_ms, &a.stage, &a.action, a.attempt).cmp(&(
+                b.started_ms,
+                &b.stage,
+                &b.action,
+                b.attempt,
+            ))
+        });
+        runs
+    })
+}
+
+fn pending_in(conn: &Connection, id: Option<&str>) -> Result<Vec<Approval>> {
+    // Two statements, not `?1 IS NULL OR …`: SQLite plans that one again for each value.
+    let of_one = if id.is_some() {
+        "AND execution_id = ?1"
+    } else {
+        ""
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'Pending' {of_one}"
+    ))?;
+    let rows: Vec<_> = match id {
+        Some(id) => stmt.query_map(params![id], approval_row)?,
+        None => stmt.query_map([], approval_row)?,
+    }
+    .collect::<rusqlite::Result<_>>()?;
+    let mut approvals = rows
+        .into_iter()
+        .map(|r| finish_approval(conn, r))
+        .collect::<Result<Vec<_>>>()?;
+    approvals.sort_by(|a, b| {
+        (a.requested_ms, &a.stage, &a.action).cmp(&(b.requested_ms, &b.stage, &b.action))
+    });
+    Ok(approvals)
 }
 
 fn status(s: &str) -> Result<Status> {
@@ -224,7 +350,7 @@ fn finish_approval(
     a.approvers = json_column(&approvers, "approvers")?;
     a.digests = json_column(&digests, "digests")?;
     a.forbidden = json_column(&forbidden, "forbidden")?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT identity, approve, comment, digests, decided_ms FROM approval_votes
          WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 ORDER BY decided_ms, rowid",
     )?;
@@ -254,17 +380,14 @@ const APPROVAL_COLUMNS: &str = "execution_id, stage, action, status, approvers, 
 
 fn approval_in(conn: &Connection, id: &str, stage: &str, action: &str) -> Result<Option<Approval>> {
     let row = conn
-        .query_row(
-            &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"),
-            params![id, stage, action],
-            approval_row,
-        )
+        .prepare_cached(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ?1 AND stage = ?2 AND action = ?3"))?
+        .query_row(params![id, stage, action], approval_row)
         .optional()?;
     row.map(|r| finish_approval(conn, r)).transpose()
 }
 
 fn artifacts_in(tx: &Connection, id: &str) -> Result<Vec<ArtifactRef>> {
-    let mut stmt = tx.prepare("SELECT name, sha256, size, location, envelope FROM artifacts WHERE execution_id = ?1 ORDER BY name")?;
+    let mut stmt = tx.prepare_cached("SELECT name, sha256, size, location, envelope FROM artifacts WHERE execution_id = ?1 ORDER BY name")?;
     let rows = stmt.query_map(params![id], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -342,15 +465,7 @@ impl Store for SqliteStore {
     }
 
     fn execution(&self, id: &str) -> Result<Option<Execution>> {
-        let row = self
-            .conn()
-            .query_row(
-                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"),
-                params![id],
-                execution_row,
-            )
-            .optional()?;
-        row.map(finish_execution).transpose()
+        execution_in(&self.read(), id)
     }
 
     fn find_execution(&self, pipeline: Option<&str>, key: &str) -> Result<Option<Execution>> {
@@ -361,37 +476,67 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let row = self
-            .conn()
-            .query_row(
-                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE seq = ?1 AND (?2 IS NULL OR pipeline = ?2) ORDER BY created_ms DESC LIMIT 1"),
-                params![seq, pipeline],
-                execution_row,
-            )
+            .read()
+            .prepare_cached(&format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE seq = ?1 AND (?2 IS NULL OR pipeline = ?2) ORDER BY created_ms DESC LIMIT 1"))?
+            .query_row(params![seq, pipeline], execution_row)
             .optional()?;
         row.map(finish_execution).transpose()
     }
 
     fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions
-             WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR status = ?2)
-               AND (?3 IS NULL OR branch = ?3) AND (?4 IS NULL OR instr(trigger, ?4) > 0)
-               AND (?5 IS NULL OR created_ms < ?5)
-             ORDER BY created_ms DESC, seq DESC LIMIT ?6"
-        ))?;
-        let rows = stmt.query_map(
-            params![
-                q.pipeline,
-                q.status.map(Status::as_str),
-                q.branch,
-                q.trigger,
-                q.before_ms,
-                q.limit as i64
-            ],
-            execution_row,
-        )?;
+        let (sql, values) = listing(EXECUTION_COLUMNS, q);
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values), execution_row)?;
         rows.map(|r| finish_execution(r?)).collect()
+    }
+
+    fn snapshot(&self, id: &str) -> Result<Option<Snapshot>> {
+        let conn = self.read();
+        // One read transaction: one snapshot of the WAL, and one lock taken instead of four.
+        let tx = conn.unchecked_transaction()?;
+        let Some(execution) = execution_in(&tx, id)? else {
+            return Ok(None);
+        };
+        let snapshot = Snapshot {
+            execution,
+            stages: stage_runs_in(&tx, id)?,
+            actions: action_runs_in(&tx, id)?,
+            pending_approvals: pending_in(&tx, Some(id))?,
+        };
+        tx.finish()?;
+        Ok(Some(snapshot))
+    }
+
+    fn summaries(&self, q: &ExecutionQuery) -> Result<Vec<ExecutionSummary>> {
+        let (sql, values) = listing(
+            "id, pipeline, status, revision, trigger, branch, reason, created_ms, updated_ms",
+            q,
+        );
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values), |r| {
+            Ok((
+                ExecutionSummary {
+                    id: r.get(0)?,
+                    pipeline: r.get(1)?,
+                    status: Status::Pending,
+                    revision: r.get(3)?,
+                    trigger: r.get(4)?,
+                    branch: r.get(5)?,
+                    reason: r.get(6)?,
+                    created_ms: r.get(7)?,
+                    updated_ms: r.get(8)?,
+                },
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (mut summary, s) = row?;
+            summary.status = status(&s)?;
+            Ok(summary)
+        })
+        .collect()
     }
 
     fn set_execution_status(&self, id: &str, status: Status, reason: Option<&str>) -> Result<()> {
@@ -464,28 +609,7 @@ impl Store for SqliteStore {
     }
 
     fn stage_runs(&self, id: &str) -> Result<Vec<StageRun>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT stage, position, status, started_ms, ended_ms FROM stage_runs WHERE execution_id = ?1 ORDER BY position")?;
-        let rows = stmt.query_map(params![id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get(3)?,
-                r.get(4)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (stage, position, s, started_ms, ended_ms) = row?;
-            Ok(StageRun {
-                stage,
-                position: usize::try_from(position).unwrap_or(0),
-                status: status(&s)?,
-                started_ms,
-                ended_ms,
-            })
-        })
-        .collect()
+        stage_runs_in(&self.read(), id)
     }
 
     fn set_stage_status(&self, id: &str, stage: &str, status: Status) -> Result<()> {
@@ -571,55 +695,7 @@ impl Store for SqliteStore {
     }
 
     fn action_runs(&self, id: &str) -> Result<Vec<ActionRun>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT stage, action, attempt, status, idempotency_key, outputs, error, log_path, started_ms, ended_ms
-             FROM action_runs WHERE execution_id = ?1 ORDER BY started_ms, stage, action, attempt",
-        )?;
-        let rows = stmt.query_map(params![id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, i64>(8)?,
-                r.get::<_, Option<i64>>(9)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (
-                stage,
-                action,
-                attempt,
-                s,
-                idempotency_key,
-                outputs,
-                error,
-                log_path,
-                started_ms,
-                ended_ms,
-            ) = row?;
-            Ok(ActionRun {
-                stage,
-                action,
-                attempt: u32::try_from(attempt).unwrap_or(0),
-                status: status(&s)?,
-                idempotency_key,
-                outputs: outputs
-                    .map(|o| serde_json::from_str(&o))
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                error,
-                log_path,
-                started_ms,
-                ended_ms,
-            })
-        })
-        .collect()
+        action_runs_in(&self.read(), id)
     }
 
     fn begin_action(&self, run: &ActionKey<'_>, log_path: &str) -> Result<ActionRun> {
@@ -723,7 +799,7 @@ impl Store for SqliteStore {
     }
 
     fn artifacts(&self, id: &str) -> Result<Vec<ArtifactRef>> {
-        artifacts_in(&self.conn(), id)
+        artifacts_in(&self.read(), id)
     }
 
     fn request_approval(&self, request: &Approval) -> Result<Approval> {
@@ -756,20 +832,11 @@ impl Store for SqliteStore {
     }
 
     fn approval(&self, id: &str, stage: &str, action: &str) -> Result<Option<Approval>> {
-        approval_in(&self.conn(), id, stage, action)
+        approval_in(&self.read(), id, stage, action)
     }
 
     fn pending_approvals(&self, id: Option<&str>) -> Result<Vec<Approval>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'Pending' AND (?1 IS NULL OR execution_id = ?1) ORDER BY requested_ms"
-        ))?;
-        let rows: Vec<_> = stmt
-            .query_map(params![id], approval_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        rows.into_iter()
-            .map(|r| finish_approval(&conn, r))
-            .collect()
+        pending_in(&self.read(), id)
     }
 
     fn decide_approval(
@@ -909,8 +976,8 @@ impl Store for SqliteStore {
         target: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Release>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
             "SELECT id, pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms
              FROM releases WHERE pipeline = ?1 AND (?2 IS NULL OR environment = ?2) AND (?3 IS NULL OR target = ?3)
              ORDER BY id DESC LIMIT ?4",
@@ -942,8 +1009,8 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, id: &str) -> Result<Vec<Event>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT stage, action, kind, detail, at_ms FROM events WHERE execution_id = ?1 ORDER BY id")?;
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached("SELECT stage, action, kind, detail, at_ms FROM events WHERE execution_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![id], |r| {
             Ok(Event {
                 stage: r.get(0)?,

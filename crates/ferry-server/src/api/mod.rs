@@ -372,6 +372,19 @@ impl Audit {
     }
 }
 
+/// `value` as a JSON answer, its buffer sized `capacity` at once: growing a 12 KiB list from
+/// the 128 bytes `axum::Json` starts with cost a tenth of the list's time in the allocator.
+pub fn json<T: Serialize>(value: &T, capacity: usize) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
