@@ -92,12 +92,60 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
         })
     });
     let repositories = opt_list(d, &f, "repositories", "`shared.repositories`");
+    let server = f.get("server").and_then(|n| server(d, n));
     Some(SharedDoc {
         id: id?,
         region: region?,
         pipeline_role,
         artifacts,
         repositories,
+        server,
+    })
+}
+
+fn server(d: &mut Decoder, n: &Node) -> Option<ServerDoc> {
+    let what = "`shared.server`";
+    let f = d.fields(n, what, ServerDoc::KEYS)?;
+    let image = f
+        .required(
+            d,
+            "image",
+            what,
+            "name the image built from deploy/Containerfile: `image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/ferry:0.1.0`",
+        )
+        .and_then(|n| d.string(n, "`server.image`"));
+    let vpc = f
+        .required(
+            d,
+            "vpc",
+            what,
+            "add the VPC of its subnets: `vpc: vpc-0abc1234`",
+        )
+        .and_then(|n| d.name(n, "`server.vpc`"));
+    let subnets = f
+        .required(
+            d,
+            "subnets",
+            what,
+            "list its private subnets, one per availability zone: `subnets: [subnet-0abc1234]`",
+        )
+        .map(|n| d.string_list(n, "`server.subnets`"));
+    let number = |d: &mut Decoder, key: &str, max: u64| {
+        f.get(key)
+            .and_then(|n| d.uint(n, &format!("`server.{key}`"), 1, max))
+    };
+    let port = number(d, "port", 65535);
+    let cpu = number(d, "cpu", 16384);
+    let memory = number(d, "memory", 122_880);
+    Some(ServerDoc {
+        image: image?,
+        vpc: vpc?,
+        subnets: subnets?,
+        allowed_cidrs: opt_list(d, &f, "allowed_cidrs", "`server.allowed_cidrs`"),
+        port,
+        cpu,
+        memory,
+        poll: opt_name(d, &f, "poll", "`server.poll`"),
     })
 }
 

@@ -149,11 +149,58 @@ pub struct SharedDoc {
     /// ECR repositories the pipeline pushes images to and the target accounts pull from.
     #[schemars(default)]
     pub repositories: Vec<Text>,
+    /// `ferry serve` on ECS Fargate in this account, for `ferry synth terraform` to write.
+    pub server: Option<ServerDoc>,
 }
 
 impl SharedDoc {
-    pub(crate) const KEYS: &'static [&'static str] =
-        &["id", "region", "pipeline_role", "artifacts", "repositories"];
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "id",
+        "region",
+        "pipeline_role",
+        "artifacts",
+        "repositories",
+        "server",
+    ];
+}
+
+/// `ferry serve` as an ECS Fargate service in the shared account, its task role the pipeline
+/// role and its state on an encrypted EFS volume (docs/server.md, "On AWS").
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerDoc {
+    /// The image built from `deploy/Containerfile`, by tag or digest, e.g.
+    /// `111111111111.dkr.ecr.eu-west-1.amazonaws.com/ferry:0.1.0`.
+    pub image: Text,
+    /// The VPC of its tasks and its state volume: `vpc-0abc…`.
+    pub vpc: Text,
+    /// Private subnets with a route to AWS and to the forge, one per availability zone.
+    pub subnets: Vec<Text>,
+    /// CIDR blocks that may reach its port (a load balancer's subnets). Default: none.
+    #[schemars(default)]
+    pub allowed_cidrs: Vec<Text>,
+    /// The port it listens on. Default `8080`.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<Spanned<u64>>,
+    /// Fargate CPU units: 256, 512, 1024, 2048 or 4096. Default `512`.
+    pub cpu: Option<Spanned<u64>>,
+    /// Memory in MiB, as Fargate allows it for `cpu`. Default `1024`.
+    pub memory: Option<Spanned<u64>>,
+    /// Poll the repository this often, for forges whose webhooks cannot reach it: `5m`.
+    pub poll: Option<Text>,
+}
+
+impl ServerDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &[
+        "image",
+        "vpc",
+        "subnets",
+        "allowed_cidrs",
+        "port",
+        "cpu",
+        "memory",
+        "poll",
+    ];
 }
 
 /// The S3 bucket and the customer-managed KMS key that hold every artifact.

@@ -35,6 +35,22 @@ pub struct SharedAccount {
     pub artifact_bucket: String,
     pub kms_alias: String,
     pub repositories: Vec<String>,
+    /// `ferry serve` on ECS Fargate, when the manifest asks for it.
+    pub server: Option<Server>,
+}
+
+/// `ferry serve` as an ECS Fargate service in the shared account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub image: String,
+    pub vpc: String,
+    pub subnets: Vec<String>,
+    pub allowed_cidrs: Vec<String>,
+    pub port: u16,
+    /// Fargate CPU units and memory (MiB), a combination Fargate offers.
+    pub cpu: u32,
+    pub memory: u32,
+    pub poll: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -175,6 +175,9 @@ impl Resolver<'_> {
                 .map(|s| s.triggers.iter().map(|t| self.trigger(t)).collect())
                 .unwrap_or_default(),
         };
+        if let Some(server) = doc.shared.as_ref().and_then(|s| s.server.as_ref()) {
+            self.server_source(server, &source);
+        }
         let secrets = self.secrets(shared.as_ref());
         let environments = self.environments();
         let mut stages = self.stages(&environments);
@@ -253,6 +256,7 @@ impl Resolver<'_> {
                 repositories.push(self.checked(repo, "ECR repository name", names::ecr_repository));
             }
         }
+        let server = s.server.as_ref().map(|srv| self.server(srv));
         SharedAccount {
             id,
             region,
@@ -260,6 +264,91 @@ impl Resolver<'_> {
             artifact_bucket,
             kms_alias,
             repositories,
+            server,
+        }
+    }
+
+    /// The server clones the repository: `source.repo` must be a URL it can reach.
+    fn server_source(&mut self, server: &ServerDoc, source: &Source) {
+        let url = ["https://", "ssh://", "git@"]
+            .iter()
+            .any(|p| source.repo.starts_with(p));
+        if !url {
+            let span = self
+                .doc
+                .source
+                .as_ref()
+                .and_then(|s| s.repo.as_ref())
+                .map_or(server.image.span, |r| r.span);
+            self.error(
+                "invalid-value",
+                span,
+                format!(
+                    "`shared.server` clones the repository, and `source.repo` is `{}`",
+                    source.repo
+                ),
+                "give the repository's https or ssh URL: `source: {repo: https://github.com/acme/orders.git}`",
+            );
+        }
+    }
+
+    fn server(&mut self, s: &ServerDoc) -> Server {
+        let image = self.checked(&s.image, "image", names::image);
+        let vpc = self.checked(&s.vpc, "VPC id", names::vpc);
+        if s.subnets.is_empty() {
+            self.error(
+                "missing-value",
+                s.vpc.span,
+                "`server.subnets` is empty",
+                "list its private subnets, one per availability zone: `subnets: [subnet-0abc1234]`",
+            );
+        }
+        let subnets = s
+            .subnets
+            .iter()
+            .map(|n| self.checked(n, "subnet id", names::subnet))
+            .collect();
+        let allowed_cidrs = s
+            .allowed_cidrs
+            .iter()
+            .map(|c| self.checked(c, "CIDR block", names::ipv4_cidr))
+            .collect();
+        let port = s
+            .port
+            .as_ref()
+            .map_or(8080, |p| u16::try_from(p.value).unwrap_or(8080));
+        let cpu = s.cpu.as_ref().map_or(512, |c| c.value);
+        let memory = s.memory.as_ref().map_or(1024, |m| m.value);
+        if let Some(why) = fargate_size(cpu, memory) {
+            let span = s
+                .memory
+                .as_ref()
+                .or(s.cpu.as_ref())
+                .map_or(s.image.span, |n| n.span);
+            self.error(
+                "invalid-value",
+                span,
+                format!("Fargate has no task of {cpu} CPU units and {memory} MiB"),
+                why,
+            );
+        }
+        let poll = s.poll.as_ref().map(|p| {
+            self.duration(
+                Some(p),
+                "`server.poll`",
+                Duration::from_secs(300),
+                Duration::from_secs(86_400),
+            )
+        });
+        Server {
+            image,
+            vpc,
+            subnets,
+            allowed_cidrs,
+            port,
+            cpu: u32::try_from(cpu).unwrap_or(512),
+            memory: u32::try_from(memory).unwrap_or(1024),
+            poll,
         }
     }
 
@@ -1087,6 +1176,24 @@ impl Resolver<'_> {
 
 /// Whether an environment name says "production": a `-`/`_`-separated part is
 /// prod, production, prd or live.
+/// Why Fargate offers no task of `cpu` units and `memory` MiB, when it offers none
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size>).
+fn fargate_size(cpu: u64, memory: u64) -> Option<String> {
+    let (low, high) = match cpu {
+        256 => {
+            return (![512, 1024, 2048].contains(&memory))
+                .then(|| "with 256 CPU units, memory is 512, 1024 or 2048".into());
+        }
+        512 => (1024, 4096),
+        1024 => (2048, 8192),
+        2048 => (4096, 16384),
+        4096 => (8192, 30720),
+        _ => return Some("cpu is 256, 512, 1024, 2048 or 4096".into()),
+    };
+    (memory < low || memory > high || !memory.is_multiple_of(1024))
+        .then(|| format!("with {cpu} CPU units, memory is {low} to {high} in steps of 1024"))
+}
+
 pub fn is_production_like(name: &str) -> bool {
     name.to_ascii_lowercase()
         .split(['-', '_'])

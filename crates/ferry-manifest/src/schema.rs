@@ -189,10 +189,11 @@ mod tests {
             keys.sort();
             keys
         };
-        let tables: [(&str, &[&str]); 12] = [
+        let tables: [(&str, &[&str]); 13] = [
             ("ferry.yaml", Document::KEYS),
             ("SharedDoc", SharedDoc::KEYS),
             ("ArtifactsDoc", ArtifactsDoc::KEYS),
+            ("ServerDoc", ServerDoc::KEYS),
             ("AccountDoc", AccountDoc::KEYS),
             ("SourceDoc", SourceDoc::KEYS),
             ("StageDoc", StageDoc::KEYS),

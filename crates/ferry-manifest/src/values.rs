@@ -242,6 +242,44 @@ pub mod names {
         })
     }
 
+    /// A container image by tag or digest: `registry/name:tag` or `registry/name@sha256:…`.
+    pub fn image(s: &str) -> Option<String> {
+        let name = s.rsplit('/').next().unwrap_or(s);
+        let pinned = name.contains(':') || s.contains("@sha256:");
+        let ok = !s.is_empty()
+            && !s.chars().any(char::is_whitespace)
+            && pinned
+            && !s.ends_with(":latest");
+        (!ok).then(|| {
+            "name the image with its tag or digest (not `latest`): `111111111111.dkr.ecr.eu-west-1.amazonaws.com/ferry:0.1.0`".to_owned()
+        })
+    }
+
+    pub fn vpc(s: &str) -> Option<String> {
+        aws_id(s, "vpc").then(|| "a VPC id looks like `vpc-0abc1234`".to_owned())
+    }
+
+    pub fn subnet(s: &str) -> Option<String> {
+        aws_id(s, "subnet").then(|| "a subnet id looks like `subnet-0abc1234`".to_owned())
+    }
+
+    /// True when `s` is not `<prefix>-` and 8 or 17 hex digits.
+    fn aws_id(s: &str, prefix: &str) -> bool {
+        let hex = s.strip_prefix(prefix).and_then(|r| r.strip_prefix('-'));
+        !hex.is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    }
+
+    pub fn ipv4_cidr(s: &str) -> Option<String> {
+        let ok = s.split_once('/').is_some_and(|(ip, bits)| {
+            ip.parse::<std::net::Ipv4Addr>().is_ok()
+                && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+                && !bits.starts_with('+')
+        });
+        (!ok).then(|| "a CIDR block looks like `10.0.0.0/16`".to_owned())
+    }
+
     pub fn ecr_repository(s: &str) -> Option<String> {
         let segment_ok = |seg: &str| {
             !seg.is_empty()

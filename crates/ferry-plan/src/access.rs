@@ -250,6 +250,48 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
             }
         }
     }
+    if names.shared.server.is_some() {
+        // `ferry serve` on ECS, as its task role: its state volume (only a file system
+        // tagged with this pipeline), and ECS Exec, through which operators make tokens.
+        let (region, id) = (&names.shared.region, &names.shared.id);
+        let file_systems = format!("arn:aws:elasticfilesystem:{region}:{id}:file-system/*");
+        let sample =
+            format!("arn:aws:elasticfilesystem:{region}:{id}:file-system/fs-0123456789abcdef0");
+        for action in [
+            "elasticfilesystem:ClientMount",
+            "elasticfilesystem:ClientWrite",
+        ] {
+            out.push(
+                Edge::new(
+                    &own,
+                    &pipeline,
+                    action,
+                    &sample,
+                    "mount ferry serve's state volume",
+                )
+                .granted_as(&file_systems)
+                .when(
+                    "StringEquals",
+                    "aws:ResourceTag/ferry:pipeline",
+                    &m.pipeline,
+                ),
+            );
+        }
+        for action in [
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+        ] {
+            out.push(Edge::new(
+                &own,
+                &pipeline,
+                action,
+                "*",
+                "ECS Exec into ferry serve's task (`ferry serve token create`)",
+            ));
+        }
+    }
 
     // Each environment's stage, as that account's deploy role.
     for stage in &m.stages {

@@ -135,23 +135,33 @@ pub fn plan(names: &Names<'_>) -> Foundation {
             policy: (!needs.is_empty()).then(|| Document(builder::build(needs).to_json())),
         }));
     }
+    // The shared account's IAM decides who may act as the pipeline (people through a
+    // profile, CI through its role), and CodeBuild may run it.
+    let mut trust = vec![
+        Need::new("account", "sts:AssumeRole", "*")
+            .for_principal(PrincipalRef::Aws(format!(
+                "arn:aws:iam::{}:root",
+                shared.id
+            )))
+            .on_own_resource(),
+        Need::new("codebuild", "sts:AssumeRole", "*")
+            .for_principal(PrincipalRef::Service("codebuild.amazonaws.com".into()))
+            .on_own_resource(),
+    ];
+    if shared.server.is_some() {
+        // `ferry serve` on ECS runs as the pipeline: its task role. Only tasks of this
+        // account (no confused deputy).
+        trust.push(
+            Need::new("ecs-tasks", "sts:AssumeRole", "*")
+                .for_principal(PrincipalRef::Service("ecs-tasks.amazonaws.com".into()))
+                .when("StringEquals", "aws:SourceAccount", &[&shared.id])
+                .on_own_resource(),
+        );
+    }
     shared_resources.push(role(
         &shared.pipeline_role,
         format!("ferry: runs pipeline {}", m.pipeline),
-        // The shared account's IAM decides who may act as the pipeline (people through a
-        // profile, CI through its role), and CodeBuild may run it.
-        builder::build([
-            Need::new("account", "sts:AssumeRole", "*")
-                .for_principal(PrincipalRef::Aws(format!(
-                    "arn:aws:iam::{}:root",
-                    shared.id
-                )))
-                .on_own_resource(),
-            Need::new("codebuild", "sts:AssumeRole", "*")
-                .for_principal(PrincipalRef::Service("codebuild.amazonaws.com".into()))
-                .on_own_resource(),
-        ])
-        .to_json(),
+        builder::build(trust).to_json(),
         "ferry-pipeline",
         identity_policy(names, &edges, &pipeline_role),
     ));

@@ -23,10 +23,18 @@ fn orders() -> ferry_manifest::Manifest {
 
 /// The orders manifest with `from` replaced by `to` in its text.
 fn orders_edited(from: &str, to: &str) -> ferry_manifest::Manifest {
+    orders_edits(&[(from, to)])
+}
+
+/// The orders manifest with each `(from, to)` replaced in its text.
+fn orders_edits(edits: &[(&str, &str)]) -> ferry_manifest::Manifest {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "the example no longer has {from:?}");
-    let loaded = ferry_manifest::from_str("ferry.yaml", &text.replace(from, to));
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "the example no longer has {from:?}");
+        text = text.replace(from, to);
+    }
+    let loaded = ferry_manifest::from_str("ferry.yaml", &text);
     assert!(!loaded.has_errors(), "{}", loaded.render(false));
     loaded.manifest.unwrap()
 }
@@ -67,10 +75,88 @@ fn statements(doc: &Value) -> Vec<Value> {
     doc["Statement"].as_array().cloned().unwrap_or_default()
 }
 
+fn orders_with_a_server() -> ferry_manifest::Manifest {
+    orders_edits(&[
+        (
+            "  repositories: [orders-api]\n",
+            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234]\n",
+        ),
+        (
+            "  repo: .\n",
+            "  repo: https://github.com/acme/orders.git\n",
+        ),
+    ])
+}
+
+/// `shared.server`: the pipeline role is also ferry serve's ECS task role — for tasks of the
+/// shared account only — and may mount only its own pipeline's state volume.
+/// Its policy comes from the server's edges, so verify holds it to them.
+#[test]
+fn a_server_makes_the_pipeline_role_a_task_role_of_its_own_account_only() {
+    let pipeline_role = |f: &ferry_plan::Foundation, m: &ferry_manifest::Manifest| {
+        f.accounts[0]
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Role(role) if role.name == m.shared.as_ref().unwrap().pipeline_role => {
+                    Some(role.clone())
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let m = orders_with_a_server();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let pipeline = pipeline_role(&f, &m);
+    let trust = serde_json::to_value(&pipeline.trust).unwrap();
+    let ecs = statements(&trust)
+        .into_iter()
+        .find(|s| s["Principal"]["Service"] == "ecs-tasks.amazonaws.com")
+        .unwrap_or_else(|| panic!("no ecs-tasks in {trust:#}"));
+    assert_eq!(
+        ecs["Condition"]["StringEquals"]["aws:SourceAccount"],
+        "111111111111"
+    );
+    let server = serde_json::to_value(&pipeline.policies["ferry-pipeline"]).unwrap();
+    let mount = statements(&server)
+        .into_iter()
+        .find(|s| {
+            s["Action"]
+                .to_string()
+                .contains("elasticfilesystem:ClientMount")
+        })
+        .unwrap_or_else(|| panic!("{server:#}"));
+    assert_eq!(
+        mount["Condition"]["StringEquals"]["aws:ResourceTag/ferry:pipeline"],
+        "orders"
+    );
+    // Without the server, neither.
+    let plain = orders();
+    let plain_names = Names::new(&plain, None).unwrap();
+    let plain_role = pipeline_role(&plan(&plain_names), &plain);
+    let plain_policy = serde_json::to_string(&plain_role.policies["ferry-pipeline"]).unwrap();
+    assert!(!plain_policy.contains("elasticfilesystem") && !plain_policy.contains("ssmmessages"));
+    assert!(
+        !serde_json::to_string(&plain_role.trust)
+            .unwrap()
+            .contains("ecs-tasks")
+    );
+    // The pipeline's edges are still allowed, and nothing wider is granted.
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(report.results.iter().all(|r| r.allowed));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+}
+
 #[test]
 fn identity_policies_use_star_only_where_aws_forces_it() {
-    let m = orders();
-    let names = Names::new(&m, None).unwrap();
+    for m in [orders(), orders_with_a_server()] {
+        identity_policies_use_star_only_where_aws_forces_it_in(&m);
+    }
+}
+
+fn identity_policies_use_star_only_where_aws_forces_it_in(m: &ferry_manifest::Manifest) {
+    let names = Names::new(m, None).unwrap();
     let catalog = ferry_policy::catalog::catalog();
     for account in plan(&names).accounts {
         for r in account.resources {

@@ -439,19 +439,63 @@ fn a_resource_that_is_not_ferrys_is_not_taken_over() {
 
 #[test]
 fn synthesized_terraform_passes_checkov_with_every_skip_explained() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
+    checkov_passes(&example, 50);
+}
+
+/// With `shared.server`, the modules also run `ferry serve` on ECS Fargate: those pass too.
+#[test]
+fn synthesized_terraform_with_the_server_passes_checkov() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml"),
+    )
+    .unwrap();
+    let with_server = example
+        .replacen(
+            "  repositories: [orders-api]\n",
+            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n",
+            1,
+        )
+        .replacen("  repo: .\n", "  repo: https://github.com/acme/orders.git\n", 1);
+    assert_ne!(with_server, example);
+    let path = dir.path().join("ferry.yaml");
+    std::fs::write(&path, with_server).unwrap();
+    for buildspec in ["buildspec.yml", "buildspec-test.yml"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/orders")
+                .join(buildspec),
+            dir.path().join(buildspec),
+        )
+        .unwrap();
+    }
+    let tf = checkov_passes(&path, 80);
+    let main = std::fs::read_to_string(tf.path().join("tf/modules/server/main.tf")).unwrap();
+    assert!(
+        main.contains("task_role_arn            = var.pipeline_role_arn"),
+        "{main}"
+    );
+    assert!(
+        main.contains("arn:aws:ecr:us-east-1:111111111111:repository/ferry"),
+        "{main}"
+    );
+}
+
+/// Writes the manifest's Terraform and scans it; returns the directory it is in.
+fn checkov_passes(manifest: &Path, at_least: usize) -> tempfile::TempDir {
     let checkov = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/checkov/bin/checkov");
     assert!(
         checkov.exists(),
         "checkov is not installed: scripts/test installs it into .tools/checkov"
     );
     let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
     let out_dir = dir.path().join("tf");
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
         .args(["synth", "terraform", "--out"])
         .arg(&out_dir)
         .arg("-f")
-        .arg(&example)
+        .arg(manifest)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -478,7 +522,7 @@ fn synthesized_terraform_passes_checkov_with_every_skip_explained() {
         report["summary"]
     );
     assert!(
-        results["passed_checks"].as_array().unwrap().len() > 50,
+        results["passed_checks"].as_array().unwrap().len() > at_least,
         "too few checks ran: {}",
         report["summary"]
     );
@@ -498,6 +542,7 @@ fn synthesized_terraform_passes_checkov_with_every_skip_explained() {
             .unwrap_or("");
         assert!(comment.len() > 20, "{id} skipped without a reason");
     }
+    dir
 }
 
 #[test]

@@ -141,6 +141,14 @@ impl Served {
 
     /// Starts the server on a free port and waits until it listens.
     fn start(&mut self) {
+        let mut cmd = self.ferry();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&self.config);
+        self.start_with(cmd);
+    }
+
+    /// Starts `cmd`, which runs a server that logs where it listens, and waits until it does.
+    fn start_with(&mut self, mut cmd: Command) {
         let log = self.root.join(format!(
             "serve-{}.log",
             std::time::SystemTime::now()
@@ -148,10 +156,7 @@ impl Served {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut child = self
-            .ferry()
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&self.config)
+        let mut child = cmd
             .env("FERRY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1208,4 +1213,64 @@ async fn over_https_the_cli_reads_and_approves_with_its_token() {
     assert_eq!(approvals, [("alice", 200), ("anonymous", 401)]);
     // The token went to the server, never to the output or the audit log.
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&alice));
+}
+
+/// The image's entrypoint (deploy/entrypoint.sh) as ECS runs it: server.yaml and the webhook
+/// secret arrive as environment variables, become files only its user reads, and the secret
+/// is gone from the server's environment.
+#[tokio::test]
+async fn the_images_entrypoint_serves_from_its_environment_without_keeping_the_secret_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let revision = remote.commit(&[("ferry.yaml", &local_manifest("boxed", "", ""))]);
+    let run_dir = root.path().join("run");
+    let mut s = Served::configure(&w, root.path(), "", "");
+    let server_yaml = format!(
+        "state: {}\nlisten: 127.0.0.1:0\npipelines:\n  - name: boxed\n    repo: {}\n    webhook_secret_file: {}/webhook.secret\n",
+        root.path().join("state").display(),
+        remote.url(),
+        run_dir.display()
+    );
+    let entrypoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/entrypoint.sh");
+    let mut cmd = Command::new(entrypoint);
+    cmd.env_clear()
+        .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("FERRY_BIN", assert_cmd::cargo::cargo_bin("ferry"))
+        .env("FERRY_RUN_DIR", &run_dir)
+        .env("FERRY_SERVER_YAML", &server_yaml)
+        .env("FERRY_WEBHOOK_SECRET", SECRET);
+    s.start_with(cmd);
+
+    let health = s
+        .http
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let (code, answer) = s
+        .github_push("boxed", "d-1", &revision, "dev", SECRET)
+        .await;
+    assert_eq!(
+        (code, answer["outcome"].as_str()),
+        (202, Some("started")),
+        "{answer}"
+    );
+
+    for file in ["server.yaml", "webhook.secret"] {
+        let mode = std::fs::metadata(run_dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    // `exec`: the server is the entrypoint's process, and its environment has no secret.
+    let pid = s.child.as_ref().unwrap().id();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("FERRY_RUN_DIR="), "{environ}");
+    assert!(!environ.contains(SECRET) && !environ.contains("FERRY_SERVER_YAML"));
 }

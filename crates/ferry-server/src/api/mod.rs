@@ -141,6 +141,28 @@ impl Endpoint {
     }
 }
 
+/// The endpoints as a Markdown table (docs/server.md holds it; a test keeps it current).
+pub fn reference_markdown() -> String {
+    let mut t = String::from("| route | role | what it does |\n| --- | --- | --- |\n");
+    for e in endpoints() {
+        let role = e.role.map_or(
+            if e.path.contains("/hooks/") {
+                "its signature"
+            } else {
+                "public"
+            },
+            Role::as_str,
+        );
+        t.push_str(&format!(
+            "| `{} {}` | {role} | {} |\n",
+            e.method,
+            e.path,
+            e.summary.replace('|', "\\|")
+        ));
+    }
+    t
+}
+
 /// Every endpoint of the server.
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = info::endpoints();

@@ -16,6 +16,8 @@ use crate::names::Names;
 use crate::spec::{BucketSpec, Resource};
 use crate::synth::File;
 
+mod server;
+
 /// The checkov checks the modules skip, and why ferry cannot fix them.
 pub const SKIPPED: &[(&str, &str)] = &[
     (
@@ -34,9 +36,25 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "CKV_AWS_136",
         "images are encrypted at rest with AES-256; a customer-managed key would also have to admit every pulling account",
     ),
+    (
+        "CKV_AWS_158",
+        "ferry serve's log group: a customer-managed key would need the logs service in the artifact key's policy; its logs hold no secret",
+    ),
+    (
+        "CKV2_AWS_57",
+        "the webhook secret is shared with the git forge and rotated there; Secrets Manager cannot rotate it alone",
+    ),
+    (
+        "CKV_AWS_382",
+        "ferry serve reaches AWS APIs and the git forge on 443 (and 22 for ssh repositories), whose addresses are not fixed",
+    ),
+    (
+        "CKV_AWS_336",
+        "ECS Exec (how operators create tokens in the task) needs a writable root file system for its agent",
+    ),
 ];
 
-fn skip(id: &str) -> String {
+pub(super) fn skip(id: &str) -> String {
     let reason = SKIPPED
         .iter()
         .find(|(i, _)| *i == id)
@@ -133,7 +151,7 @@ fn ident(name: &str) -> String {
     }
 }
 
-const HEADER: &str =
+pub(super) const HEADER: &str =
     "# Written by `ferry synth terraform` from ferry.yaml. Edit ferry.yaml and write it again.\n";
 
 /// The files of the Terraform configuration.
@@ -148,7 +166,7 @@ pub fn terraform(foundation: &Foundation, names: &Names<'_>) -> Vec<File> {
         .iter()
         .filter(|a| a.kind == AccountKind::Target)
         .collect();
-    vec![
+    let mut files = vec![
         File {
             path: "main.tf".into(),
             text: root(foundation, names, shared, &targets),
@@ -177,7 +195,26 @@ pub fn terraform(foundation: &Foundation, names: &Names<'_>) -> Vec<File> {
             path: "modules/target/outputs.tf".into(),
             text: target_outputs(execution_presence(names, &targets)),
         },
-    ]
+    ];
+    if let Some(server) = &names.shared.server {
+        files[0].text.push('\n');
+        files[0].text.push_str(&server::call(names, server));
+        files.extend([
+            File {
+                path: "modules/server/main.tf".into(),
+                text: server::module(server),
+            },
+            File {
+                path: "modules/server/variables.tf".into(),
+                text: server::variables(),
+            },
+            File {
+                path: "modules/server/outputs.tf".into(),
+                text: server::outputs(),
+            },
+        ]);
+    }
+    files
 }
 
 fn root(
@@ -381,7 +418,7 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
 }
 
 /// A value in HCL: JSON's text of it (strings quoted).
-fn json_text<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
