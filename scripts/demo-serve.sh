@@ -48,12 +48,14 @@ pipelines:
     branch: main
     webhook_secret_file: webhook.secret
 YAML
-for who in alice bob; do
-  if [ ! -s "$SERVER_HOME/$who.token" ]; then
+# alice and bob approve; with --dashboard, carol watches (a viewer) and ops is an admin.
+for who in alice:approver bob:approver carol:viewer ops:admin; do
+  name=${who%%:*} role=${who#*:}
+  if [ ! -s "$SERVER_HOME/$name.token" ]; then
     # A token is shown once: one whose file is lost is revoked and made anew.
-    ferry serve token revoke --config "$SERVER_HOME/server.yaml" --name "$who" >/dev/null 2>&1 || true
-    ferry serve token create --config "$SERVER_HOME/server.yaml" --name "$who" --role approver 2>/dev/null \
-      | tail -1 > "$SERVER_HOME/$who.token"
+    ferry serve token revoke --config "$SERVER_HOME/server.yaml" --name "$name" >/dev/null 2>&1 || true
+    ferry serve token create --config "$SERVER_HOME/server.yaml" --name "$name" --role "$role" 2>/dev/null \
+      | tail -1 > "$SERVER_HOME/$name.token"
   fi
 done
 ALICE=$(cat "$SERVER_HOME/alice.token")
@@ -95,6 +97,20 @@ if [ -z "$execution" ]; then
   exit 1
 fi
 echo "  the push started $execution"
+
+if [ "${DASHBOARD:-}" = yes ]; then
+  echo "$execution" > "$SERVER_HOME/execution"
+  say "the dashboard: open $url/executions/$execution and sign in with a token"
+  echo "  alice, an approver: $SERVER_HOME/alice.token  (approves qa; prod needs alice and bob)"
+  echo "  bob, an approver:   $SERVER_HOME/bob.token"
+  echo "  carol, a viewer:    $SERVER_HOME/carol.token"
+  echo "  ops, an admin:      $SERVER_HOME/ops.token  (also reads the audit log)"
+  echo "  ferry serve runs until Ctrl-C"
+  wait "$SERVER" || true
+  trap - EXIT
+  status=0
+  return 0
+fi
 
 # The approvers, each with their own token, as each would from a laptop.
 approved_by=""

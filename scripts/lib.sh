@@ -50,6 +50,26 @@ ferry_ensure_checkov() {
   echo "$want" > "$stamp"
 }
 
+# The dashboard's browser tests: Debian's chromium (apt-get, as root) and playwright-core,
+# pinned by crates/ferry/tests/browser/package-lock.json, installed with npm ci.
+ferry_ensure_browser() {
+  local dir="$FERRY_ROOT/crates/ferry/tests/browser" stamp want
+  if [ ! -x /usr/bin/chromium ]; then
+    [ "$(id -u)" = 0 ] || { echo "the browser tests need Debian's chromium: apt-get install chromium (as root)" >&2; return 1; }
+    say "installing Debian's chromium for the browser tests — once, about a minute"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+  fi
+  command -v npm >/dev/null || { echo "the browser tests need Node.js and npm (20 or later)" >&2; return 1; }
+  stamp="$dir/node_modules/.package-lock.sha256"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing playwright-core for the browser tests (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    echo "$want" > "$stamp"
+  fi
+}
+
 # Starts moto on a free loopback port and exports FERRY_TEST_AWS_ENDPOINT; the caller traps
 # ferry_stop_moto. Its log goes to .tools/moto.log.
 ferry_start_moto() {

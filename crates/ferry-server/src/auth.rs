@@ -52,7 +52,15 @@ pub struct Caller {
     pub name: String,
     pub role: Role,
     pub groups: Vec<String>,
+    /// Signed in through the dashboard: the session's CSRF token, which each of its mutating
+    /// requests must carry. `None` for a bearer token (no browser sends one by itself).
+    pub csrf: Option<String>,
 }
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// How long a sign-in lasts.
+pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 
 /// Tokens carry this prefix, so a leaked one is easy to recognise (and to scan for).
 pub const PREFIX: &str = "ferry_";
@@ -68,11 +76,54 @@ pub fn create(
     role: Role,
     groups: &[String],
 ) -> Result<String, StoreError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
-    let token = format!("{PREFIX}{}", ferry_engine::encoding::hex(&bytes));
+    let token = format!("{PREFIX}{}", random_hex::<32>()?);
     store.add_token(name, role, groups, &hash(&token))?;
     Ok(token)
+}
+
+fn random_hex<const N: usize>() -> Result<String, StoreError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+    Ok(ferry_engine::encoding::hex(&bytes))
+}
+
+/// Signs a browser in with a token: the session cookie's secret (the store keeps its hash)
+/// and the caller, with the session's CSRF token. `None` for a token that is unknown or
+/// revoked.
+pub fn sign_in(store: &ServerStore, token: &str) -> Result<Option<(String, Caller)>, StoreError> {
+    let Some(mut who) = authenticate(store, token)? else {
+        return Ok(None);
+    };
+    let secret = random_hex::<32>()?;
+    let csrf = random_hex::<16>()?;
+    store.add_session(&hash(&secret), &hash(token.trim()), &csrf, SESSION_TTL_MS)?;
+    who.csrf = Some(csrf);
+    Ok(Some((secret, who)))
+}
+
+/// The caller a session cookie belongs to; `None` once it expired, was signed out, or its
+/// token was revoked.
+pub fn session(store: &ServerStore, secret: &str) -> Result<Option<Caller>, StoreError> {
+    let Some((token_hash, csrf)) = store.session(&hash(secret.trim()))? else {
+        return Ok(None);
+    };
+    let Some((info, _)) = store.token_by_hash(&token_hash)? else {
+        return Ok(None);
+    };
+    let mut who = caller(info);
+    who.csrf = Some(csrf);
+    Ok(Some(who))
+}
+
+pub fn sign_out(store: &ServerStore, secret: &str) -> Result<(), StoreError> {
+    store.remove_session(&hash(secret.trim()))
+}
+
+/// Whether a request of a session carries its CSRF token (compared in constant time).
+pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), p.as_bytes()).is_ok()
+    })
 }
 
 /// The caller a token belongs to; `None` for a token that is unknown or revoked.
@@ -95,6 +146,7 @@ fn caller(info: TokenInfo) -> Caller {
         name: info.name,
         role: info.role,
         groups: info.groups,
+        csrf: None,
     }
 }
 
@@ -120,6 +172,35 @@ mod tests {
         // A revoked name can be given a new token.
         create(&store, "alice", Role::Viewer, &[]).unwrap();
         assert!(create(&store, "alice", Role::Viewer, &[]).is_err());
+    }
+
+    #[test]
+    fn a_session_lasts_until_signed_out_or_its_token_is_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServerStore::open(dir.path()).unwrap();
+        let token = create(&store, "alice", Role::Approver, &[]).unwrap();
+        assert!(sign_in(&store, "ferry_wrong").unwrap().is_none());
+        let (secret, who) = sign_in(&store, &token).unwrap().unwrap();
+        let csrf = who.csrf.unwrap();
+        assert_ne!(secret, token);
+        let again = session(&store, &secret).unwrap().unwrap();
+        assert_eq!(
+            (again.name.as_str(), again.csrf.as_deref()),
+            ("alice", Some(csrf.as_str()))
+        );
+        assert!(csrf_matches(&csrf, Some(&csrf)));
+        assert!(!csrf_matches(&csrf, Some("forged")) && !csrf_matches(&csrf, None));
+        // Neither the cookie's secret nor the token is stored.
+        let db = std::fs::read(dir.path().join("server.db")).unwrap();
+        assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        sign_out(&store, &secret).unwrap();
+        assert!(session(&store, &secret).unwrap().is_none());
+        let (secret, _) = sign_in(&store, &token).unwrap().unwrap();
+        store.revoke_token("alice").unwrap();
+        assert!(
+            session(&store, &secret).unwrap().is_none(),
+            "revoking the token ends its sessions"
+        );
     }
 
     #[test]

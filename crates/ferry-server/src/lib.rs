@@ -31,6 +31,7 @@ pub mod repo;
 pub mod service;
 pub mod store;
 pub mod tls;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,7 +111,8 @@ pub async fn service(config: Config) -> Result<Arc<Service>, ServeError> {
 
 /// The HTTP application: the API's router with the limits every request gets.
 pub fn app(service: Arc<Service>) -> axum::Router {
-    api::router(service)
+    api::router(service.clone())
+        .merge(ui::router(service))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

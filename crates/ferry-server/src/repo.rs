@@ -120,6 +120,28 @@ impl Repo {
         Ok((name.to_owned(), email.to_owned()))
     }
 
+    /// When each of `revisions` the mirror holds was committed (ms since the epoch); the
+    /// others are left out.
+    pub async fn commit_times(
+        &self,
+        revisions: &[&str],
+    ) -> Result<std::collections::HashMap<String, i64>, GitError> {
+        let known: Vec<&str> = revisions.iter().copied().filter(|r| self.has(r)).collect();
+        if known.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let mut args = vec!["show", "-s", "--format=%H %ct"];
+        args.extend(known.iter().copied());
+        let out = git(Some(&self.mirror), &args).await?;
+        Ok(out
+            .lines()
+            .filter_map(|line| {
+                let (rev, secs) = line.split_once(' ')?;
+                Some((rev.to_owned(), secs.trim().parse::<i64>().ok()? * 1000))
+            })
+            .collect())
+    }
+
     /// Whether the mirror holds `revision` (without fetching).
     pub fn has(&self, revision: &str) -> bool {
         std::process::Command::new("git")

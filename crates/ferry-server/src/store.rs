@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     name       TEXT PRIMARY KEY,
     role       TEXT NOT NULL,
@@ -59,7 +60,18 @@ CREATE TABLE notifications (
     attempts INTEGER NOT NULL,
     outcome  TEXT NOT NULL           -- `delivered`, or the last error
 );
-"#];
+"#,
+    r#"
+-- The dashboard's sign-ins: a browser's session cookie, for the token it signed in with.
+CREATE TABLE sessions (
+    hash       TEXT PRIMARY KEY,     -- hex SHA-256 of the cookie's secret; never the secret
+    token_hash TEXT NOT NULL,        -- the token signed in with: revoking it ends the session
+    csrf       TEXT NOT NULL,        -- the token every mutating request of the session carries
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -241,6 +253,38 @@ impl ServerStore {
             })
         })
         .collect()
+    }
+
+    // Sessions.
+
+    /// Keeps a session (its secret's hash), and forgets the expired ones.
+    pub fn add_session(&self, hash: &str, token_hash: &str, csrf: &str, ttl_ms: i64) -> Result<()> {
+        let conn = self.conn();
+        let now = now_ms();
+        conn.execute("DELETE FROM sessions WHERE expires_ms <= ?1", params![now])?;
+        conn.execute(
+            "INSERT INTO sessions (hash, token_hash, csrf, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hash, token_hash, csrf, now, now + ttl_ms],
+        )?;
+        Ok(())
+    }
+
+    /// The live session whose secret hashes to `hash`: its token (the hash the token is
+    /// stored under) and its CSRF token. `None` once expired.
+    pub fn session(&self, hash: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .read()
+            .prepare_cached(
+                "SELECT token_hash, csrf FROM sessions WHERE hash = ?1 AND expires_ms > ?2",
+            )?
+            .query_row(params![hash, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    pub fn remove_session(&self, hash: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM sessions WHERE hash = ?1", params![hash])?;
+        Ok(())
     }
 
     /// Revokes the token `name`; `false` when there is no live token of that name.

@@ -21,6 +21,7 @@
 mod accounts;
 pub mod bootstrap;
 pub mod control;
+pub mod delivery;
 pub mod deploy;
 pub mod destroy;
 pub mod doctor;
@@ -34,6 +35,7 @@ pub mod policy;
 pub mod progress;
 pub mod project;
 pub mod releases;
+pub mod review;
 pub mod run;
 mod snapshot;
 pub mod synth;

@@ -165,6 +165,42 @@ pub struct EngineOptions {
     pub identity: String,
 }
 
+fn s3_artifacts(
+    m: &Manifest,
+    shared: &ferry_manifest::SharedAccount,
+    own: &ferry_aws::session::AccountConfig,
+) -> S3Artifacts {
+    let names = ferry_plan::Names::new(m, None).expect("a shared account");
+    S3Artifacts::new(
+        own,
+        &shared.artifact_bucket,
+        &m.pipeline,
+        &names.key_alias_arn(),
+    )
+}
+
+fn local_artifacts(project: &Project) -> Result<Arc<dyn ArtifactStore>> {
+    let local = LocalArtifacts::open(&project.state_dir.join("artifacts"))
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    Ok(Arc::new(local))
+}
+
+/// Where the project's artifacts are, to read them outside a run: the S3 bucket under the
+/// KMS key with the pipeline's identity, or the state directory.
+pub async fn artifact_store(project: &Project, m: &Manifest) -> Result<Arc<dyn ArtifactStore>> {
+    match &m.shared {
+        Some(shared) => {
+            let aws = Aws::from_env(&format!("ferry-{}", m.pipeline)).await?;
+            Ok(Arc::new(s3_artifacts(
+                m,
+                shared,
+                &aws.own(Some(&shared.region)),
+            )))
+        }
+        None => local_artifacts(project),
+    }
+}
+
 /// The engine over the project's state directory. A manifest with a shared account adds AWS:
 /// artifacts in its S3 bucket under its KMS key, secrets from its Secrets Manager, and the
 /// `ecs` and `lambda` deploy actions.
@@ -188,22 +224,12 @@ pub async fn open_engine(
                 let aws = Aws::from_env(&format!("ferry-{}", m.pipeline)).await?;
                 ferry_aws::register(&mut registry, &aws);
                 let own = aws.own(Some(&shared.region));
-                let names = ferry_plan::Names::new(m, None).expect("a shared account");
                 (
-                    Arc::new(S3Artifacts::new(
-                        &own,
-                        &shared.artifact_bucket,
-                        &m.pipeline,
-                        &names.key_alias_arn(),
-                    )),
+                    Arc::new(s3_artifacts(m, shared, &own)),
                     Arc::new(SecretsManager::new(&own)),
                 )
             }
-            None => {
-                let local = LocalArtifacts::open(&project.state_dir.join("artifacts"))
-                    .map_err(|e| Error::Failed(e.to_string()))?;
-                (Arc::new(local), Arc::new(NoSecrets))
-            }
+            None => (local_artifacts(project)?, Arc::new(NoSecrets)),
         };
     Ok(Engine::new(
         store,

@@ -159,20 +159,11 @@ pub async fn rollback(
         )));
     }
     let store = project.store()?;
-    let role = RoleTarget {
-        role_arn: account.deploy_role_arn(),
-        external_id: account.external_id.clone(),
-        region: Some(account.region.clone()),
-    };
     let mut report = RollbackReport {
         environment: env.name.clone(),
         results: Vec::new(),
     };
-    let opened = async {
-        let aws = Aws::from_env(&format!("ferry-{}-rollback", manifest.pipeline)).await?;
-        aws.assume(&role).await
-    };
-    let acct = match opened.await {
+    let acct = match open_account(&manifest, account, "rollback").await {
         Ok(a) => a,
         Err(e) => {
             report.results.push(RollbackResult::Failed {
@@ -194,6 +185,87 @@ pub async fn rollback(
     Ok(report)
 }
 
+/// The environment's account, through its deploy role.
+async fn open_account(
+    manifest: &Manifest,
+    account: &ferry_manifest::Account,
+    why: &str,
+) -> std::result::Result<AccountConfig, ferry_aws::error::AwsError> {
+    let role = RoleTarget {
+        role_arn: account.deploy_role_arn(),
+        external_id: account.external_id.clone(),
+        region: Some(account.region.clone()),
+    };
+    let aws = Aws::from_env(&format!("ferry-{}-{why}", manifest.pipeline)).await?;
+    aws.assume(&role).await
+}
+
+/// The version a deploy target runs now, read from its account.
+async fn live_version(
+    acct: &AccountConfig,
+    target: &ReleaseTarget,
+) -> std::result::Result<Option<String>, String> {
+    match target {
+        ReleaseTarget::Lambda { function, alias } => lambda::alias_code(acct, function, alias)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|found| found.map(|(v, _, _)| v)),
+        ReleaseTarget::Ecs { cluster, service } => {
+            ecs::current_task_definition(acct, cluster, service)
+                .await
+                .map_err(|e| e.to_string())
+                .map(Some)
+        }
+    }
+}
+
+/// What runs now in the account, for one deploy target (by the ledger's name for it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LiveVersion {
+    pub target: String,
+    /// The version running (a Lambda version, a task definition ARN); `None` when there is
+    /// none (no alias yet) or it could not be read.
+    pub version: Option<String>,
+    /// Why it could not be read.
+    pub error: Option<String>,
+}
+
+/// Each deploy of `environment` as it runs in its account now, read through the deploy role.
+pub async fn live_versions(project: &Project, environment_name: &str) -> Result<Vec<LiveVersion>> {
+    let manifest = project.load()?;
+    let env = environment(&manifest, environment_name)?;
+    let account = manifest.account(&env.account).ok_or_else(|| {
+        Error::Usage(format!("environment `{}` names no known account", env.name))
+    })?;
+    let all = deployments(&manifest, &env.name);
+    let acct = match open_account(&manifest, account, "live").await {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(all
+                .iter()
+                .map(|d| LiveVersion {
+                    target: d.target.to_string(),
+                    version: None,
+                    error: Some(e.to_string()),
+                })
+                .collect());
+        }
+    };
+    let mut out = Vec::new();
+    for d in &all {
+        let (version, error) = match live_version(&acct, &d.target).await {
+            Ok(v) => (v, None),
+            Err(e) => (None, Some(e)),
+        };
+        out.push(LiveVersion {
+            target: d.target.to_string(),
+            version,
+            error,
+        });
+    }
+    Ok(out)
+}
+
 /// Puts one deploy back on its last verified-good release (or `input.to`), and records that
 /// in the ledger.
 async fn roll_back_one(
@@ -210,17 +282,7 @@ async fn roll_back_one(
         .releases(&manifest.pipeline, Some(environment), Some(&target), 200)
         .map_err(|e| e.to_string())?;
     let op = Operation::begin(reporter, format!("rollback {target}"));
-    let live = match &d.target {
-        ReleaseTarget::Lambda { function, alias } => lambda::alias_code(acct, function, alias)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|(v, _, _)| v),
-        ReleaseTarget::Ecs { cluster, service } => Some(
-            ecs::current_task_definition(acct, cluster, service)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
-    };
+    let live = live_version(acct, &d.target).await?;
     let release = match input.to {
         Some(id) => ledger.iter().find(|r| r.id == id).ok_or_else(|| {
             format!("release {id} is not a release of {target}; `ferry releases` lists them")

@@ -44,7 +44,7 @@ pub(crate) fn save(state_dir: &Path, snapshot: &Snapshot, reporter: &dyn Reporte
     }
 }
 
-fn load(state_dir: &Path, pipeline: &str) -> Option<Snapshot> {
+pub(crate) fn load(state_dir: &Path, pipeline: &str) -> Option<Snapshot> {
     let text = std::fs::read(path(state_dir)).ok()?;
     serde_json::from_slice::<Snapshot>(&text)
         .ok()

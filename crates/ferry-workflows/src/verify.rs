@@ -7,7 +7,8 @@ use ferry_aws::foundation as live;
 use ferry_engine::model::now_ms;
 use ferry_manifest::Manifest;
 use ferry_plan::verify::{Report, verify as decide};
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Accounts, names};
 use crate::error::{Error, Result};
@@ -142,4 +143,65 @@ pub async fn verify(
         Against::Plan
     };
     Ok(VerifyReport::new(&m, against, report))
+}
+
+/// One environment's edges, decided before a release goes into it: what an approver sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvironmentCheck {
+    pub environment: String,
+    /// `last_read`: the policies bootstrap or `verify --live` last read from the accounts;
+    /// `plan`: the plan's own, when they were never read from here.
+    pub against: String,
+    /// When the policies were read, for `last_read`.
+    pub read_ms: Option<i64>,
+    pub ok: bool,
+    /// How many calls were decided (the environment's and the pipeline's own).
+    pub edges: usize,
+    pub denied: Vec<DeniedEdge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeniedEdge {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub reason: String,
+}
+
+/// The environment's edges against the policies last read from the accounts, or the plan's
+/// when none were read. Reads nothing from AWS.
+pub fn environment_check(project: &Project, environment: &str) -> Result<EnvironmentCheck> {
+    let m = project.load_with_foundation()?;
+    if m.environment(environment).is_none() {
+        return Err(Error::NotFound(format!("no environment `{environment}`")));
+    }
+    let last = snapshot::load(&project.state_dir, &m.pipeline);
+    let names = names(&m, last.as_ref().and_then(|s| s.key_arn.as_deref()));
+    let foundation = ferry_plan::plan(&names);
+    let mut report = match &last {
+        Some(s) => decide(&s.policies, &foundation.edges, &names),
+        None => decide(&foundation.policies(&names), &foundation.edges, &names),
+    };
+    report.results.retain(|r| {
+        r.edge.environment.is_none() || r.edge.environment.as_deref() == Some(environment)
+    });
+    let denied: Vec<DeniedEdge> = report
+        .results
+        .iter()
+        .filter(|r| !r.allowed)
+        .map(|r| DeniedEdge {
+            principal: r.edge.principal.clone(),
+            action: r.edge.action.clone(),
+            resource: r.edge.resource.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    Ok(EnvironmentCheck {
+        environment: environment.to_owned(),
+        against: if last.is_some() { "last_read" } else { "plan" }.to_owned(),
+        read_ms: last.as_ref().map(|s| s.read_ms),
+        ok: denied.is_empty(),
+        edges: report.results.len(),
+        denied,
+    })
 }

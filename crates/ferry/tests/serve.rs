@@ -1274,3 +1274,198 @@ async fn the_images_entrypoint_serves_from_its_environment_without_keeping_the_s
     assert!(environ.contains("FERRY_RUN_DIR="), "{environ}");
     assert!(!environ.contains(SECRET) && !environ.contains("FERRY_SERVER_YAML"));
 }
+
+/// A form's body, as a browser sends it.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The dashboard's sign-in over plain HTTP: the form makes an HttpOnly, SameSite=Strict
+/// cookie; a change the cookie asks for needs the session's CSRF token; signing out and
+/// revoking the token both end the session; pages without one go to /login.
+#[tokio::test]
+async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with_its_token() {
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    remote.commit(&[("ferry.yaml", &local_manifest("web", "", ""))]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("web", &remote), "");
+    let token = s.token("dana", "operator", &[]);
+    s.start();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // No session: a page sends the browser to sign in, and comes back after.
+    let page = http
+        .get(format!("{}/pipelines/web/history", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 303);
+    assert_eq!(
+        page.headers()["location"],
+        "/login?next=/pipelines/web/history"
+    );
+    // An unknown API path is still the API's JSON 404.
+    let missing = http
+        .get(format!("{}/api/v1/nothing", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+
+    // A wrong token: the form again, with why.
+    let refused = http
+        .post(format!("{}/login", s.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", "ferry_guessed"), ("next", "/")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("not one this server knows")
+    );
+
+    let signed = http
+        .post(format!("{}/login", s.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("token", token.as_str()),
+            ("next", "//evil.example/"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 303);
+    assert_eq!(
+        signed.headers()["location"],
+        "/",
+        "only a local path is followed"
+    );
+    let set = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(
+        !set.contains(&token),
+        "the cookie is a session, not the token"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    let session: Value = http
+        .get(format!("{}/api/v1/session", s.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["name"], "dana");
+    let csrf = session["csrf"].as_str().unwrap().to_owned();
+    let html = http
+        .get(format!("{}/", s.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status().as_u16(), 200);
+    assert!(
+        html.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+
+    // A change with the cookie alone is refused; with the token from the page it is made.
+    let start = |with_csrf: bool| {
+        let mut req = http
+            .post(format!("{}/api/v1/pipelines/web/executions", s.url))
+            .header("Cookie", &cookie)
+            .json(&json!({}));
+        if with_csrf {
+            req = req.header("X-CSRF-Token", &csrf);
+        }
+        req.send()
+    };
+    let forged = start(false).await.unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["error"]["code"],
+        "csrf"
+    );
+    assert_eq!(start(true).await.unwrap().status().as_u16(), 201);
+
+    // Signing out needs the token too; then the cookie is worth nothing.
+    let out = |csrf: &str| {
+        http.post(format!("{}/logout", s.url))
+            .header("Cookie", &cookie)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form(&[("csrf", csrf)]))
+            .send()
+    };
+    assert_eq!(out("forged").await.unwrap().status().as_u16(), 403);
+    assert_eq!(out(&csrf).await.unwrap().status().as_u16(), 303);
+    let after = http
+        .get(format!("{}/api/v1/session", s.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status().as_u16(), 401);
+
+    // Revoking the token ends a session made with it.
+    let again = http
+        .post(format!("{}/login", s.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    let cookie = again.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoke = s
+        .ferry()
+        .args(["serve", "token", "revoke", "--name", "dana", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(revoke.status.success());
+    let after = http
+        .get(format!("{}/api/v1/session", s.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status().as_u16(), 401);
+}

@@ -9,6 +9,7 @@
 //! signature. Every mutating request is recorded in the audit log before it takes effect,
 //! and its result after.
 
+mod delivery;
 mod error;
 mod events;
 mod executions;
@@ -17,6 +18,7 @@ mod hooks;
 mod info;
 mod openapi;
 mod releases;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -168,6 +170,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut all = info::endpoints();
     all.extend(executions::endpoints());
     all.extend(releases::endpoints());
+    all.extend(delivery::endpoints());
+    all.extend(session::endpoints());
     all.extend(events::endpoints());
     all.extend(hooks::endpoints());
     all.push(openapi::endpoint());
@@ -189,17 +193,16 @@ pub fn router(state: AppState) -> axum::Router {
     for (path, route) in by_path {
         router = router.route(path, route);
     }
-    router
-        .fallback(|| async {
-            ApiError::not_found("no such endpoint; GET /api/v1/openapi.json lists them")
-        })
-        .with_state(state)
+    router.with_state(state)
 }
 
-/// The caller of a request, from its bearer token.
+/// The caller of a request: from its bearer token, else from the dashboard's session cookie.
 pub fn caller(state: &Service, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
+        return match session_cookie(headers) {
+            Some(secret) => Ok(auth::session(&state.store, secret)?),
+            None => Ok(None),
+        };
     };
     let token = value
         .to_str()
@@ -207,6 +210,45 @@ pub fn caller(state: &Service, headers: &HeaderMap) -> Result<Option<Caller>, Ap
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(ApiError::unauthenticated)?;
     Ok(auth::authenticate(&state.store, token)?)
+}
+
+/// The session cookie's value, when the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == auth::SESSION_COOKIE).then_some(value)
+        })
+}
+
+/// The header a session's mutating request carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The caller of a mutating request: as [`require`], and a session (a browser, which sends
+/// its cookie wherever a page tells it to) must also present its CSRF token.
+pub fn require_to_change(
+    state: &Service,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Caller, ApiError> {
+    let who = require(state, headers, role)?;
+    if let Some(expected) = &who.csrf
+        && !auth::csrf_matches(
+            expected,
+            headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()),
+        )
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "a signed-in browser's request must carry the page's CSRF token in X-CSRF-Token; reload the page and try again",
+        ));
+    }
+    Ok(who)
 }
 
 /// The caller, who must hold at least `role`.
@@ -320,7 +362,7 @@ impl Audit {
         action: &str,
         target: &str,
     ) -> Result<(Caller, Audit), Box<Response>> {
-        let who = require(state, headers, role);
+        let who = require_to_change(state, headers, role);
         let identity = match &who {
             Ok(c) => c.name.clone(),
             Err(_) => caller(state, headers)
@@ -375,6 +417,11 @@ impl Audit {
                 let _ = self.state.store.audit(&self.entry);
             }
         }
+    }
+
+    /// Records the result of a request that answers other than in JSON (the sign-in form).
+    pub fn close(mut self, status: StatusCode, result: &str) {
+        self.record(status, result.to_owned());
     }
 
     pub fn finish_error(mut self, e: ApiError) -> Response {
