@@ -347,6 +347,11 @@ fn a_person_in_a_browser_watches_approves_and_rolls_back_the_orders_pipeline() {
         true
     );
 
+    // prod needs a comment: approving without one is refused in the API's words, on the page.
+    b.goto("alice", &format!("{url}/executions/{execution}/review/prod"));
+    b.must(&json!({"op": "click", "page": "alice", "selector": "button:has-text(\"Approve\")"}));
+    b.wait_text("alice", "[role=alert]", "comment");
+
     // prod needs alice and bob; then the release is everywhere.
     rt.block_on(async {
         decide(&url, &demo.token("alice"), &execution, "prod", "alice: go").await;
