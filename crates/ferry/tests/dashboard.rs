@@ -348,7 +348,10 @@ fn a_person_in_a_browser_watches_approves_and_rolls_back_the_orders_pipeline() {
     );
 
     // prod needs a comment: approving without one is refused in the API's words, on the page.
-    b.goto("alice", &format!("{url}/executions/{execution}/review/prod"));
+    b.goto(
+        "alice",
+        &format!("{url}/executions/{execution}/review/prod"),
+    );
     b.must(&json!({"op": "click", "page": "alice", "selector": "button:has-text(\"Approve\")"}));
     b.wait_text("alice", "[role=alert]", "comment");
 
@@ -405,6 +408,13 @@ fn a_person_in_a_browser_watches_approves_and_rolls_back_the_orders_pipeline() {
     // The log: 2 000 lines, coloured, searchable.
     let log = format!("{url}/executions/{second}/log/build.package");
     let first_render_ms = b.goto("ops", &log);
+    let timings = b.eval(
+        "ops",
+        "return performance.getEntriesByType('resource').map((e) => [e.name.replace(location.origin, ''), Math.round(e.startTime), Math.round(e.responseStart), Math.round(e.responseEnd)]).concat([['html', 0, Math.round(performance.getEntriesByType('navigation')[0].responseStart), Math.round(performance.getEntriesByType('navigation')[0].responseEnd)]]);",
+    );
+    report(&format!(
+        "log page requests [path, start, first byte, end] ms: {timings}"
+    ));
     b.wait_text("ops", ".log", "step 2000 of the build");
     assert!(
         b.count("ops", ".log .a-32") >= 2000,

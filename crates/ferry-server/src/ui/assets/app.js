@@ -364,7 +364,9 @@ async function logPage(id, action) {
     partial = lines.pop();
     const frag = document.createDocumentFragment();
     for (const l of lines) { const d = ansiLine(l); apply(d); frag.append(d); }
-    const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    // Follow the tail only once the reader is at it (reading the layout before the first
+    // chunk would lay out the whole log before anything shows).
+    const atEnd = box.childElementCount > 0 && box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
     box.append(frag);
     if (atEnd && !query) box.scrollTop = box.scrollHeight;
     rendered();
