@@ -260,6 +260,9 @@ fn actions(s: &Statement, sp: &str, options: &LintOptions, out: &mut Vec<Finding
         }
         if s.effect == Effect::Allow && !s.action.negated {
             let name = a.text.split_once(':').map_or("", |(_, n)| n);
+            if name != "*" {
+                takeover(s, a, &expanded, options, &path, span, out);
+            }
             if name == "*" {
                 match root_delegation(s, &svc.prefix) {
                     // The default key policy: delegates to the account's own IAM policies.
@@ -349,6 +352,92 @@ fn root_delegation<'a>(s: &'a Statement, service: &str) -> Option<&'a str> {
     }
 }
 
+/// Actions that change who may use the resource: whoever holds them can grant themselves the rest.
+const POLICY_CHANGING: &[&str] = &[
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketAcl",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+    "ecr:SetRepositoryPolicy",
+    "ecr:DeleteRepositoryPolicy",
+    "kms:PutKeyPolicy",
+];
+
+/// A resource-policy grant to another account of an action that changes the resource's own
+/// policy or ACL: it hands the resource over. (A service-wide `s3:*` is already reported as a
+/// wildcard.) The resource's account is `--account`, else the one in its ARN.
+fn takeover(
+    s: &Statement,
+    a: &crate::pattern::ActionPattern,
+    expanded: &[String],
+    options: &LintOptions,
+    path: &str,
+    span: Option<Span>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(p) = s.principal.as_ref().filter(|p| !p.negated) else {
+        return;
+    };
+    let covered: Vec<&str> = POLICY_CHANGING
+        .iter()
+        .copied()
+        .filter(|c| expanded.iter().any(|e| e.eq_ignore_ascii_case(c)))
+        .collect();
+    if covered.is_empty() {
+        return;
+    }
+    let owner = options.account.clone().or_else(|| {
+        s.resource.as_ref().and_then(|r| {
+            r.patterns.iter().find_map(|p| {
+                let account = p.text.split(':').nth(4)?;
+                (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| account.to_owned())
+            })
+        })
+    });
+    let mut others: Vec<String> = Vec::new();
+    let mut everyone = false;
+    for v in &p.values {
+        match v {
+            PrincipalValue::Everyone => everyone = true,
+            PrincipalValue::Aws(
+                AwsPrincipal::Account(account)
+                | AwsPrincipal::User { account, .. }
+                | AwsPrincipal::Role { account, .. }
+                | AwsPrincipal::Session { account, .. }
+                | AwsPrincipal::FederatedUser { account, .. },
+            ) if owner.as_deref() != Some(account.as_str()) => others.push(account.clone()),
+            _ => {}
+        }
+    }
+    if !everyone && others.is_empty() {
+        return;
+    }
+    let who = if everyone {
+        "everyone".to_owned()
+    } else {
+        format!("account {}", others.join(", "))
+    };
+    let known = everyone || owner.is_some();
+    out.push(Finding {
+        severity: if known { Severity::Error } else { Severity::Warning },
+        code: "cross-account-policy-change",
+        path: path.to_owned(),
+        span,
+        message: format!(
+            "`{}` lets {who} change this resource's own policy or ACL ({}){}: it can then grant itself anything on it",
+            a.text,
+            covered.join(", "),
+            if known { "" } else { ", if that account does not own the resource (pass --account to say which does)" }
+        ),
+        fix: format!(
+            "grant {who} only the actions it calls, without {}",
+            covered.join(", ")
+        ),
+    });
+}
+
 /// A precise replacement for a service-wide wildcard, read from the statement's shape.
 fn replacement(service: &str, s: &Statement) -> String {
     let cross_account_principal = s.principal.as_ref().is_some_and(|p| {
@@ -425,6 +514,53 @@ mod tests {
             .iter()
             .map(|f| f.code)
             .collect()
+    }
+
+    /// Regression: `s3:Put*` to a deploy account passed lint, yet it includes PutBucketPolicy.
+    #[test]
+    fn another_account_that_may_change_the_resources_policy_is_an_error() {
+        let bucket = |actions: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::222222222222:role/deploy"}},"Action":{actions},"Resource":["arn:aws:s3:::artifacts","arn:aws:s3:::artifacts/*"]}}]}}"#
+            )
+        };
+        let shared = LintOptions {
+            account: Some("111111111111".into()),
+        };
+        let put = lint(&parse_str(&bucket(r#""s3:Put*""#)).unwrap(), &shared);
+        let f = put
+            .iter()
+            .find(|f| f.code == "cross-account-policy-change")
+            .unwrap_or_else(|| panic!("{put:?}"));
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.message.contains("s3:PutBucketPolicy") && f.message.contains("s3:PutObjectAcl"));
+        assert!(f.message.contains("222222222222"));
+        // What a deploy role needs is no finding of this kind.
+        let read = lint(
+            &parse_str(&bucket(r#"["s3:GetObject","s3:PutObject"]"#)).unwrap(),
+            &shared,
+        );
+        assert!(
+            read.iter().all(|f| f.code != "cross-account-policy-change"),
+            "{read:?}"
+        );
+        // The account's own roles may; without --account an S3 ARN names no owner: a warning.
+        let own = lint(
+            &parse_str(&bucket(r#""s3:PutBucketPolicy""#).replace("222222222222", "111111111111"))
+                .unwrap(),
+            &shared,
+        );
+        assert!(own.iter().all(|f| f.code != "cross-account-policy-change"));
+        let unknown = lint(
+            &parse_str(&bucket(r#""s3:PutBucketAcl""#)).unwrap(),
+            &LintOptions::default(),
+        );
+        assert!(unknown.iter().any(|f| f.code == "cross-account-policy-change" && f.severity == Severity::Warning));
+        // The owner read from an ECR or KMS ARN.
+        let repo = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"333333333333"},"Action":["ecr:BatchGetImage","ecr:Set*"],"Resource":"arn:aws:ecr:us-east-1:111111111111:repository/app"}]}"#;
+        assert!(codes(repo).contains(&"cross-account-policy-change"));
+        let key = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::333333333333:root"},"Action":["kms:Decrypt","kms:Put*"],"Resource":"arn:aws:kms:us-east-1:111111111111:key/k"}]}"#;
+        assert!(codes(key).contains(&"cross-account-policy-change"));
     }
 
     #[test]
