@@ -120,6 +120,64 @@ pub fn parse(file: &SourceFile) -> (Option<Buildspec>, Vec<Diagnostic>) {
     (spec.filter(|_| ok), diagnostics)
 }
 
+/// The fields of a buildspec mapping. An unknown key is a warning, as CodeBuild logs it and
+/// runs on, with the fix for the mistakes people make most.
+fn fields<'n>(
+    d: &mut Decoder,
+    node: &'n Node,
+    what: &str,
+    known: &'static [&'static str],
+) -> Option<Fields<'n>> {
+    let before = d.diagnostics.len();
+    let f = d.fields(node, what, known);
+    let Value::Map(entries) = &node.value else {
+        return f;
+    };
+    let in_phase = known == PHASE;
+    for diag in &mut d.diagnostics[before..] {
+        if diag.code != "unknown-key" {
+            continue;
+        }
+        diag.severity = ferry_yaml::Severity::Warning;
+        diag.message.push_str(", which CodeBuild ignores");
+        let key = entries
+            .iter()
+            .find(|e| Some(e.key.span) == diag.span)
+            .and_then(|e| e.key.as_str());
+        let hint = match key {
+            Some("env") if in_phase => {
+                Some("`env` is a top-level section: move it out of the phase, above `phases:`")
+            }
+            Some("environment_variables") => {
+                Some("version 0.2 reads variables from `env: {variables: {NAME: value}}`")
+            }
+            _ => None,
+        };
+        if let Some(h) = hint {
+            diag.hint = Some(h.to_owned());
+        }
+    }
+    f
+}
+
+/// Commands as CodeBuild takes them: a list, or one string; a `- # …` item is a comment
+/// (YAML reads it as an empty item) and is skipped.
+fn command_list(d: &mut Decoder, node: &Node, what: &str) -> Vec<String> {
+    match &node.value {
+        Value::Null => Vec::new(),
+        Value::Seq(items) => items
+            .iter()
+            .filter(|item| item.value != Value::Null)
+            .filter_map(|item| d.string(item, &format!("each entry of {what}")))
+            .map(|s| s.value)
+            .collect(),
+        _ => d
+            .string(node, what)
+            .map(|s| vec![s.value])
+            .unwrap_or_default(),
+    }
+}
+
 fn ignored(d: &mut Decoder, f: &Fields<'_>, keys: &[&str], what: &str) {
     for key in keys {
         if let Some(span) = f.key_span(key) {
@@ -143,7 +201,7 @@ fn buildspec(d: &mut Decoder, root: &Node) -> Option<Buildspec> {
         );
         return None;
     }
-    let f = d.fields(root, "the buildspec", TOP)?;
+    let f = fields(d, root, "the buildspec", TOP)?;
     match f.required(d, "version", "the buildspec", "start the file with `version: 0.2`").and_then(|n| d.string(n, "`version`")) {
         Some(v) if v.value == "0.2" => {}
         Some(v) if v.value == "0.1" => d.push(
@@ -153,6 +211,17 @@ fn buildspec(d: &mut Decoder, root: &Node) -> Option<Buildspec> {
         ),
         Some(v) => d.push(Diagnostic::error("buildspec-version", format!("buildspec version `{}` is not supported", v.value)).at(v.span).with_hint("use `version: 0.2`")),
         None => {}
+    }
+    if f.has("batch") && !f.has("phases") {
+        d.push(
+            Diagnostic::error(
+                "batch-only",
+                "this buildspec defines only a batch build (`batch:`), which runs builds of other buildspecs in CodeBuild; ferry runs one build",
+            )
+            .at(f.key_span("batch").unwrap_or(root.span))
+            .with_hint("point the action at one of the batch's buildspecs (`buildspec:` in ferry.yaml), or make each one an action of its own"),
+        );
+        return None;
     }
     ignored(
         d,
@@ -186,7 +255,7 @@ fn buildspec(d: &mut Decoder, root: &Node) -> Option<Buildspec> {
 }
 
 fn env(d: &mut Decoder, n: &Node) -> Option<BuildEnv> {
-    let f = d.fields(n, "`env`", ENV)?;
+    let f = fields(d, n, "`env`", ENV)?;
     ignored(
         d,
         &f,
@@ -243,25 +312,20 @@ fn env(d: &mut Decoder, n: &Node) -> Option<BuildEnv> {
 }
 
 fn phases(d: &mut Decoder, n: &Node) -> Vec<Phase> {
-    let Some(f) = d.fields(n, "`phases`", &PHASES) else {
+    let Some(f) = fields(d, n, "`phases`", &PHASES) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for name in PHASES {
         let Some(node) = f.get(name) else { continue };
         let what = format!("phase `{name}`");
-        let Some(pf) = d.fields(node, &what, PHASE) else {
+        let Some(pf) = fields(d, node, &what, PHASE) else {
             continue;
         };
         ignored(d, &pf, &["run-as", "runtime-versions"], &what);
         let commands = |d: &mut Decoder, key: &str| -> Vec<String> {
             pf.get(key)
-                .map(|c| {
-                    d.text_list(c, &format!("`{key}` of {what}"))
-                        .into_iter()
-                        .map(|s| s.value)
-                        .collect()
-                })
+                .map(|c| command_list(d, c, &format!("`{key}` of {what}")))
                 .unwrap_or_default()
         };
         let cmds = commands(d, "commands");
@@ -285,7 +349,9 @@ fn phases(d: &mut Decoder, n: &Node) -> Vec<Phase> {
                 OnFailure::Abort
             }
         };
-        if cmds.is_empty() && pf.get("commands").is_none() {
+        // An install phase may hold only `runtime-versions` (CodeBuild's images pick them).
+        let runtimes_only = name == "install" && pf.has("runtime-versions");
+        if cmds.is_empty() && pf.get("commands").is_none() && !runtimes_only {
             d.push(
                 Diagnostic::warning("no-commands", format!("{what} has no `commands`"))
                     .at(node.span)
@@ -303,18 +369,19 @@ fn phases(d: &mut Decoder, n: &Node) -> Vec<Phase> {
 }
 
 fn artifact_spec(d: &mut Decoder, f: &Fields<'_>, what: &str) -> ArtifactSpec {
-    let files = match f.required(
-        d,
-        "files",
-        what,
-        "list the files to keep, e.g. `files: ['**/*']`",
-    ) {
-        Some(n) => d
-            .string_list(n, "`files`")
-            .into_iter()
-            .map(|s| s.value)
-            .collect(),
-        None => Vec::new(),
+    // `files:` may be empty (an artifact of nothing), or one pattern as a string.
+    let files = match f.get("files") {
+        Some(n) => command_list(d, n, "`files`"),
+        None if f.has("files") => Vec::new(),
+        None => {
+            f.required(
+                d,
+                "files",
+                what,
+                "list the files to keep, e.g. `files: ['**/*']`",
+            );
+            Vec::new()
+        }
     };
     let discard_paths = match f
         .get("discard-paths")
@@ -356,14 +423,14 @@ fn artifact_spec(d: &mut Decoder, f: &Fields<'_>, what: &str) -> ArtifactSpec {
 }
 
 fn artifacts(d: &mut Decoder, n: &Node) -> (Option<ArtifactSpec>, Vec<(String, ArtifactSpec)>) {
-    let Some(f) = d.fields(n, "`artifacts`", ARTIFACTS) else {
+    let Some(f) = fields(d, n, "`artifacts`", ARTIFACTS) else {
         return (None, Vec::new());
     };
     ignored(d, &f, &["enable-symlinks", "s3-prefix"], "`artifacts`");
     let mut secondary = Vec::new();
     if let Some(sec) = f.get("secondary-artifacts") {
         for (name, node) in d.entries(sec, "`secondary-artifacts`").unwrap_or_default() {
-            if let Some(sf) = d.fields(node, "a secondary artifact", SECONDARY) {
+            if let Some(sf) = fields(d, node, "a secondary artifact", SECONDARY) {
                 secondary.push((name.value, artifact_spec(d, &sf, "a secondary artifact")));
             }
         }

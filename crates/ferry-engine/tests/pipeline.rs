@@ -235,11 +235,13 @@ async fn a_malformed_buildspec_fails_with_line_and_column_in_the_log() {
     let done = h.engine.drive(&exec.id, None).await.unwrap();
     assert_eq!(done.status, Status::Failed);
     let log = log_of(&h.engine, &exec.id, "build", "b");
+    // The unknown key is a warning, as CodeBuild logs it; the missing `phases` fails the build.
     assert!(
-        log.contains("inline buildspec (test):2:1: error: unknown key `phase`"),
+        log.contains("inline buildspec (test):2:1: warning: unknown key `phase`"),
         "{log}"
     );
     assert!(log.contains("did you mean `phases`?"));
+    assert!(log.contains("error: the buildspec needs `phases`"), "{log}");
 }
 
 #[tokio::test]
