@@ -224,7 +224,11 @@ impl Action for Build {
                 status.code().map_or("killed".into(), |c| c.to_string())
             )));
         }
-        let artifacts = self.collect(ctx, &spec, &src).await?;
+        // Artifact paths may name variables, as CodeBuild expands them: the build's own and
+        // the exported ones, with the values the commands left.
+        let mut vars: HashMap<String, String> = env.iter().cloned().collect();
+        vars.extend(exported.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let artifacts = self.collect(ctx, &spec, &src, &vars).await?;
         Ok(ActionOutput {
             outputs: json!({"exported": exported, "artifacts": artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect::<Vec<_>>()}),
             artifacts,
@@ -268,6 +272,7 @@ impl Build {
         ctx: &ActionContext,
         spec: &Buildspec,
         src: &Path,
+        vars: &HashMap<String, String>,
     ) -> Result<Vec<crate::model::ArtifactRef>, ActionError> {
         let mut out = Vec::new();
         for (i, name) in ctx.outputs.iter().enumerate() {
@@ -283,11 +288,12 @@ impl Build {
             let root: PathBuf = artifact
                 .base_directory
                 .as_ref()
-                .map_or_else(|| src.to_path_buf(), |b| src.join(b));
+                .map_or_else(|| src.to_path_buf(), |b| src.join(expand(b, vars)));
+            let files: Vec<String> = artifact.files.iter().map(|f| expand(f, vars)).collect();
             let zip = ctx.workdir.join(format!("{name}.out.zip"));
             let count = zip_dir(
                 &root,
-                &artifact.files,
+                &files,
                 &artifact.exclude_paths,
                 artifact.discard_paths,
                 &zip,
@@ -297,7 +303,7 @@ impl Build {
                 return Err(failed(format!(
                     "artifact `{name}`: no file in {} matches {:?}",
                     root.display(),
-                    artifact.files
+                    files
                 )));
             }
             ctx.log
@@ -348,6 +354,39 @@ async fn kill_group(pid: Option<i32>, child: &mut tokio::process::Child) {
     }
     // Children that outlived bash.
     signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+}
+
+/// `$NAME` and `${NAME}` replaced by their values (an unset one by nothing, as the shell does);
+/// anything else, `$` included, is kept.
+fn expand(text: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, used) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            out.push_str(vars.get(name).map_or("", String::as_str));
+            rest = &after[used..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn read_exports(file: &Path, names: &[String]) -> HashMap<String, String> {
@@ -447,5 +486,26 @@ fn shell_program(shell: Shell) -> PathBuf {
                     .unwrap_or_else(|| PathBuf::from("bash"))
             })
             .clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_in_artifact_paths_expand_as_the_shell_would() {
+        let vars: HashMap<String, String> = [("OUT", "dist"), ("FLAVOR", "web")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(expand("$OUT/${FLAVOR}/**/*", &vars), "dist/web/**/*");
+        assert_eq!(expand("${OUT}-x/$FLAVOR.txt", &vars), "dist-x/web.txt");
+        assert_eq!(expand("$MISSING/a", &vars), "/a", "unset is empty");
+        assert_eq!(
+            expand("cost$5 and $ alone and ${", &vars),
+            "cost$5 and $ alone and ${"
+        );
+        assert_eq!(expand("no variables", &vars), "no variables");
     }
 }

@@ -67,6 +67,42 @@ artifacts:
     assert_eq!(names, ["app", "source"]);
 }
 
+/// Artifact paths name variables, as CodeBuild expands them: the buildspec's own and an
+/// exported one the commands set. (Regression: `base-directory: $OUT` looked for a directory
+/// literally named `$OUT`.)
+#[tokio::test]
+async fn artifact_paths_expand_the_builds_variables() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("a.txt", "x")]);
+    let spec = r#"version: 0.2
+env:
+  variables: {OUT: dist}
+  exported-variables: [FLAVOR]
+phases:
+  build:
+    commands:
+      - export FLAVOR=web
+      - mkdir -p dist/web && echo hi > dist/web/index.html && echo no > dist/web/skip.txt
+artifacts:
+  base-directory: $OUT/${FLAVOR}
+  files: ['*.$EXT', index.html]
+"#;
+    let def = pipeline(
+        "vars",
+        Mode::Superseded,
+        vec![
+            source_stage(&repo),
+            stage("build", vec![build("pack", spec, &["source"], &["site"])]),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    let log = log_of(&h.engine, &exec.id, "build", "pack");
+    assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
+    // `*.$EXT` (EXT unset) is `*.`, which matches nothing; index.html is the one file.
+    assert!(log.contains("[ferry] artifact site: 1 files"), "{log}");
+}
+
 /// Regression: `env.shell` was parsed as an ignored key, so every build ran bash.
 #[tokio::test]
 async fn env_shell_picks_the_shell_that_runs_the_commands() {
