@@ -1395,6 +1395,17 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
         .await
         .unwrap();
     assert_eq!(html.status().as_u16(), 200);
+    let posted = http
+        .post(format!("{}/pipelines/web/history", s.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.status().as_u16(),
+        405,
+        "a page is not a target for changes"
+    );
     assert!(
         html.headers()["content-security-policy"]
             .to_str()

@@ -12,7 +12,7 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -210,11 +210,24 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-async fn fallback(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") {
         return ApiError::not_found("no such endpoint; GET /api/v1/openapi.json lists them")
             .into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} {path}: the dashboard's pages are read with GET; changes go through /api/v1"),
+        )
+        .into_response();
     }
     let signed_in = api::session_cookie(&headers)
         .is_some_and(|s| matches!(auth::session(&state.store, s), Ok(Some(_))));
