@@ -24,6 +24,12 @@ pub struct Denial {
     /// The policy type the message blames: `identity-based policy`, `resource-based policy`,
     /// `service control policy`, `permissions boundary`, `session policy`, …
     pub policy_type: Option<String>,
+    /// Whether the message names the caller (`User: …`). Those that do not — an ECS task that
+    /// cannot pull its image or read its secret, KMS's "does not exist", S3's bare "Access
+    /// Denied" — are matched to the edges by action and resource alone.
+    pub caller_named: bool,
+    /// An ECS task's failure: its task execution role made the call.
+    pub by_ecs_task: bool,
 }
 
 /// Reads AWS's access-denied messages: `User: ARN is not authorized to perform: ACTION [on
@@ -31,7 +37,9 @@ pub struct Denial {
 /// POLICY]`, wrapped however a tool printed it.
 pub fn parse(message: &str) -> Result<Denial, String> {
     let text = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    let start = text.find("User: ").ok_or("the message names no caller (`User: arn:…`); paste the whole message — S3's bare \"Access Denied\" names nothing, so try `ferry verify --live` instead")?;
+    let Some(start) = text.find("User: ") else {
+        return callerless(&text).ok_or_else(|| "the message names no caller (`User: arn:…`) and is none of the cross-account failures ferry knows without one (an ECS image pull or secret, a KMS key that \"does not exist\", S3's \"Access Denied\"); paste the whole message, or run `ferry verify --live`".to_owned());
+    };
     let rest = &text[start + "User: ".len()..];
     let (caller, rest) = rest.split_once(" is not authorized to perform: ").ok_or(
         "the message does not say which action was denied (`is not authorized to perform: …`)",
@@ -63,7 +71,83 @@ pub fn parse(message: &str) -> Result<Denial, String> {
         resource,
         explicit,
         policy_type,
+        caller_named: true,
+        by_ecs_task: false,
     })
+}
+
+/// The failures people paste that name no caller, by what AWS prints for them.
+fn callerless(text: &str) -> Option<Denial> {
+    let lower = text.to_ascii_lowercase();
+    let denial = |caller: &str, action: &str, resource: Option<String>, by_ecs_task: bool| Denial {
+        caller: caller.to_owned(),
+        role: None,
+        action: action.to_owned(),
+        resource,
+        explicit: false,
+        policy_type: None,
+        caller_named: false,
+        by_ecs_task,
+    };
+    let word = |prefix: &str| {
+        text.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '(' | ')'))
+            .find(|w| w.contains(prefix))
+            .map(|w| w.trim_end_matches(['.', ':']).to_owned())
+    };
+    // ECS: `CannotPullContainerError: … pull image manifest … 403 Forbidden` for an image in
+    // another account's ECR repository.
+    if lower.contains("cannotpullcontainererror")
+        && (lower.contains("403") || lower.contains("forbidden") || lower.contains("denied"))
+    {
+        let image = word(".dkr.ecr.")?;
+        let (registry, path) = image.split_once('/')?;
+        let mut parts = registry.split('.');
+        let account = parts.next()?;
+        let region = parts.nth(2)?;
+        let repo = path.split(['@', ':']).next()?;
+        return Some(denial(
+            "ECS, as the task execution role, pulling the image",
+            "ecr:BatchGetImage",
+            Some(format!("arn:aws:ecr:{region}:{account}:repository/{repo}")),
+            true,
+        ));
+    }
+    // ECS: `ResourceInitializationError: unable to pull secrets or registry auth: … secret ARN …`.
+    if lower.contains("resourceinitializationerror") && lower.contains("secret") {
+        let secret = word("arn:aws:secretsmanager:");
+        return Some(denial(
+            "ECS, as the task execution role, reading the task's secret",
+            "secretsmanager:GetSecretValue",
+            secret,
+            true,
+        ));
+    }
+    // KMS hides a key the caller may not use behind "does not exist".
+    if lower.contains("customer master key that does not exist")
+        || lower.contains("kms key that does not exist")
+    {
+        return Some(denial(
+            "a role decrypting an artifact (KMS does not say which)",
+            "kms:Decrypt",
+            word("arn:aws:kms:"),
+            false,
+        ));
+    }
+    // S3's bare answer: `An error occurred (AccessDenied) when calling the GetObject operation: Access Denied`.
+    if lower.contains("access denied") {
+        let operation = text
+            .split_once("calling the ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .filter(|op| op.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or("GetObject");
+        return Some(denial(
+            "a role using the artifact bucket (S3 does not say which)",
+            &format!("s3:{operation}"),
+            None,
+            false,
+        ));
+    }
+    None
 }
 
 fn policy_type(text: &str) -> Option<String> {
@@ -109,7 +193,13 @@ pub fn diagnose(denial: Denial, foundation: &Foundation, names: &Names<'_>) -> D
     let edges: Vec<&Edge> = foundation
         .edges
         .iter()
-        .filter(|e| e.principal == who && e.action.eq_ignore_ascii_case(&denial.action))
+        .filter(|e| !denial.caller_named || e.principal == who)
+        .filter(|e| {
+            !denial.by_ecs_task
+                || e.principal
+                    .ends_with(&format!(":role/{}", names.execution_role_name()))
+        })
+        .filter(|e| e.action.eq_ignore_ascii_case(&denial.action))
         .filter(|e| {
             denial
                 .resource
@@ -119,7 +209,14 @@ pub fn diagnose(denial: Denial, foundation: &Foundation, names: &Names<'_>) -> D
         .collect();
     if edges.is_empty() {
         let known = foundation.edges.iter().any(|e| e.principal == who);
-        let unmatched = if known {
+        let unmatched = if !denial.caller_named {
+            format!(
+                "no call of this pipeline is {} on {}: {} is not something its plan grants, so it comes from outside ferry's foundation",
+                denial.action,
+                denial.resource.as_deref().unwrap_or("that resource"),
+                denial.caller
+            )
+        } else if known {
             format!(
                 "{who} does not need {} on {} in this pipeline's plan: the call is not one ferry makes, or the manifest lacks the deploy that makes it",
                 denial.action,
@@ -313,7 +410,28 @@ mod tests {
 
     #[test]
     fn messages_without_a_caller_say_what_to_do() {
-        let e = parse("Access Denied").unwrap_err();
+        let e = parse("Something else went wrong").unwrap_err();
         assert!(e.contains("ferry verify --live"), "{e}");
+    }
+
+    #[test]
+    fn the_cross_account_failures_that_name_no_caller_are_read() {
+        let pull = parse("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api:3f2a: pulling from host 111111111111.dkr.ecr.us-east-1.amazonaws.com failed with status code [manifests 3f2a]: 403 Forbidden").unwrap();
+        assert!(!pull.caller_named);
+        assert_eq!(pull.action, "ecr:BatchGetImage");
+        assert_eq!(
+            pull.resource.as_deref(),
+            Some("arn:aws:ecr:us-east-1:111111111111:repository/orders-api")
+        );
+        let secret = parse("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:111111111111:secret:orders/db-AbCdEf from secrets manager: AccessDeniedException").unwrap();
+        assert_eq!(secret.action, "secretsmanager:GetSecretValue");
+        assert_eq!(
+            secret.resource.as_deref(),
+            Some("arn:aws:secretsmanager:us-east-1:111111111111:secret:orders/db-AbCdEf")
+        );
+        let kms = parse("An error occurred (AccessDeniedException) when calling the Decrypt operation: The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access it.").unwrap();
+        assert_eq!((kms.action.as_str(), kms.resource), ("kms:Decrypt", None));
+        let s3 = parse("download failed: s3://ferry-orders-artifacts-111111111111/orders/app.zip An error occurred (AccessDenied) when calling the GetObject operation: Access Denied").unwrap();
+        assert_eq!(s3.action, "s3:GetObject");
     }
 }

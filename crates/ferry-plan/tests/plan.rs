@@ -493,6 +493,51 @@ fn a_wildcard_grant_is_reported_as_wider_than_needed() {
     assert!(wider.iter().any(|d| d.contains("ecr:*")), "{wider:?}");
 }
 
+/// An ECS task that cannot pull its image from the shared repository: the message names no
+/// caller, so doctor finds the edges by action and repository — each environment's execution
+/// role — and names the repository policy and the roles' own policies that grant them.
+#[test]
+fn doctor_explains_an_image_pull_refused_across_accounts() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let message = "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api:3f2a: unexpected status from HEAD request: 403 Forbidden";
+    let d = ferry_plan::doctor::diagnose(ferry_plan::doctor::parse(message).unwrap(), &f, &names);
+    assert!(d.unmatched.is_none(), "{d:#?}");
+    let principals: std::collections::BTreeSet<&str> = d
+        .findings
+        .iter()
+        .map(|x| x.edge.principal.as_str())
+        .collect();
+    assert!(principals.len() >= 2, "{principals:?}");
+    assert!(
+        principals.iter().all(|p| p.ends_with("-ecs-execution")),
+        "{principals:?}"
+    );
+    assert!(
+        d.findings
+            .iter()
+            .any(|x| x.place.contains("repository policy")),
+        "{:#?}",
+        d.findings.iter().map(|x| &x.place).collect::<Vec<_>>()
+    );
+    // S3's bare "Access Denied" on the artifact bucket: every role that reads it, and where.
+    let s3 = ferry_plan::doctor::diagnose(
+        ferry_plan::doctor::parse(
+            "An error occurred (AccessDenied) when calling the GetObject operation: Access Denied",
+        )
+        .unwrap(),
+        &f,
+        &names,
+    );
+    assert!(
+        s3.findings
+            .iter()
+            .any(|x| x.place.contains("bucket policy")),
+        "{s3:#?}"
+    );
+}
+
 #[test]
 fn doctor_names_the_policy_and_statement_for_a_denied_decrypt() {
     let m = orders();
