@@ -51,9 +51,10 @@ ferry_ensure_checkov() {
 }
 
 # The dashboard's browser tests: Debian's chromium (apt-get, as root) and playwright-core,
-# pinned by crates/ferry/tests/browser/package-lock.json, installed with npm ci.
+# pinned by crates/ferry/tests/browser/package-lock.json, installed with npm ci into
+# .tools/browser (outside the source tree, like the other tools).
 ferry_ensure_browser() {
-  local dir="$FERRY_ROOT/crates/ferry/tests/browser" stamp want
+  local src="$FERRY_ROOT/crates/ferry/tests/browser" dir="$FERRY_TOOLS/browser" stamp want
   if [ ! -x /usr/bin/chromium ]; then
     [ "$(id -u)" = 0 ] || { echo "the browser tests need Debian's chromium: apt-get install chromium (as root)" >&2; return 1; }
     say "installing Debian's chromium for the browser tests — once, about a minute"
@@ -62,9 +63,11 @@ ferry_ensure_browser() {
   fi
   command -v npm >/dev/null || { echo "the browser tests need Node.js and npm (20 or later)" >&2; return 1; }
   stamp="$dir/node_modules/.package-lock.sha256"
-  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  want=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing playwright-core for the browser tests (npm ci)"
+    say "installing playwright-core for the browser tests (npm ci into .tools/browser)"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
     echo "$want" > "$stamp"
   fi

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ferry_engine::model::Release;
+use ferry_manifest::Manifest;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +49,10 @@ pub struct DeployStatus {
 
 /// Each environment of the manifest with its deploys' current releases.
 pub fn environments(project: &Project) -> Result<Vec<EnvironmentStatus>> {
-    let manifest = project.load()?;
+    environments_of(&project.load()?, project)
+}
+
+fn environments_of(manifest: &Manifest, project: &Project) -> Result<Vec<EnvironmentStatus>> {
     let store = project.store()?;
     let mut out = Vec::new();
     for env in &manifest.environments {
@@ -89,9 +93,10 @@ pub fn environments(project: &Project) -> Result<Vec<EnvironmentStatus>> {
 /// As [`environments`], with what each account runs now and whether it drifted from the
 /// ledger: one read per deploy, through the environment's deploy role.
 pub async fn environments_live(project: &Project) -> Result<Vec<EnvironmentStatus>> {
-    let mut envs = environments(project)?;
+    let manifest = project.load()?;
+    let mut envs = environments_of(&manifest, project)?;
     for env in &mut envs {
-        let live = releases::live_versions(project, &env.environment).await?;
+        let live = releases::live_versions(&manifest, &env.environment).await?;
         for d in &mut env.deploys {
             d.live = live.iter().find(|l| l.target == d.target).cloned();
             d.drift = drifted(d.current.as_ref(), d.live.as_ref());

@@ -18,6 +18,15 @@ use crate::error::{Error, Result};
 use crate::progress::{Operation, Reporter};
 use crate::project::Project;
 
+fn account_of<'m>(
+    manifest: &'m Manifest,
+    env: &Environment,
+) -> Result<&'m ferry_manifest::Account> {
+    manifest
+        .account(&env.account)
+        .ok_or_else(|| Error::Usage(format!("environment `{}` names no known account", env.name)))
+}
+
 fn environment<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Environment> {
     manifest.environment(name).ok_or_else(|| {
         let known: Vec<&str> = manifest
@@ -127,9 +136,7 @@ pub async fn rollback(
 ) -> Result<RollbackReport> {
     let manifest = project.load()?;
     let env = environment(&manifest, &input.environment)?;
-    let account = manifest.account(&env.account).ok_or_else(|| {
-        Error::Usage(format!("environment `{}` names no known account", env.name))
-    })?;
+    let account = account_of(&manifest, env)?;
     let all = deployments(&manifest, &env.name);
     let chosen: Vec<&Deployment> = match &input.target {
         Some(t) => {
@@ -231,14 +238,14 @@ pub struct LiveVersion {
 }
 
 /// Each deploy of `environment` as it runs in its account now, read through the deploy role.
-pub async fn live_versions(project: &Project, environment_name: &str) -> Result<Vec<LiveVersion>> {
-    let manifest = project.load()?;
-    let env = environment(&manifest, environment_name)?;
-    let account = manifest.account(&env.account).ok_or_else(|| {
-        Error::Usage(format!("environment `{}` names no known account", env.name))
-    })?;
-    let all = deployments(&manifest, &env.name);
-    let acct = match open_account(&manifest, account, "live").await {
+pub async fn live_versions(
+    manifest: &Manifest,
+    environment_name: &str,
+) -> Result<Vec<LiveVersion>> {
+    let env = environment(manifest, environment_name)?;
+    let account = account_of(manifest, env)?;
+    let all = deployments(manifest, &env.name);
+    let acct = match open_account(manifest, account, "live").await {
         Ok(a) => a,
         Err(e) => {
             return Ok(all

@@ -13,6 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_test_support::admin_config_at;
+use ferry_test_support::fixtures::live_alias;
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -131,10 +132,11 @@ struct Browser {
 impl Browser {
     fn start() -> Browser {
         let dir = root().join("crates/ferry/tests/browser");
+        let tools = root().join(".tools/browser");
         assert!(
-            dir.join("node_modules/playwright-core").exists(),
+            tools.join("node_modules/playwright-core").exists(),
             "playwright-core is not installed: scripts/test installs it (npm ci in {})",
-            dir.display()
+            tools.display()
         );
         let mut child = Command::new("node")
             .arg(dir.join("drive.mjs"))
@@ -244,14 +246,7 @@ fn stage(name: &str) -> String {
 
 async fn live_version(endpoint: &str, account: &str) -> String {
     let config = admin_config_at(endpoint, account).await;
-    let alias = aws_sdk_lambda::Client::new(&config)
-        .get_alias()
-        .function_name("orders-fn")
-        .name("live")
-        .send()
-        .await
-        .unwrap();
-    alias.function_version().unwrap().to_owned()
+    live_alias(&config, "orders-fn").await.0
 }
 
 async fn decide(url: &str, token: &str, execution: &str, stage: &str, comment: &str) {

@@ -1294,6 +1294,42 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The sign-in form posted as a browser posts it.
+async fn sign_in_form(
+    http: &reqwest::Client,
+    url: &str,
+    pairs: &[(&str, &str)],
+) -> reqwest::Response {
+    http.post(format!("{url}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `name=value` of the session cookie a sign-in set.
+fn session_of(signed: &reqwest::Response) -> String {
+    signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// What `GET /api/v1/session` answers a request with `cookie`.
+async fn session_status(http: &reqwest::Client, url: &str, cookie: &str) -> u16 {
+    http.get(format!("{url}/api/v1/session"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The dashboard's sign-in over plain HTTP: the form makes an HttpOnly, SameSite=Strict
 /// cookie; a change the cookie asks for needs the session's CSRF token; signing out and
 /// revoking the token both end the session; pages without one go to /login.
@@ -1335,13 +1371,7 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
     );
 
     // A wrong token: the form again, with why.
-    let refused = http
-        .post(format!("{}/login", s.url))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&[("token", "ferry_guessed"), ("next", "/")]))
-        .send()
-        .await
-        .unwrap();
+    let refused = sign_in_form(&http, &s.url, &[("token", "ferry_guessed"), ("next", "/")]).await;
     assert_eq!(refused.status().as_u16(), 401);
     assert!(
         refused
@@ -1351,16 +1381,12 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
             .contains("not one this server knows")
     );
 
-    let signed = http
-        .post(format!("{}/login", s.url))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("token", token.as_str()),
-            ("next", "//evil.example/"),
-        ]))
-        .send()
-        .await
-        .unwrap();
+    let signed = sign_in_form(
+        &http,
+        &s.url,
+        &[("token", token.as_str()), ("next", "//evil.example/")],
+    )
+    .await;
     assert_eq!(signed.status().as_u16(), 303);
     assert_eq!(
         signed.headers()["location"],
@@ -1375,7 +1401,7 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
         !set.contains(&token),
         "the cookie is a session, not the token"
     );
-    let cookie = set.split(';').next().unwrap().to_owned();
+    let cookie = session_of(&signed);
 
     let session: Value = http
         .get(format!("{}/api/v1/session", s.url))
@@ -1442,29 +1468,11 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
     };
     assert_eq!(out("forged").await.unwrap().status().as_u16(), 403);
     assert_eq!(out(&csrf).await.unwrap().status().as_u16(), 303);
-    let after = http
-        .get(format!("{}/api/v1/session", s.url))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status().as_u16(), 401);
+    assert_eq!(session_status(&http, &s.url, &cookie).await, 401);
 
     // Revoking the token ends a session made with it.
-    let again = http
-        .post(format!("{}/login", s.url))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&[("token", token.as_str())]))
-        .send()
-        .await
-        .unwrap();
-    let cookie = again.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let again = sign_in_form(&http, &s.url, &[("token", token.as_str())]).await;
+    let cookie = session_of(&again);
     let revoke = s
         .ferry()
         .args(["serve", "token", "revoke", "--name", "dana", "--config"])
@@ -1472,11 +1480,5 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
         .output()
         .unwrap();
     assert!(revoke.status.success());
-    let after = http
-        .get(format!("{}/api/v1/session", s.url))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status().as_u16(), 401);
+    assert_eq!(session_status(&http, &s.url, &cookie).await, 401);
 }

@@ -12,8 +12,13 @@
 // Answers: {"ok": true, "value": …} or {"ok": false, "error": "…"}. The machine has no
 // internet: chromium's background networking is off, and playwright starts it on a new,
 // empty profile (a --user-data-dir of its own) every run.
-import { chromium } from "playwright-core";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
+import { join } from "node:path";
+
+// playwright-core is installed outside the source tree (scripts/lib.sh, ferry_ensure_browser).
+const tools = process.env.FERRY_BROWSER_TOOLS || join(import.meta.dirname, "../../../../.tools/browser");
+const { chromium } = createRequire(join(tools, "package.json"))("playwright-core");
 
 const TIMEOUT = 90_000;
 const browser = await chromium.launch({
