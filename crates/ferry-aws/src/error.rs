@@ -74,6 +74,7 @@ impl AwsErrorKind {
             AwsErrorKind::Throttled
         } else if any(&[
             "conflict",
+            "alreadyexists",
             "resourceinuse",
             "notempty",
             "concurrentmodification",
@@ -295,6 +296,7 @@ mod tests {
             ("TooManyRequestsException", "", Some(429), K::Throttled),
             ("SlowDown", "", Some(503), K::Throttled),
             ("ResourceConflictException", "", None, K::Conflict),
+            ("ResourceAlreadyExistsException", "", None, K::Conflict),
             ("RepositoryNotEmptyException", "", None, K::Conflict),
             (
                 "MalformedPolicyDocumentException",

@@ -14,6 +14,7 @@
 pub mod actions;
 pub mod alarms;
 pub mod artifacts;
+pub mod codebuild;
 pub mod deploy;
 pub mod ecs;
 pub mod error;
@@ -23,8 +24,9 @@ pub mod secrets;
 pub mod session;
 pub mod sns;
 
-/// Registers the `ecs` and `lambda` action kinds.
+/// Registers the `ecs`, `lambda` and `codebuild` action kinds.
 pub fn register(registry: &mut ferry_engine::Registry, aws: &session::Aws) {
+    registry.register(codebuild::CodebuildKind(aws.clone()));
     registry.register(actions::EcsKind(aws.clone()));
     registry.register(actions::LambdaKind(aws.clone()));
 }

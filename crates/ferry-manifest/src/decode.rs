@@ -69,6 +69,30 @@ fn mode(d: &mut Decoder, n: &Node) -> Option<Spanned<ExecutionMode>> {
     Some(Spanned::new(mode, s.span))
 }
 
+fn runner(d: &mut Decoder, n: &Node, what: &str) -> Option<Spanned<Runner>> {
+    let s = d.name(n, what)?;
+    let runner = match s.value.as_str() {
+        "local" => Runner::Local,
+        "codebuild" => Runner::Codebuild,
+        other => {
+            d.push(unknown_choice(what, other, Runner::NAMES).at(s.span));
+            return None;
+        }
+    };
+    Some(Spanned::new(runner, s.span))
+}
+
+fn builds(d: &mut Decoder, n: &Node) -> Option<BuildsDoc> {
+    let f = d.fields(n, "`shared.builds`", BuildsDoc::KEYS)?;
+    Some(BuildsDoc {
+        runner: f
+            .get("runner")
+            .and_then(|n| runner(d, n, "`builds.runner`")),
+        image: f.get("image").and_then(|n| d.string(n, "`builds.image`")),
+        compute_type: opt_name(d, &f, "compute_type", "`builds.compute_type`"),
+    })
+}
+
 fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
     let what = "`shared`";
     let f = d.fields(n, what, SharedDoc::KEYS)?;
@@ -93,6 +117,7 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
     });
     let repositories = opt_list(d, &f, "repositories", "`shared.repositories`");
     let server = f.get("server").and_then(|n| server(d, n));
+    let builds = f.get("builds").and_then(|n| builds(d, n));
     Some(SharedDoc {
         id: id?,
         region: region?,
@@ -100,6 +125,7 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
         artifacts,
         repositories,
         server,
+        builds,
     })
 }
 
@@ -295,6 +321,7 @@ fn build(d: &mut Decoder, n: &Node) -> Option<BuildDoc> {
             })
             .unwrap_or_default(),
         timeout: opt_name(d, &f, "timeout", "`timeout`"),
+        runner: f.get("runner").and_then(|n| runner(d, n, "`runner`")),
     })
 }
 

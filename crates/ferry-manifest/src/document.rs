@@ -151,6 +151,8 @@ pub struct SharedDoc {
     pub repositories: Vec<Text>,
     /// `ferry serve` on ECS Fargate in this account, for `ferry synth terraform` to write.
     pub server: Option<ServerDoc>,
+    /// Where builds run by default, and the CodeBuild project of those that run on CodeBuild.
+    pub builds: Option<BuildsDoc>,
 }
 
 impl SharedDoc {
@@ -161,7 +163,49 @@ impl SharedDoc {
         "artifacts",
         "repositories",
         "server",
+        "builds",
     ];
+}
+
+/// Where a build runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// On the machine that runs ferry (`ferry run`, `ferry serve`).
+    #[default]
+    Local,
+    /// On the pipeline's CodeBuild project in the shared account (`ferry bootstrap` creates
+    /// it and its service role).
+    Codebuild,
+}
+
+impl Runner {
+    pub(crate) const NAMES: &'static [&'static str] = &["local", "codebuild"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runner::Local => "local",
+            Runner::Codebuild => "codebuild",
+        }
+    }
+}
+
+/// The pipeline's builds: where they run by default, and the CodeBuild project's machine.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BuildsDoc {
+    /// Where a build runs unless it says otherwise. Default `local`.
+    pub runner: Option<Spanned<Runner>>,
+    /// The CodeBuild image. Default `aws/codebuild/amazonlinux-x86_64-standard:5.0`.
+    pub image: Option<Text>,
+    /// The CodeBuild compute type, e.g. `BUILD_GENERAL1_MEDIUM`. Default
+    /// `BUILD_GENERAL1_SMALL`.
+    #[schemars(regex(pattern = r"^BUILD_[A-Z0-9_]+$"))]
+    pub compute_type: Option<Text>,
+}
+
+impl BuildsDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["runner", "image", "compute_type"];
 }
 
 /// `ferry serve` as an ECS Fargate service in the shared account, its task role the pipeline
@@ -366,6 +410,8 @@ pub struct BuildDoc {
     /// Longest the build may run before it is stopped, e.g. `20m`. Default `1h`; at most `36h`.
     #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
     pub timeout: Option<Text>,
+    /// Where the build runs: `local` or `codebuild`. Default `shared.builds.runner`.
+    pub runner: Option<Spanned<Runner>>,
 }
 
 impl BuildDoc {
@@ -376,6 +422,7 @@ impl BuildDoc {
         "secrets",
         "env",
         "timeout",
+        "runner",
     ];
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::document::ExecutionMode;
+pub use crate::document::{ExecutionMode, Runner};
 pub use crate::values::Traffic;
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +37,20 @@ pub struct SharedAccount {
     pub repositories: Vec<String>,
     /// `ferry serve` on ECS Fargate, when the manifest asks for it.
     pub server: Option<Server>,
+    /// The machine of the CodeBuild project that `runner: codebuild` builds run on.
+    pub codebuild: CodebuildMachine,
+}
+
+/// The CodeBuild project's build environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodebuildMachine {
+    pub image: String,
+    pub compute_type: String,
+}
+
+impl CodebuildMachine {
+    pub const DEFAULT_IMAGE: &'static str = "aws/codebuild/amazonlinux-x86_64-standard:5.0";
+    pub const DEFAULT_COMPUTE_TYPE: &'static str = "BUILD_GENERAL1_SMALL";
 }
 
 /// `ferry serve` as an ECS Fargate service in the shared account.
@@ -257,6 +271,8 @@ pub struct Build {
     pub env: Vec<(String, String)>,
     #[serde(serialize_with = "as_duration")]
     pub timeout: Duration,
+    /// Where it runs: this machine, or the pipeline's CodeBuild project.
+    pub runner: Runner,
 }
 
 #[derive(Debug, Clone, Serialize)]

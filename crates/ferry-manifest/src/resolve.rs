@@ -257,6 +257,16 @@ impl Resolver<'_> {
             }
         }
         let server = s.server.as_ref().map(|srv| self.server(srv));
+        let builds = s.builds.as_ref();
+        let codebuild = CodebuildMachine {
+            image: builds
+                .and_then(|b| b.image.as_ref())
+                .map_or(CodebuildMachine::DEFAULT_IMAGE.into(), |i| i.value.clone()),
+            compute_type: match builds.and_then(|b| b.compute_type.as_ref()) {
+                Some(c) => self.checked(c, "CodeBuild compute type", names::compute_type),
+                None => CodebuildMachine::DEFAULT_COMPUTE_TYPE.into(),
+            },
+        };
         SharedAccount {
             id,
             region,
@@ -265,6 +275,7 @@ impl Resolver<'_> {
             kms_alias,
             repositories,
             server,
+            codebuild,
         }
     }
 
@@ -798,6 +809,28 @@ impl Resolver<'_> {
             .collect()
     }
 
+    /// The build's own `runner`, else `shared.builds.runner`, else local. CodeBuild runs in
+    /// the shared account, so it needs one.
+    fn runner(&mut self, b: &BuildDoc) -> Runner {
+        let shared = self.doc.shared.as_ref();
+        let Some(chosen) = b
+            .runner
+            .as_ref()
+            .or_else(|| shared.and_then(|s| s.builds.as_ref()?.runner.as_ref()))
+        else {
+            return Runner::Local;
+        };
+        if chosen.value == Runner::Codebuild && shared.is_none() {
+            self.error(
+                "missing-key",
+                chosen.span,
+                "a build on CodeBuild runs in the shared-services account, and the manifest has no `shared`",
+                "add the account that runs the pipeline: `shared: {id: \"111111111111\", region: eu-west-1}`, or set `runner: local`",
+            );
+        }
+        chosen.value
+    }
+
     fn build(&mut self, b: &BuildDoc) -> Build {
         let buildspec = if b.buildspec.value.contains('\n') {
             Buildspec::Inline {
@@ -860,6 +893,7 @@ impl Resolver<'_> {
             env.push((name, v.value.clone()));
         }
         Build {
+            runner: self.runner(b),
             buildspec,
             inputs,
             outputs,

@@ -255,6 +255,17 @@ pub mod names {
         })
     }
 
+    /// A CodeBuild compute type, such as `BUILD_GENERAL1_SMALL` or `BUILD_LAMBDA_2GB`.
+    pub fn compute_type(s: &str) -> Option<String> {
+        let ok = s.strip_prefix("BUILD_").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        });
+        (!ok).then(|| "a CodeBuild compute type looks like `BUILD_GENERAL1_SMALL`, `BUILD_GENERAL1_MEDIUM` or `BUILD_LAMBDA_2GB`".to_owned())
+    }
+
     pub fn vpc(s: &str) -> Option<String> {
         aws_id(s, "vpc").then(|| "a VPC id looks like `vpc-0abc1234`".to_owned())
     }

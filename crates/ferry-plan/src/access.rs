@@ -293,6 +293,8 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
         }
     }
 
+    codebuild_edges(names, &own, &mut out);
+
     // Each environment's stage, as that account's deploy role.
     for stage in &m.stages {
         let (Some(env), Some(account)) = (
@@ -536,6 +538,181 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
         }
     }
     dedup(out)
+}
+
+/// The service principal that runs CodeBuild builds.
+const CODEBUILD_SERVICE: &str = "codebuild.amazonaws.com";
+
+/// Builds with `runner: codebuild`: the pipeline starts and follows them on its project; the
+/// project's service role reads their inputs, writes their outputs under the pipeline's
+/// prefix, writes its own log group, reads the secrets those builds name and pushes images.
+fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
+    let m = names.manifest;
+    let builds: Vec<&ferry_manifest::Build> = m
+        .stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| match &a.kind {
+            ActionKind::Build(b) if b.runner == ferry_manifest::Runner::Codebuild => Some(b),
+            _ => None,
+        })
+        .collect();
+    if builds.is_empty() {
+        return;
+    }
+    let pipeline = names.pipeline_role();
+    let project = names.codebuild_project_arn();
+    for (action, why) in [
+        (
+            "codebuild:StartBuild",
+            "start a build on the pipeline's CodeBuild project",
+        ),
+        ("codebuild:BatchGetBuilds", "follow a build on CodeBuild"),
+        (
+            "codebuild:StopBuild",
+            "stop a build on `ferry stop` or a timeout",
+        ),
+        (
+            "codebuild:ListBuildsForProject",
+            "find a build started before a crash instead of starting a second",
+        ),
+    ] {
+        out.push(Edge::new(own, &pipeline, action, &project, why));
+    }
+    let streams = format!("{}:log-stream:*", names.build_log_group_arn());
+    let stream = format!(
+        "{}:log-stream:0123abcd-0123-4567-89ab-0123456789ab",
+        names.build_log_group_arn()
+    );
+    out.push(
+        Edge::new(
+            own,
+            &pipeline,
+            "logs:GetLogEvents",
+            &stream,
+            "copy a CodeBuild build's log into ferry's, masked",
+        )
+        .granted_as(&streams),
+    );
+
+    let role = names.build_role();
+    out.push(
+        Edge::new(
+            own,
+            CODEBUILD_SERVICE,
+            "sts:AssumeRole",
+            &role,
+            "CodeBuild runs the pipeline's builds as this role",
+        )
+        .when("StringEquals", "aws:SourceAccount", &names.shared.id),
+    );
+    for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+        out.push(
+            Edge::new(
+                own,
+                &role,
+                action,
+                &stream,
+                "write the build's log to its own group",
+            )
+            .granted_as(&streams),
+        );
+    }
+    let via_s3 = format!("s3.{}.amazonaws.com", names.shared.region);
+    out.push(
+        Edge::new(
+            own,
+            &role,
+            "s3:GetObject",
+            &names.artifact_sample(),
+            "download the build's input artifacts",
+        )
+        .granted_as(&names.artifacts_arn()),
+    );
+    let outputs = format!("{}/{}", names.bucket_arn(), names.build_output_prefix());
+    out.push(
+        Edge::new(
+            own,
+            &role,
+            "s3:PutObject",
+            &format!("{outputs}0123abcd/app.zip"),
+            "upload the build's output artifacts under the pipeline's prefix",
+        )
+        .granted_as(&format!("{outputs}*"))
+        .carrying("s3:x-amz-server-side-encryption", "aws:kms"),
+    );
+    for action in ["s3:GetBucketAcl", "s3:GetBucketLocation"] {
+        out.push(Edge::new(
+            own,
+            &role,
+            action,
+            &names.bucket_arn(),
+            "CodeBuild checks the artifact bucket before it uploads",
+        ));
+    }
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        out.push(
+            Edge::new(
+                own,
+                &role,
+                action,
+                &names.key_arn,
+                "SSE-KMS: the build's artifacts through S3",
+            )
+            .when("StringEquals", "kms:ViaService", &via_s3),
+        );
+    }
+    let mut secrets: Vec<&str> = builds
+        .iter()
+        .flat_map(|b| b.secrets.iter().map(String::as_str))
+        .collect();
+    secrets.sort_unstable();
+    secrets.dedup();
+    for binding in m
+        .secrets
+        .iter()
+        .filter(|s| secrets.contains(&s.name.as_str()))
+    {
+        let id = secret_base(&binding.secret_id);
+        out.push(
+            Edge::new(
+                own,
+                &role,
+                "secretsmanager:GetSecretValue",
+                &names.secret_sample(&id),
+                &format!("CodeBuild reads secret {} for the build", binding.name),
+            )
+            .granted_as(&names.secret_pattern(&id)),
+        );
+    }
+    if !names.shared.repositories.is_empty() {
+        // GetAuthorizationToken acts on no resource: AWS allows only "*".
+        out.push(Edge::new(
+            own,
+            &role,
+            "ecr:GetAuthorizationToken",
+            "*",
+            "log in to ECR to push images from the build",
+        ));
+        for repo in &names.shared.repositories {
+            for action in [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload",
+                "ecr:PutImage",
+                "ecr:BatchGetImage",
+            ] {
+                out.push(Edge::new(
+                    own,
+                    &role,
+                    action,
+                    &names.repository_arn(repo),
+                    &format!("push images to {repo} from the build"),
+                ));
+            }
+        }
+    }
 }
 
 /// A secret binding's secret, without the JSON key, stage or version that may follow it.

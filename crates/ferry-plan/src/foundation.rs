@@ -44,7 +44,8 @@ pub struct AccountPlan {
 }
 
 pub use crate::spec::{
-    BucketSpec, Document, Field, KeySpec, RepositorySpec, Resource, ResourceId, RoleSpec,
+    BucketSpec, Document, Field, KeySpec, ProjectSpec, RepositorySpec, Resource, ResourceId,
+    RoleSpec,
 };
 
 pub const TAG_PIPELINE: &str = "ferry:pipeline";
@@ -63,6 +64,10 @@ pub fn is_ferrys(tags: &BTreeMap<String, String>, pipeline: &str) -> bool {
     tags.get(TAG_MANAGED_BY).map(String::as_str) == Some("ferry")
         && tags.get(TAG_PIPELINE).map(String::as_str) == Some(pipeline)
 }
+
+/// How long the CodeBuild project's log group keeps build logs: a year, for audits (and
+/// checkov's CKV_AWS_338).
+pub const BUILD_LOG_RETENTION_DAYS: i32 = 365;
 
 /// IAM's default (and ferry's) longest role session: one hour.
 pub const ROLE_MAX_SESSION_SECS: i32 = 3600;
@@ -96,6 +101,7 @@ impl Foundation {
                             store.identity(&arn, policy_name, doc.clone());
                         }
                     }
+                    Resource::Project(_) => {}
                 }
             }
         }
@@ -165,6 +171,27 @@ pub fn plan(names: &Names<'_>) -> Foundation {
         "ferry-pipeline",
         identity_policy(names, &edges, &pipeline_role),
     ));
+    let build_role = names.build_role();
+    if edges.iter().any(|e| e.principal == build_role) {
+        shared_resources.push(role(
+            &names.build_role_name(),
+            format!("ferry: CodeBuild service role of pipeline {}", m.pipeline),
+            builder::build(resource_needs(names, &edges, &build_role, None)).to_json(),
+            "ferry-build",
+            identity_policy(names, &edges, &build_role),
+        ));
+        shared_resources.push(Resource::Project(ProjectSpec {
+            name: names.codebuild_project(),
+            description: format!("ferry: builds of pipeline {}", m.pipeline),
+            service_role: build_role,
+            image: shared.codebuild.image.clone(),
+            compute_type: shared.codebuild.compute_type.clone(),
+            log_group: names.build_log_group(),
+            log_retention_days: BUILD_LOG_RETENTION_DAYS,
+            bucket: shared.artifact_bucket.clone(),
+            prefix: names.build_output_prefix(),
+        }));
+    }
     let mut accounts = vec![AccountPlan {
         name: "shared".into(),
         id: shared.id.clone(),
@@ -312,6 +339,7 @@ fn resource_needs(
                         key: k.clone(),
                         values: vec![v.clone()],
                     })
+                    .or_else(|| e.condition.clone())
             } else {
                 e.condition.clone()
             };

@@ -92,6 +92,49 @@ impl<'a> Names<'a> {
         )
     }
 
+    /// The CodeBuild project that `runner: codebuild` builds run on: `ferry-<pipeline>`.
+    pub fn codebuild_project(&self) -> String {
+        format!("ferry-{}", self.pipeline())
+    }
+
+    pub fn codebuild_project_arn(&self) -> String {
+        format!(
+            "arn:aws:codebuild:{}:{}:project/{}",
+            self.shared.region,
+            self.shared.id,
+            self.codebuild_project()
+        )
+    }
+
+    /// The project's service role: what a build on CodeBuild may do.
+    pub fn build_role_name(&self) -> String {
+        format!("ferry-{}-build", self.pipeline())
+    }
+
+    pub fn build_role(&self) -> String {
+        role_arn(&self.shared.id, &self.build_role_name())
+    }
+
+    /// The project's own log group.
+    pub fn build_log_group(&self) -> String {
+        format!("/aws/codebuild/{}", self.codebuild_project())
+    }
+
+    pub fn build_log_group_arn(&self) -> String {
+        format!(
+            "arn:aws:logs:{}:{}:log-group:{}",
+            self.shared.region,
+            self.shared.id,
+            self.build_log_group()
+        )
+    }
+
+    /// Where CodeBuild writes a build's outputs, under the pipeline's prefix:
+    /// `<pipeline>/codebuild/`. Inputs are the content-addressed artifacts beside it.
+    pub fn build_output_prefix(&self) -> String {
+        format!("{}codebuild/", self.artifact_prefix())
+    }
+
     pub fn repository_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:ecr:{}:{}:repository/{name}",

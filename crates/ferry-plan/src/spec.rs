@@ -204,6 +204,27 @@ pub struct RoleSpec {
     pub policies: BTreeMap<String, Document>,
 }
 
+/// The CodeBuild project that `runner: codebuild` builds run on, with its log group. Each
+/// build brings its own buildspec, source, artifact location and encryption key (StartBuild's
+/// overrides), so the project holds only the machine, the service role and the logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectSpec {
+    pub name: String,
+    pub description: String,
+    /// The service role's ARN.
+    pub service_role: String,
+    pub image: String,
+    pub compute_type: String,
+    /// The project's own CloudWatch Logs group.
+    pub log_group: String,
+    /// How long the group keeps build logs, in days.
+    pub log_retention_days: i32,
+    /// The bucket and prefix that the project's default source and artifacts name; every
+    /// build overrides both.
+    pub bucket: String,
+    pub prefix: String,
+}
+
 /// One resource bootstrap owns. Every one is tagged [`crate::foundation::TAG_PIPELINE`] and
 /// [`crate::foundation::TAG_MANAGED_BY`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -213,6 +234,7 @@ pub enum Resource {
     Bucket(BucketSpec),
     Repository(RepositorySpec),
     Role(RoleSpec),
+    Project(ProjectSpec),
 }
 
 /// Which resource, by kind and name: how plans, errors and the live state name it.
@@ -222,6 +244,7 @@ pub enum ResourceId {
     Bucket(String),
     Repository(String),
     Role(String),
+    Project(String),
 }
 
 impl fmt::Display for ResourceId {
@@ -231,6 +254,7 @@ impl fmt::Display for ResourceId {
             ResourceId::Bucket(name) => write!(f, "s3 bucket {name}"),
             ResourceId::Repository(name) => write!(f, "ecr repository {name}"),
             ResourceId::Role(name) => write!(f, "iam role {name}"),
+            ResourceId::Project(name) => write!(f, "codebuild project {name}"),
         }
     }
 }
@@ -248,6 +272,7 @@ impl Resource {
             Resource::Bucket(b) => ResourceId::Bucket(b.name.clone()),
             Resource::Repository(r) => ResourceId::Repository(r.name.clone()),
             Resource::Role(r) => ResourceId::Role(r.name.clone()),
+            Resource::Project(p) => ResourceId::Project(p.name.clone()),
         }
     }
 
@@ -263,6 +288,7 @@ impl Resource {
             Resource::Bucket(b) => b.policy.as_ref(),
             Resource::Repository(r) => r.policy.as_ref(),
             Resource::Role(r) => Some(&r.trust),
+            Resource::Project(_) => None,
         }
     }
 }
@@ -284,6 +310,9 @@ pub enum Field {
     Trust,
     MaxSessionDuration,
     Policies,
+    ServiceRole,
+    Environment,
+    Logs,
 }
 
 impl fmt::Display for Field {
@@ -362,6 +391,22 @@ impl Resource {
                     &l.max_session_duration,
                 );
                 compare_field(o, Field::Policies, &d.policies, &l.policies);
+            }
+            (Resource::Project(d), Resource::Project(l)) => {
+                compare_field(o, Field::Description, &d.description, &l.description);
+                compare_field(o, Field::ServiceRole, &d.service_role, &l.service_role);
+                compare_field(
+                    o,
+                    Field::Environment,
+                    &(&d.image, &d.compute_type),
+                    &(&l.image, &l.compute_type),
+                );
+                compare_field(
+                    o,
+                    Field::Logs,
+                    &(&d.log_group, d.log_retention_days),
+                    &(&l.log_group, l.log_retention_days),
+                );
             }
             _ => return None,
         }

@@ -377,6 +377,7 @@ fn policy_mut<'a>(
         Resource::Bucket(b) => b.policy.as_mut().unwrap(),
         Resource::Role(role) => &mut role.trust,
         Resource::Repository(repo) => repo.policy.as_mut().unwrap(),
+        Resource::Project(p) => panic!("codebuild project {} has no policy", p.name),
     }
 }
 
@@ -591,5 +592,173 @@ fn doctor_says_when_a_call_is_not_one_the_pipeline_makes() {
             .unwrap()
             .contains("is not a role of this pipeline's foundation"),
         "{d:#?}"
+    );
+}
+
+/// The orders example with its builds on CodeBuild (`shared.builds.runner: codebuild`).
+fn orders_on_codebuild() -> ferry_manifest::Manifest {
+    orders_edited(
+        "  repositories: [orders-api]\n",
+        "  repositories: [orders-api]\n  builds: {runner: codebuild, compute_type: BUILD_GENERAL1_MEDIUM}\n",
+    )
+}
+
+#[test]
+fn builds_on_codebuild_get_a_project_and_a_service_role_limited_to_their_needs() {
+    let m = orders_on_codebuild();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let shared = &f.accounts[0];
+    let project = shared
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Project(p) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("a CodeBuild project");
+    assert_eq!(project.name, "ferry-orders");
+    assert_eq!(project.compute_type, "BUILD_GENERAL1_MEDIUM");
+    assert_eq!(
+        project.service_role,
+        "arn:aws:iam::111111111111:role/ferry-orders-build"
+    );
+    assert_eq!(project.log_group, "/aws/codebuild/ferry-orders");
+    let role = shared
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Role(role) if role.name == "ferry-orders-build" => Some(role.clone()),
+            _ => None,
+        })
+        .expect("the project's service role");
+    // Only CodeBuild in this account may act as it.
+    let trust = serde_json::to_value(&role.trust).unwrap();
+    let service = &statements(&trust)[0];
+    assert_eq!(service["Principal"]["Service"], "codebuild.amazonaws.com");
+    assert_eq!(
+        service["Condition"]["StringEquals"]["aws:SourceAccount"],
+        "111111111111"
+    );
+    let policy = serde_json::to_value(&role.policies["ferry-build"]).unwrap();
+    let text = policy.to_string();
+    // Its own log group, its prefix of the bucket, the secret its build names, ECR push.
+    assert!(
+        text.contains("log-group:/aws/codebuild/ferry-orders:log-stream:*"),
+        "{policy:#}"
+    );
+    assert!(
+        text.contains("arn:aws:s3:::ferry-orders-artifacts-111111111111/orders/codebuild/*"),
+        "{policy:#}"
+    );
+    assert!(
+        text.contains("secret:orders/api-token-??????"),
+        "{policy:#}"
+    );
+    assert!(text.contains("ecr:PutImage"), "{policy:#}");
+    assert!(
+        !text.contains("logs:CreateLogGroup"),
+        "bootstrap makes the group: {policy:#}"
+    );
+    // The pipeline starts, follows and stops builds of that project only.
+    let pipeline = f
+        .edges
+        .iter()
+        .filter(|e| {
+            e.principal.ends_with(":role/ferry-orders") && e.action.starts_with("codebuild:")
+        })
+        .map(|e| (e.action.as_str(), e.resource.as_str()))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        pipeline,
+        [
+            (
+                "codebuild:StartBuild",
+                "arn:aws:codebuild:us-east-1:111111111111:project/ferry-orders"
+            ),
+            (
+                "codebuild:BatchGetBuilds",
+                "arn:aws:codebuild:us-east-1:111111111111:project/ferry-orders"
+            ),
+            (
+                "codebuild:StopBuild",
+                "arn:aws:codebuild:us-east-1:111111111111:project/ferry-orders"
+            ),
+            (
+                "codebuild:ListBuildsForProject",
+                "arn:aws:codebuild:us-east-1:111111111111:project/ferry-orders"
+            ),
+        ]
+    );
+
+    // Verify proves every one of those edges, and the plan grants nothing more.
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let denied: Vec<_> = report.results.iter().filter(|r| !r.allowed).collect();
+    assert!(denied.is_empty(), "{denied:#?}");
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    assert!(
+        report
+            .results
+            .iter()
+            .any(|r| r.edge.principal == "arn:aws:iam::111111111111:role/ferry-orders-build")
+    );
+
+    // A key policy that forgets the build role is caught.
+    let key = f.accounts[0]
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Key(k) => Some(k.policy.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(key.contains("ferry-orders-build"), "{key}");
+
+    // Local builds get neither.
+    let local = orders();
+    let names = Names::new(&local, None).unwrap();
+    let f = plan(&names);
+    assert!(
+        !f.accounts[0]
+            .resources
+            .iter()
+            .any(|r| matches!(r, Resource::Project(_)))
+    );
+    assert!(
+        !f.edges
+            .iter()
+            .any(|e| e.principal.ends_with("ferry-orders-build"))
+    );
+}
+
+#[test]
+fn a_build_role_that_cannot_decrypt_is_caught_with_its_fix() {
+    let m = orders_on_codebuild();
+    let names = Names::new(&m, None).unwrap();
+    let mut f = plan(&names);
+    let key = policy_mut(&mut f.accounts, "shared", "kms key alias/ferry-orders");
+    let text = key
+        .to_string()
+        .replace(
+            r#""arn:aws:iam::111111111111:role/ferry-orders-build","#,
+            "",
+        )
+        .replace(
+            r#","arn:aws:iam::111111111111:role/ferry-orders-build""#,
+            "",
+        );
+    *key = serde_json::from_str(&text).unwrap();
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let denied: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| !r.allowed)
+        .map(|r| format!("{} {}", r.edge.principal, r.edge.action))
+        .collect();
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.contains("ferry-orders-build kms:Decrypt")),
+        "{denied:#?}"
     );
 }

@@ -211,6 +211,28 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+/// Takes the Deny statements out of `bucket`'s policy, as `scripts/demo` does in its sandbox:
+/// the emulator applies them to every object request, ignoring their conditions, so ferry's
+/// "deny unencrypted uploads" and "deny plain HTTP" would refuse every artifact.
+///
+/// # Panics
+/// When the bucket has no policy or the emulator refuses.
+pub async fn set_aside_bucket_denies(config: &SdkConfig, bucket: &str) {
+    let s3 = s3(config);
+    let policy = s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Effect"] != "Deny");
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Polls `check` until it holds.
 ///
 /// # Panics

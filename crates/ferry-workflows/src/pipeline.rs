@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ferry_aws::actions::{EcsConfig, LambdaConfig, Target};
 use ferry_aws::artifacts::S3Artifacts;
+use ferry_aws::codebuild::CodebuildConfig;
 use ferry_aws::secrets::SecretsManager;
 use ferry_aws::session::Aws;
 use ferry_engine::action::Settings;
@@ -18,7 +19,7 @@ use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
 use ferry_engine::secrets::{NoSecrets, SecretResolver};
 use ferry_engine::source::SourceConfig;
 use ferry_engine::{Engine, Registry};
-use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, Manifest};
+use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, Manifest, Runner};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -113,17 +114,38 @@ fn action(
                     }),
                 ),
             };
-            def.config = config(&BuildConfig {
-                buildspec,
-                inline,
-                env: b.env.clone(),
-                secrets: b
-                    .secrets
-                    .iter()
-                    .filter_map(|name| manifest.secret(name))
-                    .map(|s| (s.name.clone(), s.secret_id.clone()))
-                    .collect(),
-            });
+            let secrets = b
+                .secrets
+                .iter()
+                .filter_map(|name| manifest.secret(name))
+                .map(|s| (s.name.clone(), s.secret_id.clone()))
+                .collect();
+            let names = ferry_plan::Names::new(manifest, None);
+            def.config = match (b.runner, names) {
+                (Runner::Codebuild, Some(names)) => {
+                    def.kind = "codebuild".into();
+                    config(&CodebuildConfig {
+                        project: names.codebuild_project(),
+                        region: names.shared.region.clone(),
+                        buildspec,
+                        inline,
+                        env: b.env.clone(),
+                        secrets,
+                        bucket: names.shared.artifact_bucket.clone(),
+                        prefix: manifest.pipeline.clone(),
+                        output_prefix: names.build_output_prefix(),
+                        kms_key: names.key_alias_arn(),
+                        log_group: names.build_log_group(),
+                        timeout_secs: b.timeout.as_secs(),
+                    })
+                }
+                _ => config(&BuildConfig {
+                    buildspec,
+                    inline,
+                    env: b.env.clone(),
+                    secrets,
+                }),
+            };
             def.outputs.clone_from(&b.outputs);
             def.timeout_secs = Some(b.timeout.as_secs());
         }

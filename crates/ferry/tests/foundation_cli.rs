@@ -13,6 +13,11 @@ use ferry_test_support::admin_config;
 use serde_json::Value;
 
 fn manifest(w: &World, dir: &Path) -> PathBuf {
+    manifest_with(w, dir, "")
+}
+
+/// The manifest with `shared_extra` (indented lines) added to `shared`.
+fn manifest_with(w: &World, dir: &Path, shared_extra: &str) -> PathBuf {
     let text = format!(
         r#"version: 1
 pipeline: orders
@@ -21,7 +26,7 @@ shared:
   region: us-east-1
   artifacts: {{bucket: ferry-orders-{shared}, kms_alias: alias/ferry-orders}}
   repositories: [orders-api]
-accounts:
+{shared_extra}accounts:
   dev: {{id: "{dev}"}}
   qa: {{id: "{qa}"}}
   prod: {{id: "{prod}", external_id: ferry-orders-prod}}
@@ -269,6 +274,193 @@ async fn bootstrap_is_idempotent_verify_passes_and_each_broken_edge_is_named_wit
     );
 }
 
+/// `runner: codebuild`: bootstrap adds the CodeBuild project, its log group and its service
+/// role; they read back as planned (a second bootstrap changes nothing), verify proves the
+/// role's edges live and names one broken, and destroy removes them.
+#[tokio::test]
+async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_verify_proves() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_with(&w, dir.path(), "  builds: {runner: codebuild}\n");
+
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("12 created, 0 changed"),
+        "{}",
+        text(&out)
+    );
+    let again = run(&w, &["bootstrap"], &path);
+    assert!(
+        text(&again).contains("nothing to change"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
+
+    let codebuild = aws_sdk_codebuild::Client::new(&w.shared);
+    let got = codebuild
+        .batch_get_projects()
+        .names("ferry-orders")
+        .send()
+        .await
+        .unwrap();
+    let project = &got.projects()[0];
+    assert_eq!(
+        project.service_role(),
+        Some(format!("arn:aws:iam::{}:role/ferry-orders-build", w.accounts.shared).as_str())
+    );
+    let env = project.environment().unwrap();
+    assert_eq!(env.image(), "aws/codebuild/amazonlinux-x86_64-standard:5.0");
+    assert_eq!(env.compute_type().as_str(), "BUILD_GENERAL1_SMALL");
+    assert_eq!(
+        project
+            .logs_config()
+            .and_then(|l| l.cloud_watch_logs())
+            .and_then(|c| c.group_name()),
+        Some("/aws/codebuild/ferry-orders")
+    );
+    let groups = aws_sdk_cloudwatchlogs::Client::new(&w.shared)
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/codebuild/ferry-orders")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(365));
+
+    // The build role loses its logs grant: verify names the edge.
+    let iam = aws_sdk_iam::Client::new(&w.shared);
+    let policy = iam
+        .get_role_policy()
+        .role_name("ferry-orders-build")
+        .policy_name("ferry-build")
+        .send()
+        .await
+        .unwrap();
+    let doc = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
+    let mut doc: Value = serde_json::from_str(&doc).unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| !s.to_string().contains("logs:PutLogEvents"));
+    iam.put_role_policy()
+        .role_name("ferry-orders-build")
+        .policy_name("ferry-build")
+        .policy_document(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let broken = denied(&w, &path);
+    let actions: Vec<&str> = broken.iter().map(|b| b.1.as_str()).collect();
+    assert!(actions.contains(&"logs:PutLogEvents"), "{broken:?}");
+    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
+    assert!(denied(&w, &path).is_empty());
+
+    let out = run(&w, &["destroy", "--yes", "--force"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("codebuild project ferry-orders"),
+        "{}",
+        text(&out)
+    );
+    let left = codebuild
+        .batch_get_projects()
+        .names("ferry-orders")
+        .send()
+        .await
+        .unwrap();
+    assert!(left.projects().is_empty());
+}
+
+/// `ferry run` with the test build on CodeBuild: the package builds here, the integration
+/// build is started on the project with the package as its secondary source, followed to its
+/// end and reported in the execution. (moto never runs a build: it reports it succeeded, so
+/// the build here has no outputs to bring back; `ferry-aws`'s codebuild tests cover those.)
+#[tokio::test]
+async fn a_pipeline_runs_its_test_build_on_codebuild() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"version: 1
+pipeline: orders
+shared:
+  id: "{shared}"
+  region: us-east-1
+  artifacts: {{bucket: ferry-orders-{shared}, kms_alias: alias/ferry-orders}}
+stages:
+  - name: build
+    actions:
+      - name: package
+        build:
+          buildspec: |
+            version: 0.2
+            phases:
+              build:
+                commands:
+                  - mkdir -p dist && echo built > dist/app.txt
+            artifacts:
+              base-directory: dist
+              files: ['**/*']
+          outputs: [app]
+  - name: test
+    actions:
+      - name: integration
+        build: {{buildspec: buildspec-test.yml, inputs: [source, app], runner: codebuild, timeout: 20m}}
+"#,
+        shared = w.accounts.shared
+    );
+    let path = dir.path().join("ferry.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    std::fs::write(
+        dir.path().join("buildspec-test.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands: [make test]\n",
+    )
+    .unwrap();
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    ferry_test_support::fixtures::set_aside_bucket_denies(
+        &w.shared,
+        &format!("ferry-orders-{}", w.accounts.shared),
+    )
+    .await;
+
+    let out = run(&w, &["run", "--format", "json"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = run(&w, &["status", "--format", "json"], &path);
+    let doc = json(&status);
+    let actions: Vec<&Value> = doc["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap())
+        .collect();
+    let integration = actions
+        .iter()
+        .find(|a| a["name"] == "integration")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(integration["status"], "Succeeded", "{doc:#}");
+    let build = integration["outputs"]["codebuild"]["build"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{integration:#}"));
+    assert!(build.starts_with("ferry-orders:"), "{build}");
+    let logs = run(&w, &["logs", "1", "test.integration"], &path);
+    assert!(
+        text(&logs).contains(&format!(
+            "started CodeBuild build {build} on project ferry-orders"
+        )),
+        "{}",
+        text(&logs)
+    );
+    // The build was asked for by the pipeline, in the shared account.
+    let builds = aws_sdk_codebuild::Client::new(&w.shared)
+        .list_builds_for_project()
+        .project_name("ferry-orders")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(builds.ids(), [build]);
+}
+
 /// SCPs take part when the shared account can read them: here it is the management account
 /// of an organization whose prod account sits in an organizational unit.
 #[tokio::test]
@@ -443,7 +635,8 @@ fn synthesized_terraform_passes_checkov_with_every_skip_explained() {
     checkov_passes(&example, 50);
 }
 
-/// With `shared.server`, the modules also run `ferry serve` on ECS Fargate: those pass too.
+/// With `shared.server`, the modules also run `ferry serve` on ECS Fargate, and with
+/// `runner: codebuild` they hold the CodeBuild project and its service role: those pass too.
 #[test]
 fn synthesized_terraform_with_the_server_passes_checkov() {
     let dir = tempfile::tempdir().unwrap();
@@ -454,7 +647,7 @@ fn synthesized_terraform_with_the_server_passes_checkov() {
     let with_server = example
         .replacen(
             "  repositories: [orders-api]\n",
-            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n",
+            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n  builds: {runner: codebuild}\n",
             1,
         )
         .replacen("  repo: .\n", "  repo: https://github.com/acme/orders.git\n", 1);
@@ -479,6 +672,13 @@ fn synthesized_terraform_with_the_server_passes_checkov() {
     assert!(
         main.contains("arn:aws:ecr:us-east-1:111111111111:repository/ferry"),
         "{main}"
+    );
+    let shared = std::fs::read_to_string(tf.path().join("tf/modules/shared/main.tf")).unwrap();
+    assert!(
+        shared.contains("resource \"aws_codebuild_project\" \"build\"")
+            && shared.contains("service_role   = aws_iam_role.build.arn")
+            && shared.contains("resource \"aws_iam_role_policy\" \"build_ferry_build\""),
+        "{shared}"
     );
 }
 

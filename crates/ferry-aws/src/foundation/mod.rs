@@ -1,7 +1,8 @@
 //! The foundation in the accounts: read what is live (for `ferry plan` and `verify --live`),
 //! apply a plan (`ferry bootstrap`), and remove it (`ferry destroy`). What to create comes from
 //! ferry-plan's typed specs; this module only talks to AWS. One file per resource kind, each
-//! with its read, apply and remove: [`key`], [`bucket`], [`repository`], [`role`]; the live
+//! with its read, apply and remove: [`key`], [`bucket`], [`repository`], [`role`],
+//! [`project`] (the CodeBuild project and its log group); the live
 //! policies for `verify --live` in [`policies`], with the SCPs from [`organizations`].
 //!
 //! Order matters across accounts: policies in the shared account name the target accounts'
@@ -13,6 +14,7 @@ mod bucket;
 mod key;
 mod organizations;
 mod policies;
+mod project;
 mod repository;
 mod role;
 
@@ -135,6 +137,7 @@ async fn read(s: &AccountConfig, planned: &Resource) -> Result<Option<Found>, Aw
         Resource::Bucket(b) => bucket::read(s, &b.name).await,
         Resource::Repository(r) => repository::read(s, &r.name).await,
         Resource::Role(r) => role::read(s, &r.name, &r.policies).await,
+        Resource::Project(p) => project::read(s, &p.name).await,
     }
 }
 
@@ -171,25 +174,9 @@ fn tags(pipeline: &str) -> [(&'static str, String); 2] {
 
 /// IAM returns policy documents URL-encoded.
 fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A policy document from its text (IAM's URL-encoded form too).
@@ -291,6 +278,10 @@ pub async fn apply(
                     role::apply(s, pipeline, role, change, was).await?
                 }
                 Resource::Role(_) => {}
+                Resource::Project(p) if phase == Phase::Own => {
+                    project::apply(s, pipeline, p, change).await?
+                }
+                Resource::Project(_) => {}
             }
         }
     }
@@ -385,6 +376,7 @@ pub async fn destroy(
                             repository::remove(s, &repo.name, force).await?
                         }
                         Resource::Role(role) => role::remove(s, &role.name).await?,
+                        Resource::Project(p) => project::remove(s, p).await?,
                     }
                 }
             };

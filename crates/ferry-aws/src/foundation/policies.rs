@@ -58,8 +58,8 @@ pub async fn live_policies(
             Resource::Key(_) => names.key_arn.clone(),
             Resource::Bucket(b) => format!("arn:aws:s3:::{}", b.name),
             Resource::Repository(repo) => names.repository_arn(&repo.name),
-            // Trust policies are read with each role above.
-            Resource::Role(_) => continue,
+            // Trust policies are read with each role above; a project has no policy.
+            Resource::Role(_) | Resource::Project(_) => continue,
         };
         match read(&sessions.shared, r).await {
             Ok(Some(found)) => {

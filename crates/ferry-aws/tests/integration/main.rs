@@ -3,6 +3,7 @@
 //! to link the AWS SDK once.
 
 mod assess;
+mod codebuild;
 mod common;
 mod ecs;
 mod lambda;

@@ -38,7 +38,7 @@ pub const SKIPPED: &[(&str, &str)] = &[
     ),
     (
         "CKV_AWS_158",
-        "ferry serve's log group: a customer-managed key would need the logs service in the artifact key's policy; its logs hold no secret",
+        "the log groups of ferry serve and of the CodeBuild project: a customer-managed key would need the logs service in the artifact key's policy; neither log holds a secret (CodeBuild masks the Secrets Manager values it injects)",
     ),
     (
         "CKV2_AWS_57",
@@ -320,6 +320,7 @@ fn shared_params(names: &Names<'_>, targets: &[&AccountPlan]) -> Params {
             names.pipeline_role(),
             "${aws_iam_role.pipeline.arn}".to_owned(),
         ),
+        (names.build_role(), "${aws_iam_role.build.arn}".to_owned()),
     ];
     for a in targets {
         let account = names
@@ -395,9 +396,15 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                 }
             }
             Resource::Role(role) => {
+                // The pipeline role, or the CodeBuild project's service role.
+                let id = if role.name == names.shared.pipeline_role {
+                    "pipeline"
+                } else {
+                    "build"
+                };
                 let _ = writeln!(
                     t,
-                    "resource \"aws_iam_role\" \"pipeline\" {{\n  name                 = \"{}\"\n  description          = \"{}\"\n  max_session_duration = {}\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
+                    "resource \"aws_iam_role\" \"{id}\" {{\n  name                 = \"{}\"\n  description          = \"{}\"\n  max_session_duration = {}\n  assume_role_policy   = {}\n  tags                 = local.tags\n}}\n",
                     role.name,
                     role.description,
                     role.max_session_duration,
@@ -406,11 +413,34 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                 for (policy_name, doc) in &role.policies {
                     let _ = writeln!(
                         t,
-                        "resource \"aws_iam_role_policy\" \"pipeline_{}\" {{\n  name   = \"{policy_name}\"\n  role   = aws_iam_role.pipeline.id\n  policy = {}\n}}\n",
+                        "resource \"aws_iam_role_policy\" \"{id}_{}\" {{\n  name   = \"{policy_name}\"\n  role   = aws_iam_role.{id}.id\n  policy = {}\n}}\n",
                         ident(policy_name),
                         render(doc)
                     );
                 }
+            }
+            Resource::Project(project) => {
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_cloudwatch_log_group\" \"build\" {{\n{}  name              = \"{}\"\n  retention_in_days = {}\n  tags              = local.tags\n}}\n",
+                    skip("CKV_AWS_158"),
+                    project.log_group,
+                    project.log_retention_days
+                );
+                // Each build overrides the source, the artifacts and the buildspec; these
+                // defaults only name the pipeline's prefix.
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_codebuild_project\" \"build\" {{\n  name           = \"{}\"\n  description    = \"{}\"\n  service_role   = aws_iam_role.build.arn\n  encryption_key = aws_kms_key.artifacts.arn\n  source {{\n    type     = \"S3\"\n    location = \"{}/{}\"\n  }}\n  artifacts {{\n    type      = \"S3\"\n    location  = \"{}\"\n    path      = \"{}\"\n    packaging = \"ZIP\"\n  }}\n  environment {{\n    type         = \"LINUX_CONTAINER\"\n    image        = \"{}\"\n    compute_type = \"{}\"\n  }}\n  logs_config {{\n    cloudwatch_logs {{\n      group_name = aws_cloudwatch_log_group.build.name\n    }}\n  }}\n  tags = local.tags\n}}\n",
+                    project.name,
+                    project.description,
+                    project.bucket,
+                    project.prefix,
+                    project.bucket,
+                    project.prefix,
+                    project.image,
+                    project.compute_type
+                );
             }
         }
     }

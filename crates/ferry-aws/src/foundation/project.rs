@@ -1,0 +1,236 @@
+//! The CodeBuild project that `runner: codebuild` builds run on, and its log group. The
+//! project holds only the machine, the service role and the logs: each build brings its
+//! buildspec, source, artifact location and encryption key as StartBuild overrides
+//! (`crate::codebuild`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_codebuild::types as cb;
+use ferry_plan::diff::{Change, ChangeKind};
+use ferry_plan::foundation::ProjectSpec;
+use ferry_plan::{Field, Resource};
+
+use super::{Found, Removal, tags};
+use crate::error::{AwsError, AwsErrorKind};
+use crate::session::AccountConfig;
+
+fn codebuild(s: &AccountConfig) -> aws_sdk_codebuild::Client {
+    aws_sdk_codebuild::Client::new(&s.config)
+}
+
+fn logs(s: &AccountConfig) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::new(&s.config)
+}
+
+pub(super) async fn read(s: &AccountConfig, name: &str) -> Result<Option<Found>, AwsError> {
+    let got = s
+        .call(
+            "codebuild:BatchGetProjects",
+            name,
+            codebuild(s).batch_get_projects().names(name).send(),
+        )
+        .await?;
+    let Some(project) = got.projects().iter().find(|p| p.name() == Some(name)) else {
+        return Ok(None);
+    };
+    let log_group = project
+        .logs_config()
+        .and_then(|l| l.cloud_watch_logs())
+        .and_then(|c| c.group_name())
+        .unwrap_or_default()
+        .to_owned();
+    let retention = if log_group.is_empty() {
+        0
+    } else {
+        s.call(
+            "logs:DescribeLogGroups",
+            &log_group,
+            logs(s)
+                .describe_log_groups()
+                .log_group_name_prefix(&log_group)
+                .send(),
+        )
+        .await?
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(log_group.as_str()))
+        .and_then(|g| g.retention_in_days())
+        .unwrap_or(0)
+    };
+    let environment = project.environment();
+    let artifacts = project.artifacts();
+    let tags: BTreeMap<String, String> = project
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect();
+    let spec = ProjectSpec {
+        name: name.to_owned(),
+        description: project.description().unwrap_or_default().to_owned(),
+        service_role: project.service_role().unwrap_or_default().to_owned(),
+        image: environment
+            .map(|e| e.image().to_owned())
+            .unwrap_or_default(),
+        compute_type: environment
+            .map(|e| e.compute_type().as_str().to_owned())
+            .unwrap_or_default(),
+        log_group,
+        log_retention_days: retention,
+        bucket: artifacts
+            .and_then(|a| a.location())
+            .unwrap_or_default()
+            .to_owned(),
+        prefix: artifacts
+            .and_then(|a| a.path())
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    Ok(Some(Found::new(Resource::Project(spec), tags)))
+}
+
+fn invalid(s: &AccountConfig, action: &str, name: &str, e: impl std::fmt::Display) -> AwsError {
+    s.fail(action, name, "InvalidRequest", e.to_string())
+}
+
+/// The project's parts, as CreateProject and UpdateProject take them.
+struct Parts {
+    source: cb::ProjectSource,
+    artifacts: cb::ProjectArtifacts,
+    environment: cb::ProjectEnvironment,
+    logs: cb::LogsConfig,
+}
+
+fn parts(s: &AccountConfig, spec: &ProjectSpec, action: &str) -> Result<Parts, AwsError> {
+    let bad = |e: aws_sdk_codebuild::error::BuildError| invalid(s, action, &spec.name, e);
+    Ok(Parts {
+        // Every build overrides the source with its own input artifact.
+        source: cb::ProjectSource::builder()
+            .r#type(cb::SourceType::S3)
+            .location(format!("{}/{}", spec.bucket, spec.prefix))
+            .build()
+            .map_err(bad)?,
+        artifacts: cb::ProjectArtifacts::builder()
+            .r#type(cb::ArtifactsType::S3)
+            .location(&spec.bucket)
+            .path(&spec.prefix)
+            .packaging(cb::ArtifactPackaging::Zip)
+            .build()
+            .map_err(bad)?,
+        environment: cb::ProjectEnvironment::builder()
+            .r#type(cb::EnvironmentType::LinuxContainer)
+            .image(&spec.image)
+            .compute_type(cb::ComputeType::from(spec.compute_type.as_str()))
+            .build()
+            .map_err(bad)?,
+        logs: cb::LogsConfig::builder()
+            .cloud_watch_logs(
+                cb::CloudWatchLogsConfig::builder()
+                    .status(cb::LogsConfigStatusType::Enabled)
+                    .group_name(&spec.log_group)
+                    .build()
+                    .map_err(bad)?,
+            )
+            .build(),
+    })
+}
+
+/// The log group, created when missing, with the spec's retention.
+async fn ensure_log_group(
+    s: &AccountConfig,
+    pipeline: &str,
+    spec: &ProjectSpec,
+) -> Result<(), AwsError> {
+    let group = spec.log_group.as_str();
+    let mut create = logs(s).create_log_group().log_group_name(group);
+    for (k, v) in tags(pipeline) {
+        create = create.tags(k, v);
+    }
+    match s.call("logs:CreateLogGroup", group, create.send()).await {
+        Ok(_) => {}
+        Err(e) if e.kind == AwsErrorKind::Conflict => {}
+        Err(e) => return Err(e),
+    }
+    s.call(
+        "logs:PutRetentionPolicy",
+        group,
+        logs(s)
+            .put_retention_policy()
+            .log_group_name(group)
+            .retention_in_days(spec.log_retention_days)
+            .send(),
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn apply(
+    s: &AccountConfig,
+    pipeline: &str,
+    spec: &ProjectSpec,
+    change: &Change,
+) -> Result<(), AwsError> {
+    let name = spec.name.as_str();
+    if change.kind == ChangeKind::Create || change.touches(Field::Logs) {
+        ensure_log_group(s, pipeline, spec).await?;
+    }
+    if change.kind == ChangeKind::Create {
+        let p = parts(s, spec, "codebuild:CreateProject")?;
+        let mut create = codebuild(s)
+            .create_project()
+            .name(name)
+            .description(&spec.description)
+            .service_role(&spec.service_role)
+            .source(p.source)
+            .artifacts(p.artifacts)
+            .environment(p.environment)
+            .logs_config(p.logs);
+        for (k, v) in tags(pipeline) {
+            create = create.tags(cb::Tag::builder().key(k).value(v).build());
+        }
+        s.call("codebuild:CreateProject", name, create.send())
+            .await?;
+    } else if [
+        Field::Description,
+        Field::ServiceRole,
+        Field::Environment,
+        Field::Logs,
+    ]
+    .into_iter()
+    .any(|f| change.touches(f))
+    {
+        let p = parts(s, spec, "codebuild:UpdateProject")?;
+        s.call(
+            "codebuild:UpdateProject",
+            name,
+            codebuild(s)
+                .update_project()
+                .name(name)
+                .description(&spec.description)
+                .service_role(&spec.service_role)
+                .environment(p.environment)
+                .logs_config(p.logs)
+                .send(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn remove(s: &AccountConfig, spec: &ProjectSpec) -> Result<Removal, AwsError> {
+    s.call(
+        "codebuild:DeleteProject",
+        &spec.name,
+        codebuild(s).delete_project().name(&spec.name).send(),
+    )
+    .await?;
+    s.find(
+        "logs:DeleteLogGroup",
+        &spec.log_group,
+        logs(s)
+            .delete_log_group()
+            .log_group_name(&spec.log_group)
+            .send(),
+    )
+    .await?;
+    Ok(Removal::Deleted)
+}
