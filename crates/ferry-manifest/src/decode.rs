@@ -118,6 +118,23 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
     let repositories = opt_list(d, &f, "repositories", "`shared.repositories`");
     let server = f.get("server").and_then(|n| server(d, n));
     let builds = f.get("builds").and_then(|n| builds(d, n));
+    let codepipeline = f.get("codepipeline").and_then(|n| {
+        let f = d.fields(n, "`shared.codepipeline`", CodepipelineDoc::KEYS)?;
+        let connection = f
+            .required(
+                d,
+                "connection",
+                "`shared.codepipeline`",
+                "name the connection to the repository: `connection: arn:aws:codeconnections:eu-west-1:111111111111:connection/…`",
+            )
+            .and_then(|n| d.string(n, "`codepipeline.connection`"));
+        Some(CodepipelineDoc {
+            connection: connection?,
+            ferry_image: f
+                .get("ferry_image")
+                .and_then(|n| d.string(n, "`codepipeline.ferry_image`")),
+        })
+    });
     Some(SharedDoc {
         id: id?,
         region: region?,
@@ -126,6 +143,7 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
         repositories,
         server,
         builds,
+        codepipeline,
     })
 }
 

@@ -153,6 +153,25 @@ pub struct SharedDoc {
     pub server: Option<ServerDoc>,
     /// Where builds run by default, and the CodeBuild project of those that run on CodeBuild.
     pub builds: Option<BuildsDoc>,
+    /// The pipeline as a native CodePipeline V2 pipeline in this account, which `ferry synth
+    /// codepipeline --apply` (or `ferry bootstrap`) creates with its CodeBuild projects.
+    pub codepipeline: Option<CodepipelineDoc>,
+}
+
+/// The native CodePipeline pipeline.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CodepipelineDoc {
+    /// The CodeConnections (CodeStar) connection to the repository that `source.repo` names:
+    /// `arn:aws:codeconnections:eu-west-1:111111111111:connection/…`.
+    pub connection: Text,
+    /// An image with ferry in it (`deploy/Containerfile`), by tag or digest, for the CodeBuild
+    /// actions that run `ferry deploy lambda`. Default `shared.server.image`.
+    pub ferry_image: Option<Text>,
+}
+
+impl CodepipelineDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["connection", "ferry_image"];
 }
 
 impl SharedDoc {
@@ -164,6 +183,7 @@ impl SharedDoc {
         "repositories",
         "server",
         "builds",
+        "codepipeline",
     ];
 }
 

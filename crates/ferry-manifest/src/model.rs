@@ -39,6 +39,18 @@ pub struct SharedAccount {
     pub server: Option<Server>,
     /// The machine of the CodeBuild project that `runner: codebuild` builds run on.
     pub codebuild: CodebuildMachine,
+    /// The native CodePipeline pipeline, when the manifest asks for it.
+    pub codepipeline: Option<Codepipeline>,
+}
+
+/// The pipeline as a native CodePipeline V2 pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Codepipeline {
+    /// The CodeConnections connection ARN.
+    pub connection: String,
+    /// The image with ferry that runs Lambda deploys in CodeBuild; `None` when the pipeline
+    /// deploys no Lambda function.
+    pub ferry_image: Option<String>,
 }
 
 /// The CodeBuild project's build environment.

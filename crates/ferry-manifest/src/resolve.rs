@@ -176,7 +176,10 @@ impl Resolver<'_> {
                 .unwrap_or_default(),
         };
         if let Some(server) = doc.shared.as_ref().and_then(|s| s.server.as_ref()) {
-            self.server_source(server, &source);
+            self.remote_source("shared.server", server.image.span, &source);
+        }
+        if let Some(native) = doc.shared.as_ref().and_then(|s| s.codepipeline.as_ref()) {
+            self.remote_source("shared.codepipeline", native.connection.span, &source);
         }
         let secrets = self.secrets(shared.as_ref());
         let environments = self.environments();
@@ -267,6 +270,7 @@ impl Resolver<'_> {
                 None => CodebuildMachine::DEFAULT_COMPUTE_TYPE.into(),
             },
         };
+        let codepipeline = s.codepipeline.as_ref().map(|c| self.codepipeline(c, s));
         SharedAccount {
             id,
             region,
@@ -276,11 +280,43 @@ impl Resolver<'_> {
             repositories,
             server,
             codebuild,
+            codepipeline,
+        }
+    }
+
+    /// The native pipeline: its connection, and an image with ferry when a Lambda function is
+    /// deployed (those deploys run `ferry deploy lambda` in CodeBuild).
+    fn codepipeline(&mut self, c: &CodepipelineDoc, s: &SharedDoc) -> Codepipeline {
+        let connection = self.checked(&c.connection, "connection ARN", names::connection_arn);
+        let ferry_image = match (&c.ferry_image, &s.server) {
+            (Some(image), _) => Some(self.checked(image, "image", names::image)),
+            (None, Some(server)) => Some(server.image.value.clone()),
+            (None, None) => None,
+        };
+        let deploys_lambda = self
+            .doc
+            .deploy
+            .iter()
+            .chain(self.doc.stages.iter().flat_map(|s| &s.actions))
+            .any(|a| matches!(a.kind, ActionKindDoc::Lambda(_)));
+        if deploys_lambda && ferry_image.is_none() {
+            self.error(
+                "missing-key",
+                c.connection.span,
+                "the native pipeline deploys Lambda functions with `ferry deploy lambda` in CodeBuild, and names no image with ferry in it",
+                "add `ferry_image:` with the image built from deploy/Containerfile, e.g. `ferry_image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/ferry:0.1.0`",
+            );
+        }
+        Codepipeline {
+            connection,
+            ferry_image,
         }
     }
 
     /// The server clones the repository: `source.repo` must be a URL it can reach.
-    fn server_source(&mut self, server: &ServerDoc, source: &Source) {
+    /// `who` (`shared.server`, `shared.codepipeline`) reaches the repository by its URL: one
+    /// on this machine will not do. `at` is where `who` is written.
+    fn remote_source(&mut self, who: &str, at: Span, source: &Source) {
         let url = ["https://", "ssh://", "git@"]
             .iter()
             .any(|p| source.repo.starts_with(p));
@@ -290,12 +326,12 @@ impl Resolver<'_> {
                 .source
                 .as_ref()
                 .and_then(|s| s.repo.as_ref())
-                .map_or(server.image.span, |r| r.span);
+                .map_or(at, |r| r.span);
             self.error(
                 "invalid-value",
                 span,
                 format!(
-                    "`shared.server` clones the repository, and `source.repo` is `{}`",
+                    "`{who}` takes the source from the repository's URL, and `source.repo` is `{}`",
                     source.repo
                 ),
                 "give the repository's https or ssh URL: `source: {repo: https://github.com/acme/orders.git}`",

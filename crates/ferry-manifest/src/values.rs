@@ -255,6 +255,17 @@ pub mod names {
         })
     }
 
+    /// A CodeConnections (or CodeStar Connections) connection ARN.
+    pub fn connection_arn(s: &str) -> Option<String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && matches!(parts[2], "codeconnections" | "codestar-connections")
+            && parts[5].starts_with("connection/")
+            && parts[5].len() > "connection/".len();
+        (!ok).then(|| "a connection ARN looks like `arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d-…`".to_owned())
+    }
+
     /// A CodeBuild compute type, such as `BUILD_GENERAL1_SMALL` or `BUILD_LAMBDA_2GB`.
     pub fn compute_type(s: &str) -> Option<String> {
         let ok = s.strip_prefix("BUILD_").is_some_and(|rest| {

@@ -548,52 +548,65 @@ const CODEBUILD_SERVICE: &str = "codebuild.amazonaws.com";
 /// prefix, writes its own log group, reads the secrets those builds name and pushes images.
 fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
     let m = names.manifest;
-    let builds: Vec<&ferry_manifest::Build> = m
+    let native = names.shared.codepipeline.as_ref();
+    let all_builds = m
         .stages
         .iter()
         .flat_map(|s| &s.actions)
         .filter_map(|a| match &a.kind {
-            ActionKind::Build(b) if b.runner == ferry_manifest::Runner::Codebuild => Some(b),
+            ActionKind::Build(b) => Some(b),
             _ => None,
-        })
-        .collect();
-    if builds.is_empty() {
+        });
+    let runner_builds = all_builds
+        .clone()
+        .filter(|b| b.runner == ferry_manifest::Runner::Codebuild)
+        .count();
+    if runner_builds == 0 && native.is_none() {
         return;
     }
+    // In the native pipeline every build runs on CodeBuild.
+    let builds: Vec<&ferry_manifest::Build> = all_builds
+        .filter(|b| native.is_some() || b.runner == ferry_manifest::Runner::Codebuild)
+        .collect();
     let pipeline = names.pipeline_role();
-    let project = names.codebuild_project_arn();
-    for (action, why) in [
-        (
-            "codebuild:StartBuild",
-            "start a build on the pipeline's CodeBuild project",
-        ),
-        ("codebuild:BatchGetBuilds", "follow a build on CodeBuild"),
-        (
-            "codebuild:StopBuild",
-            "stop a build on `ferry stop` or a timeout",
-        ),
-        (
-            "codebuild:ListBuildsForProject",
-            "find a build started before a crash instead of starting a second",
-        ),
-    ] {
-        out.push(Edge::new(own, &pipeline, action, &project, why));
-    }
     let streams = format!("{}:log-stream:*", names.build_log_group_arn());
     let stream = format!(
         "{}:log-stream:0123abcd-0123-4567-89ab-0123456789ab",
         names.build_log_group_arn()
     );
-    out.push(
-        Edge::new(
-            own,
-            &pipeline,
-            "logs:GetLogEvents",
-            &stream,
-            "copy a CodeBuild build's log into ferry's, masked",
-        )
-        .granted_as(&streams),
-    );
+    if runner_builds > 0 {
+        let project = names.codebuild_project_arn();
+        for (action, why) in [
+            (
+                "codebuild:StartBuild",
+                "start a build on the pipeline's CodeBuild project",
+            ),
+            ("codebuild:BatchGetBuilds", "follow a build on CodeBuild"),
+            (
+                "codebuild:StopBuild",
+                "stop a build on `ferry stop` or a timeout",
+            ),
+            (
+                "codebuild:ListBuildsForProject",
+                "find a build started before a crash instead of starting a second",
+            ),
+        ] {
+            out.push(Edge::new(own, &pipeline, action, &project, why));
+        }
+        out.push(
+            Edge::new(
+                own,
+                &pipeline,
+                "logs:GetLogEvents",
+                &stream,
+                "copy a CodeBuild build's log into ferry's, masked",
+            )
+            .granted_as(&streams),
+        );
+    }
+    if let Some(native) = native {
+        native_pipeline_edges(names, native, own, out);
+    }
 
     let role = names.build_role();
     out.push(
@@ -629,7 +642,13 @@ fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
         )
         .granted_as(&names.artifacts_arn()),
     );
-    let outputs = format!("{}/{}", names.bucket_arn(), names.build_output_prefix());
+    // Outputs of ferry's builds go under `<pipeline>/codebuild/`; CodePipeline chooses the
+    // keys of its actions' outputs, under `<pipeline>/`.
+    let outputs = if native.is_some() {
+        format!("{}/{}", names.bucket_arn(), names.artifact_prefix())
+    } else {
+        format!("{}/{}", names.bucket_arn(), names.build_output_prefix())
+    };
     out.push(
         Edge::new(
             own,
@@ -714,6 +733,171 @@ fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
         }
     }
 }
+
+/// The native pipeline's own calls: CodePipeline as its own role (the connection, its
+/// CodeBuild actions, the approval topic, the artifacts, the deploy roles of its ECS
+/// deploys), and its Lambda deploys, which run `ferry deploy lambda` in CodeBuild as the
+/// build role and assume the deploy role.
+fn native_pipeline_edges(
+    names: &Names<'_>,
+    native: &ferry_manifest::Codepipeline,
+    own: &Scope,
+    out: &mut Vec<Edge>,
+) {
+    let m = names.manifest;
+    let pipeline = names.codepipeline_role();
+    let via_s3 = format!("s3.{}.amazonaws.com", names.shared.region);
+    for (action, why) in [
+        ("s3:PutObject", "store an action's output artifact"),
+        ("s3:GetObject", "hand an action its input artifact"),
+        (
+            "s3:GetObjectVersion",
+            "read an artifact version between actions",
+        ),
+    ] {
+        let mut e = Edge::new(own, &pipeline, action, &names.artifact_sample(), why)
+            .granted_as(&names.artifacts_arn());
+        if action == "s3:PutObject" {
+            e = e.carrying("s3:x-amz-server-side-encryption", "aws:kms");
+        }
+        out.push(e);
+    }
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        out.push(
+            Edge::new(
+                own,
+                &pipeline,
+                action,
+                &names.key_arn,
+                "SSE-KMS: the pipeline's artifacts through S3",
+            )
+            .when("StringEquals", "kms:ViaService", &via_s3),
+        );
+    }
+    out.push(
+        Edge::new(
+            own,
+            CODEPIPELINE_SERVICE,
+            "sts:AssumeRole",
+            &pipeline,
+            "CodePipeline runs the native pipeline as this role",
+        )
+        .when("StringEquals", "aws:SourceAccount", &names.shared.id),
+    );
+    for action in [
+        "codeconnections:UseConnection",
+        "codestar-connections:UseConnection",
+    ] {
+        out.push(Edge::new(
+            own,
+            &pipeline,
+            action,
+            &native.connection,
+            "take the source through the repository's connection",
+        ));
+    }
+    for project in crate::synth::codepipeline::projects(names) {
+        for action in ["codebuild:StartBuild", "codebuild:BatchGetBuilds"] {
+            out.push(Edge::new(
+                own,
+                &pipeline,
+                action,
+                &names.project_arn(&project.name),
+                &format!("run {}.{} on CodeBuild", project.stage, project.action),
+            ));
+        }
+    }
+    out.push(Edge::new(
+        own,
+        &pipeline,
+        "sns:Publish",
+        &names.approvals_topic_arn(),
+        "tell approvers an approval waits",
+    ));
+    out.push(Edge::new(
+        own,
+        &pipeline,
+        "s3:GetBucketVersioning",
+        &names.bucket_arn(),
+        "CodePipeline checks the artifact store is versioned",
+    ));
+
+    let role = names.build_role();
+    if let Some(repo) = native
+        .ferry_image
+        .as_deref()
+        .and_then(Names::ecr_repository_of)
+    {
+        // GetAuthorizationToken acts on no resource: AWS allows only "*".
+        out.push(Edge::new(
+            own,
+            &role,
+            "ecr:GetAuthorizationToken",
+            "*",
+            "CodeBuild pulls the image with ferry as the service role",
+        ));
+        for action in [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage",
+        ] {
+            out.push(Edge::new(
+                own,
+                &role,
+                action,
+                &repo,
+                "CodeBuild pulls the image with ferry for the Lambda deploys",
+            ));
+        }
+    }
+    for stage in &m.stages {
+        let (Some(env), Some(account)) = (
+            &stage.environment,
+            stage.account.as_deref().and_then(|a| m.account(a)),
+        ) else {
+            continue;
+        };
+        let scope = Scope {
+            environment: Some(env.clone()),
+            stage: stage.name.clone(),
+        };
+        let assume = |by: &str, why: String| {
+            let e = Edge::new(
+                &scope,
+                by,
+                "sts:AssumeRole",
+                &names.deploy_role(account),
+                &why,
+            );
+            match &account.external_id {
+                Some(id) => e.carrying("sts:ExternalId", id),
+                None => e,
+            }
+        };
+        let kinds = || stage.actions.iter().map(|a| &a.kind);
+        if kinds().any(|k| matches!(k, ActionKind::Ecs(_))) {
+            out.push(assume(
+                &pipeline,
+                format!(
+                    "CodePipeline's ECS deploy acts in {} as its deploy role",
+                    account.name
+                ),
+            ));
+        }
+        if kinds().any(|k| matches!(k, ActionKind::Lambda(_))) {
+            out.push(assume(
+                &role,
+                format!(
+                    "`ferry deploy lambda` in CodeBuild acts in {} as its deploy role",
+                    account.name
+                ),
+            ));
+        }
+    }
+}
+
+/// The service principal that runs CodePipeline pipelines.
+const CODEPIPELINE_SERVICE: &str = "codepipeline.amazonaws.com";
 
 /// A secret binding's secret, without the JSON key, stage or version that may follow it.
 pub fn secret_base(binding: &str) -> String {

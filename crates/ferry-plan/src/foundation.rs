@@ -44,8 +44,8 @@ pub struct AccountPlan {
 }
 
 pub use crate::spec::{
-    BucketSpec, Document, Field, KeySpec, ProjectSpec, RepositorySpec, Resource, ResourceId,
-    RoleSpec,
+    BucketSpec, Document, Field, KeySpec, PipelineSpec, ProjectIo, ProjectSpec, RepositorySpec,
+    Resource, ResourceId, RoleSpec, TopicSpec,
 };
 
 pub const TAG_PIPELINE: &str = "ferry:pipeline";
@@ -101,7 +101,7 @@ impl Foundation {
                             store.identity(&arn, policy_name, doc.clone());
                         }
                     }
-                    Resource::Project(_) => {}
+                    Resource::Project(_) | Resource::Topic(_) | Resource::Pipeline(_) => {}
                 }
             }
         }
@@ -180,17 +180,64 @@ pub fn plan(names: &Names<'_>) -> Foundation {
             "ferry-build",
             identity_policy(names, &edges, &build_role),
         ));
-        shared_resources.push(Resource::Project(ProjectSpec {
-            name: names.codebuild_project(),
-            description: format!("ferry: builds of pipeline {}", m.pipeline),
-            service_role: build_role,
-            image: shared.codebuild.image.clone(),
-            compute_type: shared.codebuild.compute_type.clone(),
-            log_group: names.build_log_group(),
-            log_retention_days: BUILD_LOG_RETENTION_DAYS,
-            bucket: shared.artifact_bucket.clone(),
-            prefix: names.build_output_prefix(),
+        let project = |name: String, description: String, image: &str, io: ProjectIo| {
+            Resource::Project(ProjectSpec {
+                name,
+                description,
+                service_role: build_role.clone(),
+                image: image.to_owned(),
+                compute_type: shared.codebuild.compute_type.clone(),
+                log_group: names.build_log_group(),
+                log_retention_days: BUILD_LOG_RETENTION_DAYS,
+                pull_as_role: Names::ecr_repository_of(image).is_some(),
+                io,
+            })
+        };
+        let runner = names.codebuild_project_arn();
+        if edges.iter().any(|e| e.resource == runner) {
+            shared_resources.push(project(
+                names.codebuild_project(),
+                format!("ferry: builds of pipeline {}", m.pipeline),
+                &shared.codebuild.image,
+                ProjectIo::Overridden {
+                    bucket: shared.artifact_bucket.clone(),
+                    prefix: names.build_output_prefix(),
+                },
+            ));
+        }
+        if shared.codepipeline.is_some() {
+            for p in crate::synth::codepipeline::projects(names) {
+                shared_resources.push(project(
+                    p.name,
+                    format!(
+                        "ferry: {}.{} of pipeline {} in CodePipeline",
+                        p.stage, p.action, m.pipeline
+                    ),
+                    &p.image,
+                    ProjectIo::Pipeline {
+                        buildspec: p.buildspec,
+                    },
+                ));
+            }
+        }
+    }
+    if shared.codepipeline.is_some() {
+        let codepipeline = names.codepipeline_role();
+        shared_resources.push(role(
+            &names.codepipeline_role_name(),
+            format!(
+                "ferry: CodePipeline runs pipeline {} as this role",
+                m.pipeline
+            ),
+            builder::build(resource_needs(names, &edges, &codepipeline, None)).to_json(),
+            "ferry-codepipeline",
+            identity_policy(names, &edges, &codepipeline),
+        ));
+        shared_resources.push(Resource::Topic(TopicSpec {
+            name: names.approvals_topic(),
         }));
+        let (pipeline, _) = crate::synth::codepipeline::codepipeline(names);
+        shared_resources.push(Resource::Pipeline(PipelineSpec { pipeline }));
     }
     let mut accounts = vec![AccountPlan {
         name: "shared".into(),

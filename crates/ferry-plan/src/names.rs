@@ -98,11 +98,43 @@ impl<'a> Names<'a> {
     }
 
     pub fn codebuild_project_arn(&self) -> String {
+        self.project_arn(&self.codebuild_project())
+    }
+
+    /// The CodeBuild project of one action of the native pipeline:
+    /// `ferry-<pipeline>-<stage>-<action>`.
+    pub fn native_project(&self, stage: &str, action: &str) -> String {
+        format!("ferry-{}-{stage}-{action}", self.pipeline())
+    }
+
+    pub fn project_arn(&self, name: &str) -> String {
         format!(
-            "arn:aws:codebuild:{}:{}:project/{}",
+            "arn:aws:codebuild:{}:{}:project/{name}",
+            self.shared.region, self.shared.id
+        )
+    }
+
+    /// The role CodePipeline runs the native pipeline as: `ferry-<pipeline>-codepipeline`,
+    /// apart from the pipeline role, which people and `ferry serve` act as.
+    pub fn codepipeline_role_name(&self) -> String {
+        format!("ferry-{}-codepipeline", self.pipeline())
+    }
+
+    pub fn codepipeline_role(&self) -> String {
+        role_arn(&self.shared.id, &self.codepipeline_role_name())
+    }
+
+    /// The topic the native pipeline's approvals notify: `ferry-<pipeline>-approvals`.
+    pub fn approvals_topic(&self) -> String {
+        format!("ferry-{}-approvals", self.pipeline())
+    }
+
+    pub fn approvals_topic_arn(&self) -> String {
+        format!(
+            "arn:aws:sns:{}:{}:{}",
             self.shared.region,
             self.shared.id,
-            self.codebuild_project()
+            self.approvals_topic()
         )
     }
 
@@ -133,6 +165,19 @@ impl<'a> Names<'a> {
     /// `<pipeline>/codebuild/`. Inputs are the content-addressed artifacts beside it.
     pub fn build_output_prefix(&self) -> String {
         format!("{}codebuild/", self.artifact_prefix())
+    }
+
+    /// The ECR repository an image URI (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO[:TAG|@DIGEST]`)
+    /// is in, as an ARN; `None` for an image elsewhere.
+    pub fn ecr_repository_of(uri: &str) -> Option<String> {
+        let (registry, rest) = uri.split_once('/')?;
+        let mut host = registry.split('.');
+        let (account, dkr, ecr, region) = (host.next()?, host.next()?, host.next()?, host.next()?);
+        if dkr != "dkr" || ecr != "ecr" || account.len() != 12 {
+            return None;
+        }
+        let repo = rest.split(['@', ':']).next()?;
+        Some(format!("arn:aws:ecr:{region}:{account}:repository/{repo}"))
     }
 
     pub fn repository_arn(&self, name: &str) -> String {

@@ -219,10 +219,35 @@ pub struct ProjectSpec {
     pub log_group: String,
     /// How long the group keeps build logs, in days.
     pub log_retention_days: i32,
-    /// The bucket and prefix that the project's default source and artifacts name; every
-    /// build overrides both.
-    pub bucket: String,
-    pub prefix: String,
+    /// Whether CodeBuild pulls the image as the service role (an image in ECR) or with its
+    /// own credentials (CodeBuild's images).
+    pub pull_as_role: bool,
+    pub io: ProjectIo,
+}
+
+/// Where a project's source, buildspec and artifacts come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProjectIo {
+    /// The project `runner: codebuild` builds run on: every build brings its own (StartBuild's
+    /// overrides); the defaults name the bucket and the pipeline's prefix.
+    Overridden { bucket: String, prefix: String },
+    /// An action of the native pipeline: CodePipeline hands it its inputs and takes its
+    /// outputs; the buildspec (a path in the first input, or the text) is the project's.
+    Pipeline { buildspec: String },
+}
+
+/// An SNS topic of the shared account (the native pipeline's approval notifications).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicSpec {
+    pub name: String,
+}
+
+/// The native CodePipeline V2 pipeline, as CreatePipeline takes it (and `ferry synth
+/// codepipeline` prints it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineSpec {
+    pub pipeline: crate::synth::codepipeline::Pipeline,
 }
 
 /// One resource bootstrap owns. Every one is tagged [`crate::foundation::TAG_PIPELINE`] and
@@ -235,6 +260,8 @@ pub enum Resource {
     Repository(RepositorySpec),
     Role(RoleSpec),
     Project(ProjectSpec),
+    Topic(TopicSpec),
+    Pipeline(PipelineSpec),
 }
 
 /// Which resource, by kind and name: how plans, errors and the live state name it.
@@ -245,6 +272,8 @@ pub enum ResourceId {
     Repository(String),
     Role(String),
     Project(String),
+    Topic(String),
+    Pipeline(String),
 }
 
 impl fmt::Display for ResourceId {
@@ -255,6 +284,8 @@ impl fmt::Display for ResourceId {
             ResourceId::Repository(name) => write!(f, "ecr repository {name}"),
             ResourceId::Role(name) => write!(f, "iam role {name}"),
             ResourceId::Project(name) => write!(f, "codebuild project {name}"),
+            ResourceId::Topic(name) => write!(f, "sns topic {name}"),
+            ResourceId::Pipeline(name) => write!(f, "codepipeline pipeline {name}"),
         }
     }
 }
@@ -273,6 +304,8 @@ impl Resource {
             Resource::Repository(r) => ResourceId::Repository(r.name.clone()),
             Resource::Role(r) => ResourceId::Role(r.name.clone()),
             Resource::Project(p) => ResourceId::Project(p.name.clone()),
+            Resource::Topic(t) => ResourceId::Topic(t.name.clone()),
+            Resource::Pipeline(p) => ResourceId::Pipeline(p.pipeline.name.clone()),
         }
     }
 
@@ -288,7 +321,7 @@ impl Resource {
             Resource::Bucket(b) => b.policy.as_ref(),
             Resource::Repository(r) => r.policy.as_ref(),
             Resource::Role(r) => Some(&r.trust),
-            Resource::Project(_) => None,
+            Resource::Project(_) | Resource::Topic(_) | Resource::Pipeline(_) => None,
         }
     }
 }
@@ -313,6 +346,8 @@ pub enum Field {
     ServiceRole,
     Environment,
     Logs,
+    Buildspec,
+    Definition,
 }
 
 impl fmt::Display for Field {
@@ -398,15 +433,20 @@ impl Resource {
                 compare_field(
                     o,
                     Field::Environment,
-                    &(&d.image, &d.compute_type),
-                    &(&l.image, &l.compute_type),
+                    &(&d.image, &d.compute_type, d.pull_as_role),
+                    &(&l.image, &l.compute_type, l.pull_as_role),
                 );
+                compare_field(o, Field::Buildspec, &d.io, &l.io);
                 compare_field(
                     o,
                     Field::Logs,
                     &(&d.log_group, d.log_retention_days),
                     &(&l.log_group, l.log_retention_days),
                 );
+            }
+            (Resource::Topic(_), Resource::Topic(_)) => {}
+            (Resource::Pipeline(d), Resource::Pipeline(l)) => {
+                compare_field(o, Field::Definition, d, l);
             }
             _ => return None,
         }

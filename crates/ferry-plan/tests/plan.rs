@@ -377,7 +377,9 @@ fn policy_mut<'a>(
         Resource::Bucket(b) => b.policy.as_mut().unwrap(),
         Resource::Role(role) => &mut role.trust,
         Resource::Repository(repo) => repo.policy.as_mut().unwrap(),
-        Resource::Project(p) => panic!("codebuild project {} has no policy", p.name),
+        other @ (Resource::Project(_) | Resource::Topic(_) | Resource::Pipeline(_)) => {
+            panic!("{} has no policy", other.address())
+        }
     }
 }
 
@@ -761,4 +763,178 @@ fn a_build_role_that_cannot_decrypt_is_caught_with_its_fix() {
             .any(|d| d.contains("ferry-orders-build kms:Decrypt")),
         "{denied:#?}"
     );
+}
+
+/// The orders example laid as a native CodePipeline pipeline too.
+fn orders_native() -> ferry_manifest::Manifest {
+    orders_edits(&[
+        (
+            "  repositories: [orders-api]\n",
+            "  repositories: [orders-api]\n  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:111111111111:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n",
+        ),
+        (
+            "  repo: .\n",
+            "  repo: https://github.com/acme/orders.git\n",
+        ),
+    ])
+}
+
+#[test]
+fn the_native_pipeline_has_its_projects_topic_and_own_role_and_verify_proves_every_edge() {
+    let m = orders_native();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let shared = &f.accounts[0];
+    let addresses: Vec<String> = shared.resources.iter().map(Resource::address).collect();
+    for wanted in [
+        "codebuild project ferry-orders-build-package",
+        "codebuild project ferry-orders-test-integration",
+        "codebuild project ferry-orders-dev-function",
+        "codebuild project ferry-orders-prod-function",
+        "iam role ferry-orders-codepipeline",
+        "iam role ferry-orders-build",
+        "sns topic ferry-orders-approvals",
+        "codepipeline pipeline orders",
+    ] {
+        assert!(
+            addresses.iter().any(|a| a == wanted),
+            "{wanted} missing from {addresses:#?}"
+        );
+    }
+    // The pipeline comes last: its actions name the target accounts' roles.
+    assert_eq!(addresses.last().unwrap(), "codepipeline pipeline orders");
+    // No runner project: no build says `runner: codebuild`.
+    assert!(!addresses.contains(&"codebuild project ferry-orders".to_owned()));
+
+    let role = |name: &str| {
+        shared
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Role(role) if role.name == name => Some(role.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let trust = serde_json::to_value(&role("ferry-orders-codepipeline").trust).unwrap();
+    let statements = statements(&trust);
+    assert_eq!(statements.len(), 1, "{trust:#}");
+    assert_eq!(
+        statements[0]["Principal"]["Service"],
+        "codepipeline.amazonaws.com"
+    );
+    assert_eq!(
+        statements[0]["Condition"]["StringEquals"]["aws:SourceAccount"],
+        "111111111111"
+    );
+    // The pipeline role people and ferry serve act as does not become CodePipeline's.
+    let pipeline_trust = serde_json::to_value(&role("ferry-orders").trust).unwrap();
+    assert!(
+        !pipeline_trust.to_string().contains("codepipeline"),
+        "{pipeline_trust:#}"
+    );
+
+    let Some(Resource::Pipeline(spec)) = shared.resources.last() else {
+        unreachable!()
+    };
+    let p = &spec.pipeline;
+    assert_eq!(
+        p.role_arn,
+        "arn:aws:iam::111111111111:role/ferry-orders-codepipeline"
+    );
+    assert_eq!(p.pipeline_type, "V2");
+    let stage = |name: &str| p.stages.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(
+        stage("Source").actions[0].configuration["FullRepositoryId"],
+        "acme/orders"
+    );
+    for env in ["dev", "qa", "prod"] {
+        let s = stage(env);
+        assert_eq!(s.on_failure.as_ref().unwrap().result, "ROLLBACK", "{env}");
+        let api = s.actions.iter().find(|a| a.name == "api").unwrap();
+        assert_eq!(api.action_type_id.provider, "ECS");
+        assert!(
+            api.role_arn
+                .as_ref()
+                .unwrap()
+                .ends_with(":role/ferry-deploy")
+        );
+        let function = s.actions.iter().find(|a| a.name == "function").unwrap();
+        assert_eq!(function.action_type_id.provider, "CodeBuild");
+        assert_eq!(
+            function.configuration["ProjectName"],
+            format!("ferry-orders-{env}-function")
+        );
+        assert!(function.run_order >= 1 && api.run_order >= 1);
+    }
+    let approval = stage("qa")
+        .actions
+        .iter()
+        .find(|a| a.action_type_id.category == "Approval")
+        .unwrap();
+    assert_eq!(
+        approval.configuration["NotificationArn"],
+        "arn:aws:sns:us-east-1:111111111111:ferry-orders-approvals"
+    );
+    assert!(stage("build").on_failure.is_none());
+    let push = &p.triggers[0].git_configuration.push;
+    assert_eq!(push[0].branches.as_ref().unwrap().includes, ["main"]);
+
+    // Prod's Lambda deploy runs `ferry deploy lambda` as prod's deploy role, with its
+    // ExternalId, the manifest's traffic and prod's alarm.
+    let buildspec = shared
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Project(p) if p.name == "ferry-orders-prod-function" => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        buildspec.image,
+        "111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0"
+    );
+    assert!(buildspec.pull_as_role);
+    let ferry_plan::spec::ProjectIo::Pipeline { buildspec } = &buildspec.io else {
+        panic!("{buildspec:?}")
+    };
+    for part in [
+        "ferry deploy lambda",
+        "--role-arn 'arn:aws:iam::444444444444:role/ferry-deploy'",
+        "--external-id 'ferry-orders-prod'",
+        "--traffic 'canary 10% 5s'",
+        "--alarm 'orders-fn-errors-prod'",
+        "--zip \"$CODEBUILD_SRC_DIR\"/'function.zip'",
+    ] {
+        assert!(buildspec.contains(part), "{part} missing:\n{buildspec}");
+    }
+
+    // Every role's access is an edge verify proves, and nothing more is granted.
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let denied: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| !r.allowed)
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r.edge.principal, r.edge.action, r.edge.resource, r.reason
+            )
+        })
+        .collect();
+    assert!(denied.is_empty(), "{denied:#?}");
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    // Each deploy role trusts the CodePipeline role (ECS deploys) and the build role
+    // (`ferry deploy lambda`).
+    let prod = f.account("prod").unwrap();
+    let trust = prod
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Role(role) if role.name == "ferry-deploy" => Some(role.trust.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(trust.contains("role/ferry-orders-codepipeline"), "{trust}");
+    assert!(trust.contains("role/ferry-orders-build"), "{trust}");
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::accounts::names;
+use crate::bootstrap::{BootstrapInput, BootstrapReport, bootstrap};
 use crate::error::{Error, Result};
+use crate::progress::Reporter;
 use crate::project::Project;
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +50,8 @@ pub struct CodepipelineReport {
 /// The CodePipeline definition; written to `out` when given.
 pub fn codepipeline(project: &Project, out: Option<&Path>) -> Result<CodepipelineReport> {
     let m = project.load_with_foundation()?;
-    let (definition, notes) = ferry_plan::synth::codepipeline::codepipeline(&names(&m, None));
+    let (pipeline, notes) = ferry_plan::synth::codepipeline::codepipeline(&names(&m, None));
+    let definition = serde_json::json!({ "pipeline": pipeline });
     if let Some(path) = out {
         let text = serde_json::to_string_pretty(&definition).unwrap_or_default();
         std::fs::write(path, text + "\n").map_err(|e| Error::write(path, e))?;
@@ -58,4 +61,30 @@ pub fn codepipeline(project: &Project, out: Option<&Path>) -> Result<Codepipelin
         notes,
         written: out.map(Path::to_path_buf),
     })
+}
+
+/// `ferry synth codepipeline --apply`: the native pipeline, its CodeBuild projects, its
+/// approval topic and the roles they run as, laid (or brought back to the manifest) with the
+/// rest of the foundation — bootstrap's own apply, since the pipeline is part of the
+/// foundation once `shared.codepipeline` names it.
+pub async fn apply_codepipeline(
+    project: &Project,
+    reporter: &dyn Reporter,
+) -> Result<BootstrapReport> {
+    let m = project.load_with_foundation()?;
+    let has_native = m.shared.as_ref().is_some_and(|s| s.codepipeline.is_some());
+    if !has_native {
+        return Err(Error::Usage(
+            "the manifest does not ask for a native pipeline: add `shared.codepipeline: {connection: arn:aws:codeconnections:…}` (the connection to the repository), then run this again".into(),
+        ));
+    }
+    bootstrap(
+        project,
+        &BootstrapInput {
+            dry_run: false,
+            account: None,
+        },
+        reporter,
+    )
+    .await
 }

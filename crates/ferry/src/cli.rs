@@ -731,15 +731,26 @@ pub struct SynthTerraformArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Stages, approvals and deploy actions (each with its account's deploy role) as CodePipeline\n\
-understands them; what you still provide (CodeBuild projects, a source connection) is listed on\n\
-standard error.\n\n\
-Examples:\n  ferry synth codepipeline > pipeline.json && aws codepipeline create-pipeline --cli-input-json file://pipeline.json"
+    after_help = "The pipeline as a CodePipeline V2 pipeline: a CodeBuild action per build, manual approvals that\n\
+notify an SNS topic, ECS deploys through each account's deploy role, Lambda deploys as a CodeBuild\n\
+action that runs `ferry deploy lambda`, push triggers with the manifest's filters, and rollback of\n\
+an environment's stage when it fails. Without --apply it prints the definition (what you would\n\
+still provide is listed on standard error). With --apply and `shared.codepipeline` in the manifest\n\
+it creates or updates the pipeline, its CodeBuild projects, its topic and the roles in the shared\n\
+account, with the rest of the foundation; a second --apply changes nothing; `ferry destroy`\n\
+removes it; `ferry verify` proves every role's access.\n\n\
+Examples:\n  ferry synth codepipeline > pipeline.json\n  ferry synth codepipeline --apply"
 )]
 pub struct SynthCodepipelineArgs {
     #[command(flatten)]
     pub manifest: ManifestArg,
     /// Write to this file instead of standard output
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "apply")]
     pub out: Option<PathBuf>,
+    /// Create or update the pipeline in the shared account (needs `shared.codepipeline`)
+    #[arg(long)]
+    pub apply: bool,
+    /// What --apply prints: its changes as text, or bootstrap's JSON report
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

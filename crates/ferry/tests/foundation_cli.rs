@@ -372,6 +372,239 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
     assert!(left.projects().is_empty());
 }
 
+/// `ferry synth codepipeline --apply` stands up the whole native pipeline in the shared
+/// account in one command — its role, CodeBuild projects, approval topic and the pipeline —
+/// which reads back as planned (a second apply changes nothing), verify proves, and destroy
+/// removes. moto runs no pipeline execution: what the pipeline's Lambda deploys run is proven
+/// by running their buildspecs (`ferry-workflows`' native_buildspecs test).
+#[tokio::test]
+async fn synth_codepipeline_apply_stands_up_the_native_pipeline_and_a_second_apply_changes_nothing()
+{
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_with(
+        &w,
+        dir.path(),
+        &format!(
+            "  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:{shared}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: {shared}.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n",
+            shared = w.accounts.shared
+        ),
+    );
+    let text_of = std::fs::read_to_string(&path).unwrap().replace(
+        "source: {repo: ., branch: main}",
+        "source: {repo: https://github.com/acme/orders.git, branch: main}",
+    );
+    std::fs::write(&path, text_of).unwrap();
+
+    let out = run(&w, &["synth", "codepipeline", "--apply"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("+ codepipeline pipeline orders"),
+        "{}",
+        text(&out)
+    );
+    let again = run(&w, &["synth", "codepipeline", "--apply"], &path);
+    assert!(
+        text(&again).contains("nothing to change"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
+
+    let codepipeline = aws_sdk_codepipeline::Client::new(&w.shared);
+    let got = codepipeline
+        .get_pipeline()
+        .name("orders")
+        .send()
+        .await
+        .unwrap();
+    let pipeline = got.pipeline().unwrap();
+    assert_eq!(
+        pipeline.role_arn(),
+        format!(
+            "arn:aws:iam::{}:role/ferry-orders-codepipeline",
+            w.accounts.shared
+        )
+    );
+    let stages: Vec<&str> = pipeline.stages().iter().map(|s| s.name()).collect();
+    assert_eq!(stages, ["Source", "build", "dev", "qa", "prod"]);
+    let projects = aws_sdk_codebuild::Client::new(&w.shared)
+        .batch_get_projects()
+        .names("ferry-orders-prod-function")
+        .names("ferry-orders-build-package")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(projects.projects().len(), 2);
+    let deploy = projects
+        .projects()
+        .iter()
+        .find(|p| p.name() == Some("ferry-orders-prod-function"))
+        .unwrap();
+    assert!(
+        deploy
+            .source()
+            .and_then(|s| s.buildspec())
+            .unwrap()
+            .contains("ferry deploy lambda"),
+        "{deploy:?}"
+    );
+
+    // A pipeline changed by hand is put back by the next apply.
+    let changed = aws_sdk_codepipeline::types::PipelineDeclaration::builder()
+        .name(pipeline.name())
+        .role_arn(pipeline.role_arn())
+        .set_artifact_store(pipeline.artifact_store().cloned())
+        .set_stages(Some(pipeline.stages()[..2].to_vec()))
+        .set_pipeline_type(pipeline.pipeline_type().cloned())
+        .build()
+        .unwrap();
+    codepipeline
+        .update_pipeline()
+        .pipeline(changed)
+        .send()
+        .await
+        .unwrap();
+    let plan = run(&w, &["plan"], &path);
+    assert!(
+        text(&plan).contains("~ codepipeline pipeline orders"),
+        "{}",
+        text(&plan)
+    );
+    let fixed = run(&w, &["synth", "codepipeline", "--apply"], &path);
+    assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
+    let back = codepipeline
+        .get_pipeline()
+        .name("orders")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.pipeline().unwrap().stages().len(), 5);
+
+    let out = run(&w, &["destroy", "--yes", "--force"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let gone = codepipeline.get_pipeline().name("orders").send().await;
+    assert!(gone.is_err(), "{gone:?}");
+}
+
+/// What CodeBuild would run for the native pipeline's Lambda deploy really deploys: the
+/// buildspec ferry wrote into the dev project, read back from the emulator, run by ferry's own
+/// buildspec runner with what CodeBuild gives a build — the input artifact as
+/// `CODEBUILD_SRC_DIR`, credentials of the shared account, ferry on the PATH as in the ferry
+/// image. (moto runs no build, and cannot assume a role that trusts a service — HTTP 500 — so
+/// the build here acts with the shared account's credentials; what the build role may do is
+/// proven by verify on the same edges.)
+#[tokio::test]
+async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_it() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_with(
+        &w,
+        dir.path(),
+        &format!(
+            "  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:{shared}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: {shared}.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n",
+            shared = w.accounts.shared
+        ),
+    );
+    let text_of = std::fs::read_to_string(&path).unwrap().replace(
+        "source: {repo: ., branch: main}",
+        "source: {repo: https://github.com/acme/orders.git, branch: main}",
+    );
+    std::fs::write(&path, text_of).unwrap();
+    let out = run(&w, &["synth", "codepipeline", "--apply"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    ferry_test_support::fixtures::lambda_function(
+        &w.dev,
+        &w.accounts.dev,
+        "orders-fn",
+        ferry_test_support::fixtures::lambda_zip("v1"),
+    )
+    .await;
+    ferry_test_support::fixtures::alarm(&w.dev, "orders-fn-errors-dev").await;
+
+    let projects = aws_sdk_codebuild::Client::new(&w.shared)
+        .batch_get_projects()
+        .names("ferry-orders-dev-function")
+        .send()
+        .await
+        .unwrap();
+    let buildspec = projects.projects()[0]
+        .source()
+        .and_then(|s| s.buildspec())
+        .unwrap()
+        .to_owned();
+
+    // The build's input artifact: the function's package, as the build stage produced it.
+    let build = tempfile::tempdir().unwrap();
+    std::fs::write(
+        build.path().join("function.zip"),
+        ferry_test_support::fixtures::lambda_zip("v2 from the native pipeline"),
+    )
+    .unwrap();
+    let indented: String = buildspec
+        .lines()
+        .map(|l| format!("            {l}\n"))
+        .collect();
+    std::fs::write(
+        build.path().join("ferry.yaml"),
+        format!(
+            "version: 1\npipeline: codebuild-check\nstages:\n  - name: dev\n    actions:\n      - name: function\n        build:\n          buildspec: |\n{indented}"
+        ),
+    )
+    .unwrap();
+    let ferry_dir = assert_cmd::cargo::cargo_bin("ferry")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let out = w
+        .ferry()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                ferry_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .args(["run", "-f"])
+        .arg(build.path().join("ferry.yaml"))
+        .output()
+        .unwrap();
+    w.assert_no_credentials(&out);
+    let logs = w
+        .ferry()
+        .args(["logs", "1", "dev.function", "-f"])
+        .arg(build.path().join("ferry.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        text(&logs)
+    );
+    let (version, weights) = ferry_test_support::fixtures::live_alias(&w.dev, "orders-fn").await;
+    assert_eq!(version, "2", "{}", text(&logs));
+    assert!(weights.is_empty(), "{weights:?}");
+    assert!(text(&logs).contains("orders-fn"), "{}", text(&logs));
+}
+
+/// `synth codepipeline --apply` without `shared.codepipeline` says what to add.
+#[test]
+fn synth_codepipeline_apply_without_a_connection_says_what_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders/ferry.yaml");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["synth", "codepipeline", "--apply", "-f"])
+        .arg(&example)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("shared.codepipeline"), "{}", text(&out));
+}
+
 /// `ferry run` with the test build on CodeBuild: the package builds here, the integration
 /// build is started on the project with the package as its secondary source, followed to its
 /// end and reported in the execution. (moto never runs a build: it reports it succeeded, so
@@ -769,17 +1002,26 @@ fn synth_codepipeline_has_the_stages_and_a_deploy_role_per_environment() {
         .iter()
         .map(|a| a["actionTypeId"]["provider"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["Manual", "ECS", "Lambda"]);
+    // The Lambda deploy runs `ferry deploy lambda` in CodeBuild: CodePipeline's own Lambda
+    // action deploys the whole artifact as code, and would round the 5 s bake to a minute.
+    assert_eq!(kinds, ["Manual", "ECS", "CodeBuild"]);
     assert_eq!(
         prod[1]["roleArn"],
         "arn:aws:iam::444444444444:role/ferry-deploy"
     );
     assert_eq!(
-        prod[2]["configuration"]["DeployStrategy"],
-        "Canary10Percent1Minutes"
+        prod[2]["configuration"]["ProjectName"],
+        "ferry-orders-prod-function"
     );
+    assert_eq!(
+        doc["pipeline"]["stages"][5]["onFailure"]["result"],
+        "ROLLBACK"
+    );
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(notes.contains("CONNECTION_ARN"), "{notes}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("CodeBuild project orders-build-package")
+        notes.contains("ferry synth codepipeline --apply"),
+        "{notes}"
     );
 }
 

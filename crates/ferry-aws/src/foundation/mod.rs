@@ -2,7 +2,8 @@
 //! apply a plan (`ferry bootstrap`), and remove it (`ferry destroy`). What to create comes from
 //! ferry-plan's typed specs; this module only talks to AWS. One file per resource kind, each
 //! with its read, apply and remove: [`key`], [`bucket`], [`repository`], [`role`],
-//! [`project`] (the CodeBuild project and its log group); the live
+//! [`project`] (a CodeBuild project and its log group), [`topic`] and [`pipeline`] (the native
+//! CodePipeline pipeline, applied last: its actions name the target roles); the live
 //! policies for `verify --live` in [`policies`], with the SCPs from [`organizations`].
 //!
 //! Order matters across accounts: policies in the shared account name the target accounts'
@@ -13,10 +14,12 @@
 mod bucket;
 mod key;
 mod organizations;
+mod pipeline;
 mod policies;
 mod project;
 mod repository;
 mod role;
+mod topic;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -138,6 +141,8 @@ async fn read(s: &AccountConfig, planned: &Resource) -> Result<Option<Found>, Aw
         Resource::Repository(r) => repository::read(s, &r.name).await,
         Resource::Role(r) => role::read(s, &r.name, &r.policies).await,
         Resource::Project(p) => project::read(s, &p.name).await,
+        Resource::Topic(t) => topic::read(s, &t.name).await,
+        Resource::Pipeline(p) => pipeline::read(s, &p.pipeline.name).await,
     }
 }
 
@@ -256,7 +261,11 @@ pub async fn apply(
             let Some((s, change, was, phase)) = step(account, r, phase) else {
                 continue;
             };
-            if phase == Phase::Own {
+            let announced = match r {
+                Resource::Pipeline(_) => Phase::CrossAccount,
+                _ => Phase::Own,
+            };
+            if phase == announced {
                 progress(&format!(
                     "{} {} in {}",
                     change.kind.mark(),
@@ -282,6 +291,14 @@ pub async fn apply(
                     project::apply(s, pipeline, p, change).await?
                 }
                 Resource::Project(_) => {}
+                Resource::Topic(t) if phase == Phase::Own => {
+                    topic::apply(s, pipeline, t, change).await?
+                }
+                Resource::Topic(_) => {}
+                Resource::Pipeline(p) if phase == Phase::CrossAccount => {
+                    pipeline::apply(s, pipeline, p, change).await?
+                }
+                Resource::Pipeline(_) => {}
             }
         }
     }
@@ -377,6 +394,8 @@ pub async fn destroy(
                         }
                         Resource::Role(role) => role::remove(s, &role.name).await?,
                         Resource::Project(p) => project::remove(s, p).await?,
+                        Resource::Topic(t) => topic::remove(s, &t.name).await?,
+                        Resource::Pipeline(p) => pipeline::remove(s, &p.pipeline.name).await?,
                     }
                 }
             };

@@ -59,7 +59,10 @@ pub async fn live_policies(
             Resource::Bucket(b) => format!("arn:aws:s3:::{}", b.name),
             Resource::Repository(repo) => names.repository_arn(&repo.name),
             // Trust policies are read with each role above; a project has no policy.
-            Resource::Role(_) | Resource::Project(_) => continue,
+            Resource::Role(_)
+            | Resource::Project(_)
+            | Resource::Topic(_)
+            | Resource::Pipeline(_) => continue,
         };
         match read(&sessions.shared, r).await {
             Ok(Some(found)) => {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_codebuild::types as cb;
 use ferry_plan::diff::{Change, ChangeKind};
-use ferry_plan::foundation::ProjectSpec;
+use ferry_plan::foundation::{ProjectIo, ProjectSpec};
 use ferry_plan::{Field, Resource};
 
 use super::{Found, Removal, tags};
@@ -59,6 +59,25 @@ pub(super) async fn read(s: &AccountConfig, name: &str) -> Result<Option<Found>,
     };
     let environment = project.environment();
     let artifacts = project.artifacts();
+    let source = project.source();
+    let io = match source.map(|s| s.r#type()) {
+        Some(cb::SourceType::Codepipeline) => ProjectIo::Pipeline {
+            buildspec: source
+                .and_then(|s| s.buildspec())
+                .unwrap_or_default()
+                .to_owned(),
+        },
+        _ => ProjectIo::Overridden {
+            bucket: artifacts
+                .and_then(|a| a.location())
+                .unwrap_or_default()
+                .to_owned(),
+            prefix: artifacts
+                .and_then(|a| a.path())
+                .unwrap_or_default()
+                .to_owned(),
+        },
+    };
     let tags: BTreeMap<String, String> = project
         .tags()
         .iter()
@@ -76,14 +95,9 @@ pub(super) async fn read(s: &AccountConfig, name: &str) -> Result<Option<Found>,
             .unwrap_or_default(),
         log_group,
         log_retention_days: retention,
-        bucket: artifacts
-            .and_then(|a| a.location())
-            .unwrap_or_default()
-            .to_owned(),
-        prefix: artifacts
-            .and_then(|a| a.path())
-            .unwrap_or_default()
-            .to_owned(),
+        pull_as_role: environment.and_then(|e| e.image_pull_credentials_type())
+            == Some(&cb::ImagePullCredentialsType::ServiceRole),
+        io,
     };
     Ok(Some(Found::new(Resource::Project(spec), tags)))
 }
@@ -102,24 +116,51 @@ struct Parts {
 
 fn parts(s: &AccountConfig, spec: &ProjectSpec, action: &str) -> Result<Parts, AwsError> {
     let bad = |e: aws_sdk_codebuild::error::BuildError| invalid(s, action, &spec.name, e);
-    Ok(Parts {
+    let (source, artifacts) = match &spec.io {
         // Every build overrides the source with its own input artifact.
-        source: cb::ProjectSource::builder()
-            .r#type(cb::SourceType::S3)
-            .location(format!("{}/{}", spec.bucket, spec.prefix))
-            .build()
-            .map_err(bad)?,
-        artifacts: cb::ProjectArtifacts::builder()
-            .r#type(cb::ArtifactsType::S3)
-            .location(&spec.bucket)
-            .path(&spec.prefix)
-            .packaging(cb::ArtifactPackaging::Zip)
-            .build()
-            .map_err(bad)?,
+        ProjectIo::Overridden { bucket, prefix } => (
+            cb::ProjectSource::builder()
+                .r#type(cb::SourceType::S3)
+                .location(format!("{bucket}/{prefix}"))
+                .build()
+                .map_err(bad)?,
+            cb::ProjectArtifacts::builder()
+                .r#type(cb::ArtifactsType::S3)
+                .location(bucket)
+                .path(prefix)
+                .packaging(cb::ArtifactPackaging::Zip)
+                .build()
+                .map_err(bad)?,
+        ),
+        // CodePipeline hands the build its input and takes its output. CodeBuild ignores a
+        // location for these; the emulator requires one.
+        ProjectIo::Pipeline { buildspec } => (
+            cb::ProjectSource::builder()
+                .r#type(cb::SourceType::Codepipeline)
+                .location("codepipeline")
+                .buildspec(buildspec)
+                .build()
+                .map_err(bad)?,
+            cb::ProjectArtifacts::builder()
+                .r#type(cb::ArtifactsType::Codepipeline)
+                .location("codepipeline")
+                .build()
+                .map_err(bad)?,
+        ),
+    };
+    let pull = if spec.pull_as_role {
+        cb::ImagePullCredentialsType::ServiceRole
+    } else {
+        cb::ImagePullCredentialsType::Codebuild
+    };
+    Ok(Parts {
+        source,
+        artifacts,
         environment: cb::ProjectEnvironment::builder()
             .r#type(cb::EnvironmentType::LinuxContainer)
             .image(&spec.image)
             .compute_type(cb::ComputeType::from(spec.compute_type.as_str()))
+            .image_pull_credentials_type(pull)
             .build()
             .map_err(bad)?,
         logs: cb::LogsConfig::builder()
@@ -194,6 +235,7 @@ pub(super) async fn apply(
         Field::ServiceRole,
         Field::Environment,
         Field::Logs,
+        Field::Buildspec,
     ]
     .into_iter()
     .any(|f| change.touches(f))
@@ -207,6 +249,8 @@ pub(super) async fn apply(
                 .name(name)
                 .description(&spec.description)
                 .service_role(&spec.service_role)
+                .source(p.source)
+                .artifacts(p.artifacts)
                 .environment(p.environment)
                 .logs_config(p.logs)
                 .send(),

@@ -120,12 +120,18 @@ pub fn bootstrap(args: &BootstrapArgs) -> Exit {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    applied(&report, args.format)
+}
+
+/// What bootstrap (or `synth codepipeline --apply`) did, rendered; failed when the accounts
+/// still differ from the plan afterwards.
+fn applied(report: &bootstrap::BootstrapReport, format: Format) -> Exit {
     let (created, changed) = (
         report.count(ChangeKind::Create),
         report.count(ChangeKind::Update),
     );
-    match args.format {
-        Format::Json => output::json(&report),
+    match format {
+        Format::Json => output::json(report),
         Format::Text if report.dry_run => print_changes(&report.changes, &report.foundation),
         Format::Text if created + changed == 0 => anstream::println!(
             "{} the foundation of {} is as planned: nothing to change",
@@ -378,6 +384,16 @@ pub fn synth_terraform(args: &SynthTerraformArgs) -> Exit {
 }
 
 pub fn synth_codepipeline(args: &SynthCodepipelineArgs) -> Exit {
+    if args.apply {
+        let console = Console::new();
+        return match runtime().block_on(synth::apply_codepipeline(
+            &project_of(&args.manifest),
+            &console,
+        )) {
+            Ok(report) => applied(&report, args.format),
+            Err(e) => fail(&e),
+        };
+    }
     let report = match synth::codepipeline(&project_of(&args.manifest), args.out.as_deref()) {
         Ok(r) => r,
         Err(e) => return fail(&e),

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::foundation::{AccountKind, AccountPlan, Foundation};
 use crate::names::Names;
-use crate::spec::{BucketSpec, Resource};
+use crate::spec::{BucketSpec, ProjectIo, Resource};
 use crate::synth::File;
 
 mod server;
@@ -321,6 +321,10 @@ fn shared_params(names: &Names<'_>, targets: &[&AccountPlan]) -> Params {
             "${aws_iam_role.pipeline.arn}".to_owned(),
         ),
         (names.build_role(), "${aws_iam_role.build.arn}".to_owned()),
+        (
+            names.codepipeline_role(),
+            "${aws_iam_role.codepipeline.arn}".to_owned(),
+        ),
     ];
     for a in targets {
         let account = names
@@ -399,8 +403,10 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                 // The pipeline role, or the CodeBuild project's service role.
                 let id = if role.name == names.shared.pipeline_role {
                     "pipeline"
-                } else {
+                } else if role.name == names.build_role_name() {
                     "build"
+                } else {
+                    "codepipeline"
                 };
                 let _ = writeln!(
                     t,
@@ -420,6 +426,10 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                 }
             }
             Resource::Project(project) => {
+                let ProjectIo::Overridden { bucket, prefix } = &project.io else {
+                    // The native pipeline's projects, topic and pipeline: see below.
+                    continue;
+                };
                 let _ = writeln!(
                     t,
                     "resource \"aws_cloudwatch_log_group\" \"build\" {{\n{}  name              = \"{}\"\n  retention_in_days = {}\n  tags              = local.tags\n}}\n",
@@ -434,15 +444,24 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                     "resource \"aws_codebuild_project\" \"build\" {{\n  name           = \"{}\"\n  description    = \"{}\"\n  service_role   = aws_iam_role.build.arn\n  encryption_key = aws_kms_key.artifacts.arn\n  source {{\n    type     = \"S3\"\n    location = \"{}/{}\"\n  }}\n  artifacts {{\n    type      = \"S3\"\n    location  = \"{}\"\n    path      = \"{}\"\n    packaging = \"ZIP\"\n  }}\n  environment {{\n    type         = \"LINUX_CONTAINER\"\n    image        = \"{}\"\n    compute_type = \"{}\"\n  }}\n  logs_config {{\n    cloudwatch_logs {{\n      group_name = aws_cloudwatch_log_group.build.name\n    }}\n  }}\n  tags = local.tags\n}}\n",
                     project.name,
                     project.description,
-                    project.bucket,
-                    project.prefix,
-                    project.bucket,
-                    project.prefix,
+                    bucket,
+                    prefix,
+                    bucket,
+                    prefix,
                     project.image,
                     project.compute_type
                 );
             }
+            Resource::Topic(_) | Resource::Pipeline(_) => {}
         }
+    }
+    if names.shared.codepipeline.is_some() {
+        t.push_str(
+            "# The native CodePipeline pipeline, its CodeBuild projects and its approval topic are
+# laid by `ferry synth codepipeline --apply`, which reads them back and keeps them equal to
+# the manifest; this module holds the roles they run as (codepipeline, build).
+",
+        );
     }
     t
 }
