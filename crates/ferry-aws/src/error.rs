@@ -37,6 +37,18 @@ pub enum AwsErrorKind {
 }
 
 impl AwsErrorKind {
+    /// Whether the SDK retries an error of this kind: it says nothing of the request, only
+    /// that AWS (or the way to it) could not answer it then.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            AwsErrorKind::Throttled
+                | AwsErrorKind::Unavailable
+                | AwsErrorKind::Connection
+                | AwsErrorKind::Timeout
+        )
+    }
+
     /// The kind of an error from its AWS code, message and HTTP status (when there was a
     /// response). The one place error codes are read.
     pub fn classify(code: &str, message: &str, status: Option<u16>) -> AwsErrorKind {
@@ -125,6 +137,15 @@ pub struct AwsError {
     pub code: String,
     pub kind: AwsErrorKind,
     pub message: String,
+    /// For a transient error: the attempts made before giving up (boxed, as `site`).
+    pub attempts: Option<Box<Attempts>>,
+}
+
+/// How hard a call was tried before its error was returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    pub count: u32,
+    pub elapsed: std::time::Duration,
 }
 
 impl AwsError {
@@ -145,6 +166,30 @@ impl fmt::Display for AwsError {
             (Some(a), None) => write!(f, " in account {a}")?,
             (None, Some(r)) => write!(f, " as {r}")?,
             (None, None) => {}
+        }
+        if let Some(a) = &self.attempts {
+            let what = match self.kind {
+                AwsErrorKind::Throttled => "AWS throttled it",
+                AwsErrorKind::Unavailable => "AWS answered with a server error",
+                AwsErrorKind::Connection => "the connection was lost",
+                _ => "it timed out",
+            };
+            let tries = if a.count == 1 {
+                "1 attempt".to_owned()
+            } else {
+                format!("{} attempts", a.count)
+            };
+            write!(
+                f,
+                ": {what} ({}) — gave up after {tries} over {:.1} s",
+                if self.message.is_empty() {
+                    self.code.clone()
+                } else {
+                    format!("{}: {}", self.code, self.message)
+                },
+                a.elapsed.as_secs_f64()
+            )?;
+            return Ok(());
         }
         write!(f, ": {}", self.code)?;
         if !self.message.is_empty() {
@@ -182,15 +227,18 @@ impl CallSite {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let code = err
-            .code()
-            .map(str::to_owned)
-            .unwrap_or_else(|| fallback_code(err));
-        let message = err
-            .message()
-            .map(str::to_owned)
-            .unwrap_or_else(|| root_message(err));
         let status = err.raw_response().map(|r| r.status().as_u16());
+        let (code, message) = match (err.code(), status) {
+            (Some(code), _) => (
+                code.to_owned(),
+                err.message()
+                    .map_or_else(|| root_message(err), str::to_owned),
+            ),
+            // An answer that is not an AWS error document (a proxy's or a load balancer's
+            // 503 page): its status says it all; the SDK's attempt to parse it says nothing.
+            (None, Some(status)) => (format!("HTTP {status}"), reason(status).to_owned()),
+            (None, None) => (fallback_code(err), root_message(err)),
+        };
         AwsError {
             site: Box::new(self.clone()),
             action: action.to_owned(),
@@ -198,6 +246,7 @@ impl CallSite {
             kind: AwsErrorKind::classify(&code, &message, status),
             code,
             message,
+            attempts: None,
         }
     }
 
@@ -217,7 +266,23 @@ impl CallSite {
             code: code.to_owned(),
             kind: AwsErrorKind::classify(code, &message, None),
             message,
+            attempts: None,
         }
+    }
+}
+
+/// The reason phrase of the statuses AWS and the proxies before it answer without a body.
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
     }
 }
 
@@ -280,6 +345,42 @@ mod tests {
                 .to_string()
                 .contains("ferry verify")
         );
+    }
+
+    /// Regression: a 503 whose body is not an AWS error document (a load balancer's page)
+    /// read as "Unhandled: service error: unhandled error: Error at offset 0: unexpected
+    /// token 'S'" once the SDK's three attempts ran out.
+    #[test]
+    fn a_503_without_an_aws_error_says_so_with_its_attempts_not_the_parse_failure() {
+        use aws_sdk_sts::error::ErrorMetadata;
+        use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        let raw = Response::new(
+            StatusCode::try_from(503).unwrap(),
+            SdkBody::from("Service Unavailable"),
+        );
+        let err: SdkError<GetCallerIdentityError, HttpResponse> = SdkError::service_error(
+            GetCallerIdentityError::generic(ErrorMetadata::builder().build()),
+            raw,
+        );
+        let site = CallSite {
+            account: Some("222222222222".into()),
+            role_arn: Some("arn:aws:iam::222222222222:role/ferry-deploy".into()),
+        };
+        let mut e = site.error("lambda:PublishVersion", "orders-fn", &err);
+        assert_eq!(e.kind, AwsErrorKind::Unavailable);
+        assert_eq!(e.code, "HTTP 503");
+        e.attempts = Some(Box::new(Attempts {
+            count: 8,
+            elapsed: std::time::Duration::from_millis(21_400),
+        }));
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "lambda:PublishVersion on orders-fn failed in account 222222222222 as arn:aws:iam::222222222222:role/ferry-deploy: AWS answered with a server error (HTTP 503: Service Unavailable) — gave up after 8 attempts over 21.4 s"
+        );
+        assert!(!text.contains("unhandled") && !text.contains("offset"));
     }
 
     #[test]

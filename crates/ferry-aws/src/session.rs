@@ -2,17 +2,90 @@
 //! each target account its deploy role through `AssumeRole`, cached until shortly before the
 //! credentials expire (the SDK's provider refreshes them, safely under concurrency).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error::{AwsError, AwsErrorKind, CallSite, root_message};
+use crate::error::{Attempts, AwsError, AwsErrorKind, CallSite, root_message};
+
+/// How many times one AWS call is tried: the SDK's default is 3, which a throttling or
+/// briefly unavailable control plane outlasts.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// The longest one AWS call may take, retries included.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(120);
+
+/// ferry's calls are control-plane calls: retried in standard mode (throttling errors back off
+/// longer) up to [`MAX_ATTEMPTS`] times with jittered backoff from 200 ms to 10 s, each attempt
+/// at most 60 s and all of them at most [`CALL_DEADLINE`]. Not adaptive mode: its client-side
+/// rate limiter stretched twenty Lambda deploys through an API failing one call in five from
+/// 22 s to 458 s (tests/integration/faults.rs), holding healthy calls behind throttled ones. A
+/// user's own `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE` is kept. Every request is counted, so an
+/// error can say how many attempts were made.
+fn control_plane(base: SdkConfig) -> SdkConfig {
+    // The client the SDK would choose (it caches a connector per setting, so connections are
+    // reused), behind the counter.
+    let inner = base.http_client().unwrap_or_else(|| {
+        use aws_smithy_http_client::tls;
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https()
+    });
+    let mut b = base.into_builder();
+    let user_set = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !user_set {
+        b = b.retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(10)),
+        );
+    }
+    b = b.timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .operation_timeout(CALL_DEADLINE)
+            .build(),
+    );
+    b = b.http_client(http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(Counting(inner.http_connector(settings, components)))
+    }));
+    b.build()
+}
+
+tokio::task_local! {
+    /// The requests sent for the call in progress on this task (`AccountConfig::call`).
+    static ATTEMPTS: Cell<u32>;
+}
+
+/// Counts each request it sends in the calling task's [`ATTEMPTS`].
+#[derive(Debug)]
+struct Counting(SharedHttpConnector);
+
+impl HttpConnector for Counting {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let _ = ATTEMPTS.try_with(|n| n.set(n.get() + 1));
+        self.0.call(request)
+    }
+}
 
 /// A role to act as in another account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,11 +124,25 @@ impl AccountConfig {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         self.calls.record(action);
+        let started = Instant::now();
         // Boxed: an SDK request's future is some 16 kB, and every caller's future would
         // carry it inline; one allocation per AWS call costs nothing beside the call.
-        Box::pin(request)
-            .await
-            .map_err(|e| self.site.error(action, resource, &e))
+        let request = Box::pin(request);
+        let (result, count) = Box::pin(ATTEMPTS.scope(Cell::new(0), async move {
+            let result = request.await;
+            (result, ATTEMPTS.with(Cell::get))
+        }))
+        .await;
+        result.map_err(|e| {
+            let mut error = self.site.error(action, resource, &e);
+            if error.kind.is_transient() {
+                error.attempts = Some(Box::new(Attempts {
+                    count,
+                    elapsed: started.elapsed(),
+                }));
+            }
+            error
+        })
     }
 
     /// [`AccountConfig::call`] for a read of something that may not exist: `None` when AWS
@@ -166,7 +253,7 @@ impl Aws {
     /// From a given configuration (tests, or a region override).
     pub fn with_config(base: SdkConfig, session_name: &str) -> Aws {
         Aws {
-            base,
+            base: control_plane(base),
             session_name: session_name_for(session_name),
             roles: Arc::default(),
             calls: CallLog::default(),

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod faults;
 pub mod fixtures;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

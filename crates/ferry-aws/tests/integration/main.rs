@@ -6,5 +6,6 @@ mod assess;
 mod codebuild;
 mod common;
 mod ecs;
+mod faults;
 mod lambda;
 mod pipeline;
