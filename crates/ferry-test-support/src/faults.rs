@@ -41,6 +41,8 @@ pub struct Plan {
     pub faults: Vec<Fault>,
     /// Added to every request.
     pub latency: Duration,
+    /// Only requests to these signing services (`kms`, `lambda`, …) get faults; empty: all.
+    pub services: Vec<String>,
 }
 
 impl Plan {
@@ -55,6 +57,17 @@ impl Plan {
                 Fault::DropAfter,
             ],
             latency: Duration::ZERO,
+            services: Vec::new(),
+        }
+    }
+
+    /// Every request to `service` answers HTTP 503.
+    pub fn unavailable(service: &str) -> Plan {
+        Plan {
+            every: 1,
+            faults: vec![Fault::Unavailable],
+            latency: Duration::ZERO,
+            services: vec![service.to_owned()],
         }
     }
 }
@@ -228,22 +241,24 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let n = state.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    let service = service_of(&req);
     let (fault, latency) = {
         let plan = state
             .plan
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fault = (plan.every > 0 && n.is_multiple_of(plan.every) && !plan.faults.is_empty())
-            .then(|| {
-                let turn = usize::try_from(n / plan.every).unwrap_or(0);
-                plan.faults[turn % plan.faults.len()]
-            });
+        let chosen = plan.services.is_empty() || plan.services.contains(&service);
+        let fault =
+            (chosen && plan.every > 0 && n.is_multiple_of(plan.every) && !plan.faults.is_empty())
+                .then(|| {
+                    let turn = usize::try_from(n / plan.every).unwrap_or(0);
+                    plan.faults[turn % plan.faults.len()]
+                });
         (fault, plan.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let service = service_of(&req);
     if let Some(fault) = fault {
         state
             .injected

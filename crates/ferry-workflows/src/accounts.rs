@@ -17,6 +17,8 @@ pub(crate) struct Accounts<'m> {
     pub sessions: Sessions,
     /// The artifact key's ARN, once the key exists.
     pub key_arn: Option<String>,
+    /// What [`Accounts::open_reading`] could not read.
+    pub unread: Vec<String>,
 }
 
 impl<'m> Accounts<'m> {
@@ -34,8 +36,32 @@ impl<'m> Accounts<'m> {
             manifest,
             sessions,
             key_arn: None,
+            unread: Vec::new(),
         };
         accounts.key_arn = live::key_arn(&accounts.sessions.shared, &accounts.alias()).await?;
+        Ok(accounts)
+    }
+
+    /// [`Accounts::open`] for a read that reports what it could not read (`verify --live`):
+    /// a key AWS does not answer for (throttled, unavailable, unreachable) is noted in
+    /// `unread` and the plan goes on with the key's pending ARN.
+    pub async fn open_reading(manifest: &'m Manifest, purpose: &str) -> Result<Accounts<'m>> {
+        let aws = Aws::from_env(&format!("ferry-{}-{purpose}", manifest.pipeline)).await?;
+        let before_key = plan(&names(manifest, None));
+        let sessions = Sessions::open(&aws, &before_key, None).await?;
+        let mut accounts = Accounts {
+            manifest,
+            sessions,
+            key_arn: None,
+            unread: Vec::new(),
+        };
+        match live::key_arn(&accounts.sessions.shared, &accounts.alias()).await {
+            Ok(arn) => accounts.key_arn = arn,
+            Err(e) if e.kind.is_transient() => accounts
+                .unread
+                .push(format!("kms key {}: {e}", accounts.alias())),
+            Err(e) => return Err(e.into()),
+        }
         Ok(accounts)
     }
 

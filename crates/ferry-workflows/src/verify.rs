@@ -107,9 +107,10 @@ pub async fn verify(
                 m.pipeline
             ),
         );
-        let accounts = Accounts::open(&m, "verify", None).await?;
-        let policies =
+        let accounts = Accounts::open_reading(&m, "verify").await?;
+        let mut policies =
             live::live_policies(&accounts.plan(), &accounts.sessions, &accounts.names()).await;
+        policies.unreadable.extend(accounts.unread.iter().cloned());
         (accounts.key_arn, policies)
     } else {
         let names = names(&m, None);

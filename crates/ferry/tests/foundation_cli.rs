@@ -694,6 +694,55 @@ stages:
     assert_eq!(builds.ids(), [build]);
 }
 
+/// Against an API that fails one call in five, `ferry bootstrap` converges when rerun (each
+/// step checks what is already there); `verify --live` with KMS unavailable says what it could
+/// not read instead of calling the key's edges denied.
+#[tokio::test]
+async fn bootstrap_through_a_flaky_api_converges_and_verify_says_what_it_could_not_read() {
+    use ferry_test_support::faults::{FaultProxy, Plan};
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(&w, dir.path());
+    let proxy = FaultProxy::start(ferry_test_support::emulator().endpoint());
+    proxy.set(Plan::every(5));
+    let through = |args: &[&str]| {
+        let out = w
+            .ferry()
+            .env("AWS_ENDPOINT_URL", proxy.endpoint())
+            .args(args)
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        w.assert_no_credentials(&out);
+        out
+    };
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let out = through(&["bootstrap"]);
+        runs.push(text(&out));
+        if out.status.success() {
+            break;
+        }
+    }
+    assert!(!proxy.injected().is_empty(), "the proxy injected nothing");
+    let again = run(&w, &["bootstrap"], &path);
+    assert!(
+        text(&again).contains("nothing to change"),
+        "bootstrap did not converge:\n{}\n{}",
+        runs.join("\n---\n"),
+        text(&again)
+    );
+
+    proxy.set(Plan::unavailable("kms"));
+    let out = through(&["verify", "--live"]);
+    let said = text(&out);
+    assert!(said.contains("not read:"), "{said}");
+    assert!(said.contains("kms"), "{said}");
+    assert!(said.contains("HTTP 503"), "{said}");
+    assert!(!said.contains("unhandled error"), "{said}");
+}
+
 /// SCPs take part when the shared account can read them: here it is the management account
 /// of an organization whose prod account sits in an organizational unit.
 #[tokio::test]

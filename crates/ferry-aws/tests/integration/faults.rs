@@ -185,11 +185,7 @@ async fn when_retries_run_out_the_error_says_which_call_what_happened_and_how_ha
     let w = world().await;
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v0")).await;
     let (proxy, dev) = flaky(&w).await;
-    proxy.set(Plan {
-        every: 1,
-        faults: vec![ferry_test_support::faults::Fault::Unavailable],
-        latency: Duration::ZERO,
-    });
+    proxy.set(Plan::unavailable("lambda"));
     let before = proxy.requests();
     let err = dev
         .call(
