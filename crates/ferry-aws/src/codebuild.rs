@@ -27,7 +27,7 @@ use aws_sdk_codebuild::types as cb;
 use ferry_engine::action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
 };
-use ferry_engine::build::InlineBuildspec;
+use ferry_engine::build::BuildConfig;
 use ferry_engine::encoding::hex;
 use ferry_engine::model::{ActionDef, ArtifactRef};
 use ferry_engine::secrets::SecretRef;
@@ -45,17 +45,8 @@ pub struct CodebuildConfig {
     /// The project in the shared account (`ferry-<pipeline>`).
     pub project: String,
     pub region: String,
-    /// A buildspec file, relative to the first input artifact.
-    #[serde(default)]
-    pub buildspec: Option<String>,
-    /// A buildspec written in the manifest.
-    #[serde(default)]
-    pub inline: Option<InlineBuildspec>,
-    #[serde(default)]
-    pub env: Vec<(String, String)>,
-    /// Environment variable → Secrets Manager secret reference (`name[:json-key[:stage[:id]]]`).
-    #[serde(default)]
-    pub secrets: Vec<(String, String)>,
+    /// The build as a local build has it: its buildspec, variables and secret references.
+    pub build: BuildConfig,
     /// The artifact bucket, the pipeline's prefix in it, and where outputs go under it.
     pub bucket: String,
     pub prefix: String,
@@ -97,7 +88,7 @@ impl CodebuildConfig {
         a: &Attempt<'_>,
         inputs: &[(String, String)],
     ) -> Result<StartBuildInputBuilder, aws_sdk_codebuild::error::BuildError> {
-        let buildspec = match (&self.inline, &self.buildspec) {
+        let buildspec = match (&self.build.inline, &self.build.buildspec) {
             (Some(inline), _) => inline.text.clone(),
             (None, Some(path)) => path.clone(),
             (None, None) => String::new(),
@@ -115,10 +106,10 @@ impl CodebuildConfig {
             plain("FERRY_STAGE", a.stage)?,
             plain("FERRY_ACTION", a.action)?,
         ];
-        for (name, value) in &self.env {
+        for (name, value) in &self.build.env {
             vars.push(plain(name, value)?);
         }
-        for (name, reference) in &self.secrets {
+        for (name, reference) in &self.build.secrets {
             // A reference CodeBuild resolves in the build, as the project's role: the value
             // never passes through ferry's request.
             vars.push(
@@ -185,9 +176,7 @@ impl ActionKind for CodebuildKind {
         "codebuild"
     }
     fn build(&self, config: CodebuildConfig, _: &ActionDef) -> Result<Arc<dyn Action>, String> {
-        if config.buildspec.is_none() == config.inline.is_none() {
-            return Err("a build needs exactly one of `buildspec` (a file) and `inline`".into());
-        }
+        config.build.check()?;
         Ok(Arc::new(CodebuildAction {
             aws: self.0.clone(),
             config,
@@ -435,7 +424,7 @@ impl CodebuildAction {
     /// their values with its masker before it copies a line of that log, so a value the
     /// build prints in another form than CodeBuild masks is still caught.
     async fn register_secrets(&self, ctx: &ActionContext) -> Result<(), ActionError> {
-        for (var, reference) in &self.config.secrets {
+        for (var, reference) in &self.config.build.secrets {
             let secret = SecretRef::parse(reference).map_err(failed)?;
             let value = ctx
                 .secrets
@@ -633,8 +622,9 @@ impl CodebuildAction {
         })
     }
 
-    /// The build of this attempt, if one was started: the newest builds of the project,
-    /// read in pages of a hundred.
+    /// The build of this attempt, if one was started, among the project's newest hundred
+    /// (ListBuildsForProject's first page): ferry resumes minutes after a crash, not hundreds
+    /// of builds later.
     async fn find(
         &self,
         own: &AccountConfig,
@@ -670,7 +660,7 @@ impl CodebuildAction {
 #[async_trait]
 impl Action for CodebuildAction {
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
-        if let Some(inline) = &self.config.inline {
+        if let Some(inline) = &self.config.build.inline {
             // The same diagnostics a local build gives, before CodeBuild is asked.
             let file = ferry_yaml::SourceFile::new(
                 format!("inline buildspec ({})", inline.origin),

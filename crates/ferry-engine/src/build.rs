@@ -48,6 +48,16 @@ pub struct BuildConfig {
     pub secrets: Vec<(String, String)>,
 }
 
+impl BuildConfig {
+    /// A build names exactly one buildspec; whichever runner runs it checks this first.
+    pub fn check(&self) -> Result<(), String> {
+        if self.buildspec.is_none() == self.inline.is_none() {
+            return Err("a build needs exactly one of `buildspec` (a file) and `inline`".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InlineBuildspec {
@@ -66,9 +76,7 @@ impl ActionKind for BuildKind {
     }
 
     fn build(&self, config: BuildConfig, _def: &ActionDef) -> Result<Arc<dyn Action>, String> {
-        if config.buildspec.is_none() == config.inline.is_none() {
-            return Err("a build needs exactly one of `buildspec` (a file) and `inline`".into());
-        }
+        config.check()?;
         Ok(Arc::new(Build { config }))
     }
 }

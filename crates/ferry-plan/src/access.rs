@@ -210,46 +210,22 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
             .when("StringEquals", "kms:ViaService", &via_s3),
         );
     }
-    for secret in &m.secrets {
-        let id = secret_base(&secret.secret_id);
-        out.push(
-            Edge::new(
-                &own,
-                &pipeline,
-                "secretsmanager:GetSecretValue",
-                &names.secret_sample(&id),
-                &format!("read secret {} for builds", secret.name),
-            )
-            .granted_as(&names.secret_pattern(&id)),
-        );
-    }
-    if !names.shared.repositories.is_empty() {
-        out.push(Edge::new(
-            &own,
-            &pipeline,
-            "ecr:GetAuthorizationToken",
-            "*",
-            "log in to ECR to push images",
-        ));
-        for repo in &names.shared.repositories {
-            for action in [
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:InitiateLayerUpload",
-                "ecr:UploadLayerPart",
-                "ecr:CompleteLayerUpload",
-                "ecr:PutImage",
-                "ecr:BatchGetImage",
-            ] {
-                out.push(Edge::new(
-                    &own,
-                    &pipeline,
-                    action,
-                    &names.repository_arn(repo),
-                    &format!("push images to {repo}"),
-                ));
-            }
-        }
-    }
+    secret_reads(
+        names,
+        &own,
+        &pipeline,
+        &m.secrets,
+        |s| format!("read secret {s} for builds"),
+        &mut out,
+    );
+    image_pushes(
+        names,
+        &own,
+        &pipeline,
+        "log in to ECR to push images",
+        |repo| format!("push images to {repo}"),
+        &mut out,
+    );
     if names.shared.server.is_some() {
         // `ferry serve` on ECS, as its task role: its state volume (only a file system
         // tagged with this pipeline), and ECS Exec, through which operators make tokens.
@@ -687,49 +663,88 @@ fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
         .collect();
     secrets.sort_unstable();
     secrets.dedup();
-    for binding in m
+    let named = m
         .secrets
         .iter()
-        .filter(|s| secrets.contains(&s.name.as_str()))
-    {
+        .filter(|s| secrets.contains(&s.name.as_str()));
+    secret_reads(
+        names,
+        own,
+        &role,
+        named,
+        |s| format!("CodeBuild reads secret {s} for the build"),
+        out,
+    );
+    image_pushes(
+        names,
+        own,
+        &role,
+        "log in to ECR to push images from the build",
+        |repo| format!("push images to {repo} from the build"),
+        out,
+    );
+}
+
+/// `principal` reads each of `bindings`' secrets.
+fn secret_reads<'b>(
+    names: &Names<'_>,
+    scope: &Scope,
+    principal: &str,
+    bindings: impl IntoIterator<Item = &'b ferry_manifest::SecretBinding>,
+    why: impl Fn(&str) -> String,
+    out: &mut Vec<Edge>,
+) {
+    for binding in bindings {
         let id = secret_base(&binding.secret_id);
         out.push(
             Edge::new(
-                own,
-                &role,
+                scope,
+                principal,
                 "secretsmanager:GetSecretValue",
                 &names.secret_sample(&id),
-                &format!("CodeBuild reads secret {} for the build", binding.name),
+                &why(&binding.name),
             )
             .granted_as(&names.secret_pattern(&id)),
         );
     }
-    if !names.shared.repositories.is_empty() {
-        // GetAuthorizationToken acts on no resource: AWS allows only "*".
-        out.push(Edge::new(
-            own,
-            &role,
-            "ecr:GetAuthorizationToken",
-            "*",
-            "log in to ECR to push images from the build",
-        ));
-        for repo in &names.shared.repositories {
-            for action in [
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:InitiateLayerUpload",
-                "ecr:UploadLayerPart",
-                "ecr:CompleteLayerUpload",
-                "ecr:PutImage",
-                "ecr:BatchGetImage",
-            ] {
-                out.push(Edge::new(
-                    own,
-                    &role,
-                    action,
-                    &names.repository_arn(repo),
-                    &format!("push images to {repo} from the build"),
-                ));
-            }
+}
+
+/// `principal` pushes images to the shared repositories.
+fn image_pushes(
+    names: &Names<'_>,
+    scope: &Scope,
+    principal: &str,
+    login_why: &str,
+    push_why: impl Fn(&str) -> String,
+    out: &mut Vec<Edge>,
+) {
+    if names.shared.repositories.is_empty() {
+        return;
+    }
+    // GetAuthorizationToken acts on no resource: AWS allows only "*".
+    out.push(Edge::new(
+        scope,
+        principal,
+        "ecr:GetAuthorizationToken",
+        "*",
+        login_why,
+    ));
+    for repo in &names.shared.repositories {
+        for action in [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:InitiateLayerUpload",
+            "ecr:UploadLayerPart",
+            "ecr:CompleteLayerUpload",
+            "ecr:PutImage",
+            "ecr:BatchGetImage",
+        ] {
+            out.push(Edge::new(
+                scope,
+                principal,
+                action,
+                &names.repository_arn(repo),
+                &push_why(repo),
+            ));
         }
     }
 }

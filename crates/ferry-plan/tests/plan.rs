@@ -51,7 +51,16 @@ fn every_edge_is_allowed_by_the_plans_own_policies_and_nothing_more_is_granted()
     let m = orders();
     let names = Names::new(&m, None).unwrap();
     let f = plan(&names);
-    let report = verify(&f.policies(&names), &f.edges, &names);
+    let report = proven(&f, &names);
+    assert!(report.unreadable.is_empty(), "{:?}", report.unreadable);
+    // Each environment's deploys, and the pipeline's own calls.
+    let groups: Vec<Option<&str>> = report.by_environment().iter().map(|(e, _)| *e).collect();
+    assert_eq!(groups, [None, Some("dev"), Some("qa"), Some("prod")]);
+}
+
+/// Verify on the plan's own policies: every edge allowed, nothing granted beyond them.
+fn proven(f: &ferry_plan::Foundation, names: &Names<'_>) -> ferry_plan::verify::Report {
+    let report = verify(&f.policies(names), &f.edges, names);
     let denied: Vec<String> = report
         .results
         .iter()
@@ -65,10 +74,7 @@ fn every_edge_is_allowed_by_the_plans_own_policies_and_nothing_more_is_granted()
         .collect();
     assert!(denied.is_empty(), "{denied:#?}");
     assert!(report.wider.is_empty(), "{:#?}", report.wider);
-    assert!(report.unreadable.is_empty(), "{:?}", report.unreadable);
-    // Each environment's deploys, and the pipeline's own calls.
-    let groups: Vec<Option<&str>> = report.by_environment().iter().map(|(e, _)| *e).collect();
-    assert_eq!(groups, [None, Some("dev"), Some("qa"), Some("prod")]);
+    report
 }
 
 fn statements(doc: &Value) -> Vec<Value> {
@@ -694,10 +700,7 @@ fn builds_on_codebuild_get_a_project_and_a_service_role_limited_to_their_needs()
     );
 
     // Verify proves every one of those edges, and the plan grants nothing more.
-    let report = verify(&f.policies(&names), &f.edges, &names);
-    let denied: Vec<_> = report.results.iter().filter(|r| !r.allowed).collect();
-    assert!(denied.is_empty(), "{denied:#?}");
-    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    let report = proven(&f, &names);
     assert!(
         report
             .results
@@ -910,20 +913,7 @@ fn the_native_pipeline_has_its_projects_topic_and_own_role_and_verify_proves_eve
     }
 
     // Every role's access is an edge verify proves, and nothing more is granted.
-    let report = verify(&f.policies(&names), &f.edges, &names);
-    let denied: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| !r.allowed)
-        .map(|r| {
-            format!(
-                "{} {} {}: {}",
-                r.edge.principal, r.edge.action, r.edge.resource, r.reason
-            )
-        })
-        .collect();
-    assert!(denied.is_empty(), "{denied:#?}");
-    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    proven(&f, &names);
     // Each deploy role trusts the CodePipeline role (ECS deploys) and the build role
     // (`ferry deploy lambda`).
     let prod = f.account("prod").unwrap();

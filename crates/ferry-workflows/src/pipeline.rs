@@ -120,6 +120,12 @@ fn action(
                 .filter_map(|name| manifest.secret(name))
                 .map(|s| (s.name.clone(), s.secret_id.clone()))
                 .collect();
+            let build = BuildConfig {
+                buildspec,
+                inline,
+                env: b.env.clone(),
+                secrets,
+            };
             let names = ferry_plan::Names::new(manifest, None);
             def.config = match (b.runner, names) {
                 (Runner::Codebuild, Some(names)) => {
@@ -127,10 +133,7 @@ fn action(
                     config(&CodebuildConfig {
                         project: names.codebuild_project(),
                         region: names.shared.region.clone(),
-                        buildspec,
-                        inline,
-                        env: b.env.clone(),
-                        secrets,
+                        build,
                         bucket: names.shared.artifact_bucket.clone(),
                         prefix: manifest.pipeline.clone(),
                         output_prefix: names.build_output_prefix(),
@@ -139,12 +142,7 @@ fn action(
                         timeout_secs: b.timeout.as_secs(),
                     })
                 }
-                _ => config(&BuildConfig {
-                    buildspec,
-                    inline,
-                    env: b.env.clone(),
-                    secrets,
-                }),
+                _ => config(&build),
             };
             def.outputs.clone_from(&b.outputs);
             def.timeout_secs = Some(b.timeout.as_secs());

@@ -372,29 +372,36 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
     assert!(left.projects().is_empty());
 }
 
-/// `ferry synth codepipeline --apply` stands up the whole native pipeline in the shared
-/// account in one command — its role, CodeBuild projects, approval topic and the pipeline —
-/// which reads back as planned (a second apply changes nothing), verify proves, and destroy
-/// removes. moto runs no pipeline execution: what the pipeline's Lambda deploys run is proven
-/// by running their buildspecs (`ferry-workflows`' native_buildspecs test).
-#[tokio::test]
-async fn synth_codepipeline_apply_stands_up_the_native_pipeline_and_a_second_apply_changes_nothing()
-{
-    let w = world().await;
-    let dir = tempfile::tempdir().unwrap();
+/// The manifest with the native pipeline (`shared.codepipeline`), its source a repository URL.
+fn native_manifest(w: &World, dir: &Path) -> PathBuf {
     let path = manifest_with(
-        &w,
-        dir.path(),
+        w,
+        dir,
         &format!(
             "  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:{shared}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: {shared}.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n",
             shared = w.accounts.shared
         ),
     );
-    let text_of = std::fs::read_to_string(&path).unwrap().replace(
+    let text = std::fs::read_to_string(&path).unwrap().replace(
         "source: {repo: ., branch: main}",
         "source: {repo: https://github.com/acme/orders.git, branch: main}",
     );
-    std::fs::write(&path, text_of).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `ferry synth codepipeline --apply` stands up the whole native pipeline in the shared
+/// account in one command — its role, CodeBuild projects, approval topic and the pipeline —
+/// which reads back as planned (a second apply changes nothing), verify proves, and destroy
+/// removes. moto runs no pipeline execution: what the pipeline's Lambda deploys run is proven
+/// by running their buildspecs
+/// (`the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_it`).
+#[tokio::test]
+async fn synth_codepipeline_apply_stands_up_the_native_pipeline_and_a_second_apply_changes_nothing()
+{
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = native_manifest(&w, dir.path());
 
     let out = run(&w, &["synth", "codepipeline", "--apply"], &path);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -498,19 +505,7 @@ async fn synth_codepipeline_apply_stands_up_the_native_pipeline_and_a_second_app
 async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_it() {
     let w = world().await;
     let dir = tempfile::tempdir().unwrap();
-    let path = manifest_with(
-        &w,
-        dir.path(),
-        &format!(
-            "  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:{shared}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: {shared}.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n",
-            shared = w.accounts.shared
-        ),
-    );
-    let text_of = std::fs::read_to_string(&path).unwrap().replace(
-        "source: {repo: ., branch: main}",
-        "source: {repo: https://github.com/acme/orders.git, branch: main}",
-    );
-    std::fs::write(&path, text_of).unwrap();
+    let path = native_manifest(&w, dir.path());
     let out = run(&w, &["synth", "codepipeline", "--apply"], &path);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     ferry_test_support::fixtures::lambda_function(

@@ -12,7 +12,6 @@
 //! - moto ignores the idempotency token (real CodeBuild keeps it five minutes): reconcile
 //!   finds the build by the attempt's mark, which moto keeps in the artifacts override.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,31 +40,10 @@ struct Response {
     builds: Vec<BuildState>,
 }
 
-#[derive(Deserialize)]
-struct Expected {
-    expect: String,
-    #[serde(default)]
-    reason: String,
-}
-
 #[test]
 fn every_recorded_batch_get_builds_response_gets_the_expected_decision() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/batch-get-builds");
-    let expected: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "expected.json")
-        .collect();
-    files.sort();
-    let listed = expected.keys().filter(|k| !k.starts_with('_')).count();
-    assert_eq!(listed, files.len(), "fixtures and expected.json disagree");
     let mut failures = Vec::new();
-    for file in &files {
-        let want: Expected = serde_json::from_value(expected[file].clone()).unwrap();
-        let response: Response =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+    for (file, want, response) in recorded::<Response>("batch-get-builds") {
         let build = &response.builds[0];
         let got = assess(build);
         let (kind, text) = match &got {
@@ -100,10 +78,12 @@ fn config(bucket: &str, key: &str) -> CodebuildConfig {
     CodebuildConfig {
         project: "ferry-orders".into(),
         region: REGION.into(),
-        buildspec: Some("ci/buildspec.yml".into()),
-        inline: None,
-        env: vec![("STAGE".into(), "test".into())],
-        secrets: vec![("DB_PASSWORD".into(), "orders/db:password".into())],
+        build: ferry_engine::build::BuildConfig {
+            buildspec: Some("ci/buildspec.yml".into()),
+            inline: None,
+            env: vec![("STAGE".into(), "test".into())],
+            secrets: vec![("DB_PASSWORD".into(), "orders/db:password".into())],
+        },
         bucket: bucket.into(),
         prefix: "orders".into(),
         output_prefix: "orders/codebuild/".into(),
@@ -249,27 +229,18 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let w = world().await;
-    let kms = aws_sdk_kms::Client::new(&w.shared);
-    let key = kms.create_key().send().await.unwrap();
-    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
-    let bucket = format!("ferry-orders-artifacts-{}", w.accounts.shared);
-    s3(&w.shared)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let (artifacts, key_arn) = artifact_store(&w).await;
+    let bucket = artifacts.bucket().to_owned();
     project(&w, &bucket).await;
-    let artifacts = S3Artifacts::new(&w.aws.own(None), &bucket, "orders", &key_arn);
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("source.zip");
     std::fs::write(&zip, lambda_zip("print('v2')")).unwrap();
     let source = artifacts.put("source", &zip).await.unwrap();
 
     let mut config = config(&bucket, &key_arn);
-    config.secrets.clear();
-    config.buildspec = None;
-    config.inline = Some(ferry_engine::build::InlineBuildspec {
+    config.build.secrets.clear();
+    config.build.buildspec = None;
+    config.build.inline = Some(ferry_engine::build::InlineBuildspec {
         text: "version: 0.2\nphases:\n  build:\n    commands:\n      - make\nartifacts:\n  files: ['**/*']\n".into(),
         origin: "test".into(),
     });

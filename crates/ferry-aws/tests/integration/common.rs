@@ -2,6 +2,7 @@
 //! `ferry_test_support::fixtures`.
 
 use aws_config::SdkConfig;
+use ferry_aws::artifacts::S3Artifacts;
 use ferry_aws::session::{AccountConfig, Aws, RoleTarget};
 pub use ferry_test_support::fixtures::*;
 use ferry_test_support::{Accounts, REGION, admin_config};
@@ -49,3 +50,61 @@ impl World {
 
 /// Progress nobody watches.
 pub fn quiet(_: &str) {}
+
+/// What `expected.json` says of one recorded response: the decision and a part of its reason.
+#[derive(serde::Deserialize)]
+pub struct Expected {
+    pub expect: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The recorded responses of `tests/data/<dir>/`, each with its expectation, in file order.
+/// Every fixture has an expectation and every expectation a fixture.
+pub fn recorded<T: serde::de::DeserializeOwned>(dir: &str) -> Vec<(String, Expected, T)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(dir);
+    let expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "expected.json")
+        .collect();
+    files.sort();
+    let listed = expected.keys().filter(|k| !k.starts_with('_')).count();
+    assert_eq!(listed, files.len(), "fixtures and expected.json disagree");
+    files
+        .into_iter()
+        .map(|file| {
+            let want = serde_json::from_value(expected[&file].clone()).unwrap();
+            let response =
+                serde_json::from_str(&std::fs::read_to_string(dir.join(&file)).unwrap()).unwrap();
+            (file, want, response)
+        })
+        .collect()
+}
+
+/// The shared account's artifact bucket and key, as `ferry bootstrap` makes them.
+pub async fn artifact_store(w: &World) -> (S3Artifacts, String) {
+    let kms = aws_sdk_kms::Client::new(&w.shared);
+    let key = kms
+        .create_key()
+        .description("ferry orders artifacts")
+        .send()
+        .await
+        .unwrap();
+    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
+    let bucket = format!("ferry-artifacts-{}", w.accounts.shared);
+    s3(&w.shared)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    (
+        S3Artifacts::new(&w.aws.own(None), &bucket, "orders", &key_arn),
+        key_arn,
+    )
+}

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_aws::artifacts::{self, S3Artifacts};
+use ferry_aws::artifacts;
 use ferry_aws::secrets::SecretsManager;
 use ferry_engine::action::{Observer, RunEvent, Settings};
 use ferry_engine::artifact::{ArtifactError, ArtifactStore};
@@ -19,29 +19,6 @@ use serde_json::json;
 use crate::common::*;
 
 const SECRET: &str = "s3cr3t-Value-4711";
-
-/// The shared account's artifact bucket and key, as `ferry bootstrap` makes them.
-async fn artifact_store(w: &World) -> (S3Artifacts, String) {
-    let kms = aws_sdk_kms::Client::new(&w.shared);
-    let key = kms
-        .create_key()
-        .description("ferry orders artifacts")
-        .send()
-        .await
-        .unwrap();
-    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
-    let bucket = format!("ferry-artifacts-{}", w.accounts.shared);
-    s3(&w.shared)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    (
-        S3Artifacts::new(&w.aws.own(None), &bucket, "orders", &key_arn),
-        key_arn,
-    )
-}
 
 #[tokio::test]
 async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
