@@ -69,6 +69,8 @@ pub struct Attempt<'a> {
     pub outputs: &'a [String],
     /// [`marker`] of the attempt's idempotency key.
     pub marker: &'a str,
+    /// The build's `env`, what it imports from earlier builds resolved.
+    pub env: &'a [(String, String)],
 }
 
 impl CodebuildConfig {
@@ -106,7 +108,7 @@ impl CodebuildConfig {
             plain("FERRY_STAGE", a.stage)?,
             plain("FERRY_ACTION", a.action)?,
         ];
-        for (name, value) in &self.build.env {
+        for (name, value) in a.env {
             vars.push(plain(name, value)?);
         }
         for (name, reference) in &self.build.secrets {
@@ -444,8 +446,13 @@ impl CodebuildAction {
         self.aws.own(Some(&self.config.region))
     }
 
-    fn attempt<'c>(ctx: &'c ActionContext, marker: &'c str) -> Attempt<'c> {
+    fn attempt<'c>(
+        ctx: &'c ActionContext,
+        marker: &'c str,
+        env: &'c [(String, String)],
+    ) -> Attempt<'c> {
         Attempt {
+            env,
             execution: &ctx.execution.id,
             stage: &ctx.stage,
             action: &ctx.action,
@@ -574,7 +581,7 @@ impl CodebuildAction {
         }
         let s3 = s3_client(&own.config);
         let marker = marker(&ctx.idempotency_key);
-        let path = self.config.output_path(&Self::attempt(ctx, &marker));
+        let path = self.config.output_path(&Self::attempt(ctx, &marker, &[]));
         let mut artifacts = Vec::new();
         for name in &ctx.outputs {
             let key = format!("{path}/{name}.zip");
@@ -678,9 +685,10 @@ impl Action for CodebuildAction {
         let own = self.own();
         let marker = marker(&ctx.idempotency_key);
         let inputs = self.input_locations(ctx, &own).await?;
+        let env = self.config.build.resolved_env(ctx)?;
         let start = self
             .config
-            .start_build(&Self::attempt(ctx, &marker), &inputs)
+            .start_build(&Self::attempt(ctx, &marker, &env), &inputs)
             .map_err(|e| {
                 failed(own.fail(
                     "codebuild:StartBuild",

@@ -1,16 +1,18 @@
-//! Secrets Manager behind the engine's [`SecretResolver`]: the engine registers each value
-//! with the masker before any process or request sees it. Errors name the secret and the
-//! JSON key, never a value.
+//! Secrets Manager and Parameter Store behind the engine's [`SecretResolver`]: the engine
+//! registers each secret value with the masker before any process or request sees it.
+//! Errors name the secret (and its JSON key) or the parameter, never a value.
 
 use async_trait::async_trait;
-use ferry_engine::secrets::{SecretRef, SecretResolver};
+use ferry_engine::secrets::{Parameter, SecretRef, SecretResolver};
 use secrecy::SecretString;
 
 use crate::session::AccountConfig;
 
+/// The shared account's secrets and parameters, as the builds there read them.
 #[derive(Debug, Clone)]
 pub struct SecretsManager {
     client: aws_sdk_secretsmanager::Client,
+    ssm: aws_sdk_ssm::Client,
     account: AccountConfig,
 }
 
@@ -18,6 +20,7 @@ impl SecretsManager {
     pub fn new(account: &AccountConfig) -> SecretsManager {
         SecretsManager {
             client: aws_sdk_secretsmanager::Client::new(&account.config),
+            ssm: aws_sdk_ssm::Client::new(&account.config),
             account: account.clone(),
         }
     }
@@ -51,6 +54,29 @@ impl SecretResolver for SecretsManager {
             Some(key) => json_field(text, key)
                 .map_err(|why| format!("secret `{}`, key `{key}`: {why}", secret.secret_id)),
         }
+    }
+
+    async fn parameter(&self, name: &str) -> Result<Parameter, String> {
+        let out = self
+            .account
+            .call(
+                "ssm:GetParameter",
+                name,
+                self.ssm
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let p = out
+            .parameter()
+            .ok_or_else(|| format!("parameter `{name}`: Parameter Store answered without it"))?;
+        Ok(Parameter {
+            value: SecretString::from(p.value().unwrap_or_default().to_owned()),
+            secure: p.r#type() == Some(&aws_sdk_ssm::types::ParameterType::SecureString),
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 //! All commands of a build run in one `bash`, so the working directory and variables carry
 //! over from one command to the next as in CodeBuild. Phases follow CodeBuild's rules: a
 //! failed install or pre_build skips the rest; post_build runs after a failed build (with
-//! `CODEBUILD_BUILD_SUCCEEDING=0`); `finally` always runs; `on-failure: CONTINUE` goes on.
+//! `CODEBUILD_BUILD_SUCCEEDING=0`); `finally` always runs; `on-failure: CONTINUE` goes on; `on-failure: RETRY…` runs the
+//! whole build again in a fresh workspace while the failed command's message matches.
 //! The build has its own workspace and process group; a timeout or a forced stop kills the
 //! whole group. Secret values are registered with the masker before the process starts.
 
@@ -46,6 +47,20 @@ pub struct BuildConfig {
     /// Environment variable → Secrets Manager secret id.
     #[serde(default)]
     pub secrets: Vec<(String, String)>,
+    /// What `env` values take from earlier builds of the execution.
+    #[serde(default)]
+    pub imports: Vec<Import>,
+}
+
+/// A variable an earlier build of the same execution exported, written `text` in an `env`
+/// value (`#{stage.action.NAME}`; the manifest checked the form and the order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Import {
+    pub text: String,
+    pub stage: String,
+    pub action: String,
+    pub variable: String,
 }
 
 impl BuildConfig {
@@ -55,6 +70,66 @@ impl BuildConfig {
             return Err("a build needs exactly one of `buildspec` (a file) and `inline`".into());
         }
         Ok(())
+    }
+
+    /// `env` with each import replaced by the value the exporting build left, read from its
+    /// succeeded run's outputs in this execution.
+    pub fn resolved_env(&self, ctx: &ActionContext) -> Result<Vec<(String, String)>, ActionError> {
+        if self.imports.is_empty() {
+            return Ok(self.env.clone());
+        }
+        let runs = ctx
+            .store
+            .action_runs(&ctx.execution.id)
+            .map_err(|e| failed(format!("cannot read this execution's earlier builds: {e}")))?;
+        let mut values = Vec::with_capacity(self.imports.len());
+        for import in &self.imports {
+            let run = runs
+                .iter()
+                .filter(|r| {
+                    r.stage == import.stage
+                        && r.action == import.action
+                        && r.status == crate::model::Status::Succeeded
+                })
+                .max_by_key(|r| r.attempt)
+                .ok_or_else(|| {
+                    failed(format!(
+                        "`{}` reads `{}.{}`, which has not succeeded in this execution",
+                        import.text, import.stage, import.action
+                    ))
+                })?;
+            let exported = run.outputs.as_ref().and_then(|o| o.get("exported"));
+            let value = exported
+                .and_then(|e| e.get(&import.variable))
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| {
+                    let mut names: Vec<&str> = exported
+                        .and_then(serde_json::Value::as_object)
+                        .map(|o| o.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    names.sort_unstable();
+                    let listed = if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    };
+                    failed(format!(
+                        "`{}`: `{}.{}` exported no `{}`; its buildspec's `env.exported-variables` gave: {listed}",
+                        import.text, import.stage, import.action, import.variable
+                    ))
+                })?;
+            values.push((import.text.as_str(), value.to_owned()));
+        }
+        Ok(self
+            .env
+            .iter()
+            .map(|(name, value)| {
+                let value = values
+                    .iter()
+                    .fold(value.clone(), |v, (text, with)| v.replace(text, with));
+                (name.clone(), value)
+            })
+            .collect())
     }
 }
 
@@ -92,7 +167,32 @@ fn failed(msg: impl Into<String>) -> ActionError {
 #[async_trait]
 impl Action for Build {
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        let mut retries = 0;
+        loop {
+            if let Some(output) = self.run_once(ctx, retries).await? {
+                return Ok(output);
+            }
+            retries += 1;
+        }
+    }
+}
+
+impl Build {
+    /// One run of the buildspec in a fresh workspace; `None` when a phase's `on-failure:
+    /// RETRY…` asks for the build to run again (`retries` runs have been retried so far).
+    async fn run_once(
+        &self,
+        ctx: &ActionContext,
+        retries: u32,
+    ) -> Result<Option<ActionOutput>, ActionError> {
         let src = ctx.workdir.join("src");
+        for dir in [&src, &ctx.workdir.join("inputs")] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| {
+                    failed(format!("cannot clear the workspace {}: {e}", dir.display()))
+                })?;
+            }
+        }
         std::fs::create_dir_all(&src).map_err(|e| {
             failed(format!(
                 "cannot create the workspace {}: {e}",
@@ -138,10 +238,24 @@ impl Action for Build {
                 .resolve(&secret)
                 .await
                 .map_err(|e| failed(format!("secret for {var}: {e}")))?;
-            if !ctx.log.masker().register(&value) {
-                ctx.log.line(&format!("[ferry] warning: the value of {var} is shorter than {} characters and cannot be masked in logs", crate::mask::MIN_SECRET_LEN));
-            }
+            mask(ctx, &var, &value);
             secret_env.push((var, value));
+        }
+        // Parameters as CodeBuild reads them: a SecureString is decrypted and masked like a
+        // secret; a plain String is an ordinary variable.
+        let mut parameter_env = Vec::new();
+        for (var, name) in &spec.env.parameter_store {
+            let p = ctx
+                .secrets
+                .parameter(name)
+                .await
+                .map_err(|e| failed(format!("parameter for {var}: {e}")))?;
+            if p.secure {
+                mask(ctx, var, &p.value);
+                secret_env.push((var.clone(), p.value));
+            } else {
+                parameter_env.push((var.clone(), p.value.expose_secret().to_owned()));
+            }
         }
         let exec = &ctx.execution;
         env.extend([
@@ -169,11 +283,14 @@ impl Action for Build {
             ("FERRY_STAGE".into(), ctx.stage.clone()),
             ("FERRY_ACTION".into(), ctx.action.clone()),
         ]);
-        env.extend(self.config.env.iter().cloned());
+        env.extend(self.config.resolved_env(ctx)?);
         env.extend(spec.env.variables.iter().cloned());
+        env.extend(parameter_env);
         let script = ctx.workdir.join(".ferry-run.sh");
         let export_file = ctx.workdir.join(".ferry-exported");
-        write_runner(&spec, &script, &export_file)
+        let retry_file = ctx.workdir.join(".ferry-retry");
+        let _ = std::fs::remove_file(&retry_file);
+        write_runner(&spec, &script, &export_file, &retry_file)
             .map_err(|e| failed(format!("cannot write the build script: {e}")))?;
 
         let mut cmd = tokio::process::Command::new(shell_program(spec.env.shell));
@@ -227,8 +344,17 @@ impl Action for Build {
         }
         let exported = read_exports(&export_file, &spec.env.exported_variables);
         if !status.success() {
+            if let Some(why) = retry_asked(&spec, &retry_file, retries) {
+                ctx.log.line(&format!("[ferry] {why}"));
+                return Ok(None);
+            }
+            let after = match retries {
+                0 => String::new(),
+                1 => " after 1 retry".to_owned(),
+                n => format!(" after {n} retries"),
+            };
             return Err(failed(format!(
-                "the build failed (exit status {})",
+                "the build failed{after} (exit status {})",
                 status.code().map_or("killed".into(), |c| c.to_string())
             )));
         }
@@ -237,15 +363,13 @@ impl Action for Build {
         let mut vars: HashMap<String, String> = env.iter().cloned().collect();
         vars.extend(exported.iter().map(|(k, v)| (k.clone(), v.clone())));
         let artifacts = self.collect(ctx, &spec, &src, &vars).await?;
-        Ok(ActionOutput {
+        Ok(Some(ActionOutput {
             outputs: json!({"exported": exported, "artifacts": artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect::<Vec<_>>()}),
             artifacts,
             release: None,
-        })
+        }))
     }
-}
 
-impl Build {
     fn load(&self, ctx: &ActionContext, src: &Path) -> Result<Buildspec, ActionError> {
         let file = match (&self.config.buildspec, &self.config.inline) {
             (Some(path), _) => {
@@ -397,6 +521,36 @@ fn expand(text: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
+/// Registers a secret value with the log's masker before any process sees it.
+fn mask(ctx: &ActionContext, var: &str, value: &secrecy::SecretString) {
+    if !ctx.log.masker().register(value) {
+        ctx.log.line(&format!(
+            "[ferry] warning: the value of {var} is shorter than {} characters and cannot be masked in logs",
+            crate::mask::MIN_SECRET_LEN
+        ));
+    }
+}
+
+/// Whether the failed run's first retrying phase (written by the runner as `phase\0message`)
+/// allows another run, and the words that say so.
+fn retry_asked(spec: &Buildspec, retry_file: &Path, retries: u32) -> Option<String> {
+    let text = std::fs::read_to_string(retry_file).ok()?;
+    let (phase, message) = text.split_once('\0')?;
+    let OnFailure::Retry(retry) = &spec.phases.iter().find(|p| p.name == phase)?.on_failure else {
+        return None;
+    };
+    // Checked when the buildspec was read.
+    let pattern = regex::Regex::new(&retry.pattern).ok()?;
+    if retries >= retry.count || !pattern.is_match(message) {
+        return None;
+    }
+    Some(format!(
+        "phase {phase} failed ({message}); its on-failure retries the build: run {} of at most {}",
+        retries + 2,
+        retry.count + 1
+    ))
+}
+
 fn read_exports(file: &Path, names: &[String]) -> HashMap<String, String> {
     let Ok(bytes) = std::fs::read(file) else {
         return HashMap::new();
@@ -415,20 +569,36 @@ fn read_exports(file: &Path, names: &[String]) -> HashMap<String, String> {
 /// Writes the runner: every phase's commands, each `eval`ed in the one shell (as sourcing
 /// would: `cd`, variables and functions carry over), with CodeBuild's phase rules. POSIX sh,
 /// so it runs under `bash` and `/bin/sh` alike.
-fn write_runner(spec: &Buildspec, path: &Path, export_file: &Path) -> std::io::Result<()> {
+fn write_runner(
+    spec: &Buildspec,
+    path: &Path,
+    export_file: &Path,
+    retry_file: &Path,
+) -> std::io::Result<()> {
     let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
     let mut s = String::from(
         "# Written by ferry: the buildspec's phases, in one shell, as CodeBuild runs them.\n",
     );
-    s.push_str("export CODEBUILD_BUILD_SUCCEEDING=1\n__ferry_failed=0\n__ferry_skip=0\n__ferry_build_ran=0\n");
+    let retry_path = quote(&retry_file.display().to_string());
+    s.push_str("export CODEBUILD_BUILD_SUCCEEDING=1\n__ferry_failed=0\n__ferry_skip=0\n__ferry_build_ran=0\n__ferry_err=''\n__ferry_cmd=''\n__ferry_retry_phase=''\n");
+    // A command that runs `exit` ends this shell mid-phase: say so, and let a retrying phase
+    // still ask for its rerun.
+    let _ = writeln!(
+        s,
+        "__ferry_exit() {{\n  __ferry_rc=$?\n  if [ -n \"$__ferry_cmd\" ]; then\n    printf '%s\\n' \"[ferry] the command ran exit $__ferry_rc, which ended the build's shell\"\n    if [ -n \"$__ferry_retry_phase\" ] && [ ! -e {retry_path} ]; then printf '%s\\0%s' \"$__ferry_retry_phase\" \"$__ferry_cmd$__ferry_rc\" > {retry_path}; fi\n  fi\n}}\ntrap __ferry_exit EXIT"
+    );
     let command = |s: &mut String, text: &str, flag: &str| {
         let first = text.lines().next().unwrap_or("");
         let more = if text.lines().count() > 1 { " …" } else { "" };
         let _ = writeln!(
             s,
-            "if [ \"${flag}\" = 1 ]; then\n  printf '%s\\n' {}\n  eval {}\n  __ferry_rc=$?\n  if [ $__ferry_rc -ne 0 ]; then {flag}=0; printf '%s\\n' \"[ferry] command exited with status $__ferry_rc\"; fi\nfi",
+            "if [ \"${flag}\" = 1 ]; then\n  printf '%s\\n' {}\n  __ferry_cmd={}\n  eval {}\n  __ferry_rc=$?\n  if [ $__ferry_rc -ne 0 ]; then {flag}=0; __ferry_err=\"$__ferry_cmd$__ferry_rc\"; printf '%s\\n' \"[ferry] command exited with status $__ferry_rc\"; fi\n  __ferry_cmd=''\nfi",
             quote(&format!("[ferry] running: {first}{more}")),
-            quote(text)
+            // CodeBuild's phase message, which `on-failure: RETRY-regex` is matched against.
+            quote(&format!(
+                "COMMAND_EXECUTION_ERROR: Error while executing command: {first}. Reason: exit status "
+            )),
+            quote(text),
         );
     };
     for phase in &spec.phases {
@@ -448,6 +618,9 @@ fn write_runner(spec: &Buildspec, path: &Path, export_file: &Path) -> std::io::R
         if phase.name == "build" {
             s.push_str("__ferry_build_ran=1\n");
         }
+        if matches!(phase.on_failure, OnFailure::Retry(_)) {
+            let _ = writeln!(s, "__ferry_retry_phase='{}'", phase.name);
+        }
         for c in &phase.commands {
             command(&mut s, c, "__ferry_ok");
         }
@@ -459,12 +632,17 @@ fn write_runner(spec: &Buildspec, path: &Path, export_file: &Path) -> std::io::R
             s.push_str("if [ \"$__ferry_fin\" = 0 ]; then __ferry_ok=0; fi\n");
         }
         let on_failure = match phase.on_failure {
-            OnFailure::Abort => "__ferry_skip=1",
-            OnFailure::Continue => ":",
+            OnFailure::Abort => "__ferry_skip=1".to_owned(),
+            OnFailure::Continue => ":".to_owned(),
+            // The first retrying failure decides; ferry reads it after the shell exits.
+            OnFailure::Retry(_) => format!(
+                "__ferry_skip=1; [ -e {retry_path} ] || printf '%s\\0%s' '{}' \"$__ferry_err\" > {retry_path}",
+                phase.name,
+            ),
         };
         let _ = writeln!(
             s,
-            "if [ \"$__ferry_ok\" = 1 ]; then printf '%s\\n' '[ferry] phase {name} succeeded'; else printf '%s\\n' '[ferry] phase {name} FAILED'; __ferry_failed=1; export CODEBUILD_BUILD_SUCCEEDING=0; {on_failure}; fi\nfi",
+            "if [ \"$__ferry_ok\" = 1 ]; then printf '%s\\n' '[ferry] phase {name} succeeded'; else printf '%s\\n' '[ferry] phase {name} FAILED'; __ferry_failed=1; export CODEBUILD_BUILD_SUCCEEDING=0; {on_failure}; fi\n__ferry_retry_phase=''\nfi",
             name = phase.name
         );
     }

@@ -1,8 +1,8 @@
 //! CodeBuild buildspec version 0.2: the parts users rely on.
 //!
 //! Read with `ferry-yaml`, so a malformed buildspec gets every problem at once with line and
-//! column. Keys CodeBuild knows that ferry's local runner does not use (reports, cache,
-//! parameter-store, …) are warnings, not errors: the same file still works in CodeBuild.
+//! column. Keys CodeBuild knows that ferry's local runner does not use (reports, cache, …)
+//! are warnings, not errors: the same file still works in CodeBuild.
 
 use ferry_yaml::{Decoder, Diagnostic, Fields, Limits, Node, SourceFile, Value};
 
@@ -32,15 +32,70 @@ pub struct BuildEnv {
     pub shell: Shell,
     pub variables: Vec<(String, String)>,
     pub secrets_manager: Vec<(String, SecretRef)>,
+    /// `env.parameter-store`: variable → parameter name (or ARN) in the shared account.
+    pub parameter_store: Vec<(String, String)>,
     pub exported_variables: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnFailure {
     /// Later phases are skipped (post_build still runs after a failed build, as in CodeBuild).
     Abort,
     /// The next phase runs anyway.
     Continue,
+    /// `RETRY`, `RETRY-count`, `RETRY-regex`, `RETRY-count-regex`: the build aborts and then
+    /// runs again from the start, at most `count` more times, while the phase's error message
+    /// matches `pattern`.
+    Retry(Retry),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Further runs allowed: 3 unless the value names 0 to 100.
+    pub count: u32,
+    /// A regular expression, checked when parsed, searched for in the error message
+    /// (`COMMAND_EXECUTION_ERROR: Error while executing command: …`); `.*` unless named.
+    pub pattern: String,
+}
+
+impl Retry {
+    /// CodeBuild's defaults for a bare `RETRY`.
+    pub const DEFAULT_COUNT: u32 = 3;
+    pub const MAX_COUNT: u32 = 100;
+
+    /// Reads the text after `RETRY`: empty, `-count`, `-regex` or `-count-regex`.
+    fn parse(rest: &str) -> Result<Retry, String> {
+        let mut retry = Retry {
+            count: Retry::DEFAULT_COUNT,
+            pattern: ".*".into(),
+        };
+        if rest.is_empty() {
+            return Ok(retry);
+        }
+        let Some(rest) = rest.strip_prefix('-') else {
+            return Err("write RETRY, RETRY-count, RETRY-regex or RETRY-count-regex".into());
+        };
+        let (digits, pattern) = match rest.split_once('-') {
+            Some((head, tail)) if head.bytes().all(|b| b.is_ascii_digit()) && !head.is_empty() => {
+                (Some(head), tail)
+            }
+            _ if rest.bytes().all(|b| b.is_ascii_digit()) => (Some(rest), ""),
+            _ => (None, rest),
+        };
+        if let Some(digits) = digits {
+            retry.count = digits
+                .parse()
+                .ok()
+                .filter(|n| *n <= Retry::MAX_COUNT)
+                .ok_or_else(|| format!("the retry count `{digits}` is not between 0 and 100"))?;
+        }
+        if !pattern.is_empty() {
+            regex::Regex::new(pattern)
+                .map_err(|e| format!("`{pattern}` is not a regular expression: {e}"))?;
+            retry.pattern = pattern.to_owned();
+        }
+        Ok(retry)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,12 +311,7 @@ fn buildspec(d: &mut Decoder, root: &Node) -> Option<Buildspec> {
 
 fn env(d: &mut Decoder, n: &Node) -> Option<BuildEnv> {
     let f = fields(d, n, "`env`", ENV)?;
-    ignored(
-        d,
-        &f,
-        &["parameter-store", "git-credential-helper"],
-        "`env`",
-    );
+    ignored(d, &f, &["git-credential-helper"], "`env`");
     let mut env = BuildEnv::default();
     if let Some(shell) = f.get("shell").and_then(|n| d.string(n, "`env.shell`")) {
         // CodeBuild's values on Linux.
@@ -301,6 +351,16 @@ fn env(d: &mut Decoder, n: &Node) -> Option<BuildEnv> {
             }
         }
     }
+    if let Some(params) = f.get("parameter-store") {
+        for (k, v) in d
+            .entries(params, "`env.parameter-store`")
+            .unwrap_or_default()
+        {
+            if let Some(name) = d.string(v, "a parameter name") {
+                env.parameter_store.push((k.value, name.value));
+            }
+        }
+    }
     if let Some(list) = f.get("exported-variables") {
         env.exported_variables = d
             .string_list(list, "`env.exported-variables`")
@@ -335,19 +395,7 @@ fn phases(d: &mut Decoder, n: &Node) -> Vec<Phase> {
             .and_then(|v| d.string(v, "`on-failure`"))
         {
             None => OnFailure::Abort,
-            Some(v) if v.value == "ABORT" => OnFailure::Abort,
-            Some(v) if v.value == "CONTINUE" => OnFailure::Continue,
-            Some(v) => {
-                d.push(
-                    Diagnostic::error(
-                        "bad-on-failure",
-                        format!("`on-failure` cannot be `{}`", v.value),
-                    )
-                    .at(v.span)
-                    .with_hint("use ABORT or CONTINUE"),
-                );
-                OnFailure::Abort
-            }
+            Some(v) => on_failure(d, &v),
         };
         // An install phase may hold only `runtime-versions` (CodeBuild's images pick them).
         let runtimes_only = name == "install" && pf.has("runtime-versions");
@@ -366,6 +414,26 @@ fn phases(d: &mut Decoder, n: &Node) -> Vec<Phase> {
         });
     }
     out
+}
+
+fn on_failure(d: &mut Decoder, v: &ferry_yaml::Spanned<String>) -> OnFailure {
+    let text = v.value.as_str();
+    let why = match text {
+        "ABORT" => return OnFailure::Abort,
+        "CONTINUE" => return OnFailure::Continue,
+        _ => match text.strip_prefix("RETRY").map(Retry::parse) {
+            Some(Ok(retry)) => return OnFailure::Retry(retry),
+            Some(Err(why)) => why,
+            None => "use ABORT, CONTINUE, RETRY, RETRY-count, RETRY-regex or RETRY-count-regex"
+                .to_owned(),
+        },
+    };
+    d.push(
+        Diagnostic::error("bad-on-failure", format!("`on-failure` cannot be `{text}`"))
+            .at(v.span)
+            .with_hint(why),
+    );
+    OnFailure::Abort
 }
 
 fn artifact_spec(d: &mut Decoder, f: &Fields<'_>, what: &str) -> ArtifactSpec {
@@ -521,6 +589,38 @@ mod tests {
                 .iter()
                 .any(|d| d.hint.as_deref() == Some("did you mean `files`?"))
         );
+    }
+
+    #[test]
+    fn on_failure_reads_codebuilds_retry_forms() {
+        let read = |text: &str| {
+            let (spec, diags) = parse_str(&format!(
+                "version: 0.2\nphases:\n  build:\n    on-failure: {text}\n    commands: [make]\n"
+            ));
+            (spec.map(|s| s.phases[0].on_failure.clone()), diags)
+        };
+        let retry = |count: u32, pattern: &str| {
+            Some(OnFailure::Retry(Retry {
+                count,
+                pattern: pattern.into(),
+            }))
+        };
+        assert_eq!(read("RETRY").0, retry(3, ".*"));
+        assert_eq!(read("RETRY-0").0, retry(0, ".*"));
+        assert_eq!(read("RETRY-7").0, retry(7, ".*"));
+        assert_eq!(read("RETRY-timed out").0, retry(3, "timed out"));
+        assert_eq!(
+            read("RETRY-2-exit status [0-9]+").0,
+            retry(2, "exit status [0-9]+")
+        );
+        // A regex may hold dashes, and may start with digits that are not a count.
+        assert_eq!(read("RETRY-5-a-b").0, retry(5, "a-b"));
+        assert_eq!(read("RETRY-5xx").0, retry(3, "5xx"));
+        for bad in ["RETRY-101", "RETRY-2-(", "RETRYING", "retry"] {
+            let (spec, diags) = read(bad);
+            assert!(spec.is_none(), "{bad}");
+            assert_eq!(diags[0].code, "bad-on-failure", "{bad}: {diags:?}");
+        }
     }
 
     #[test]

@@ -54,10 +54,20 @@ impl SecretRef {
     }
 }
 
+/// A Parameter Store parameter's value, as a buildspec's `env.parameter-store` reads it.
+pub struct Parameter {
+    pub value: SecretString,
+    /// A `SecureString` (decrypted on reading): masked in logs like a secret.
+    pub secure: bool,
+}
+
 #[async_trait]
 pub trait SecretResolver: Send + Sync {
     /// The value; errors name the secret, never a value.
     async fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String>;
+
+    /// A parameter by name or ARN, decrypted; errors name the parameter, never a value.
+    async fn parameter(&self, name: &str) -> Result<Parameter, String>;
 }
 
 /// For runs without AWS: every secret is an error that says so.
@@ -70,6 +80,12 @@ impl SecretResolver for NoSecrets {
         Err(format!(
             "secret `{}` cannot be read: this run has no AWS access (Secrets Manager) configured",
             secret.secret_id
+        ))
+    }
+
+    async fn parameter(&self, name: &str) -> Result<Parameter, String> {
+        Err(format!(
+            "parameter `{name}` cannot be read: this run has no AWS access (Parameter Store) configured"
         ))
     }
 }

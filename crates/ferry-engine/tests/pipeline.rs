@@ -167,6 +167,175 @@ phases:
     assert!(done.reason.unwrap().contains("build.b: the build failed"));
 }
 
+/// `on-failure: RETRY-count-regex` runs the whole build again, in a fresh workspace, while
+/// the failed command's message matches; a message that does not match fails at once.
+#[tokio::test]
+async fn on_failure_retry_reruns_the_build_while_the_message_matches() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    // Each run counts itself in a file outside the workspace (which each run gets afresh),
+    // and fails with status 3 until its `PASS_ON`th run: by `exit 3`, which ends the build's
+    // shell, or by a command that returns 3.
+    let spec = |on_failure: &str| {
+        format!(
+            r#"version: 0.2
+phases:
+  build:
+    on-failure: {on_failure}
+    commands:
+      - test ! -e leftover
+      - touch leftover
+      - n=$(( $(cat "$COUNTER" 2>/dev/null || echo 0) + 1 )); echo $n > "$COUNTER"
+      - test "$(cat "$COUNTER")" -ge "$PASS_ON" || eval "$FAIL"
+"#
+        )
+    };
+    let counter = |name: &str| h.dir.path().join(name).display().to_string();
+    let retrying = |name: &str, on_failure: &str, pass_on: u32, fail: &str| {
+        let mut b = build(name, &spec(on_failure), &["source"], &[]);
+        b.config["env"] = serde_json::json!([
+            ["COUNTER", counter(name)],
+            ["PASS_ON", pass_on.to_string()],
+            ["FAIL", fail]
+        ]);
+        b
+    };
+    let def = pipeline(
+        "retry",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage(
+                "build",
+                vec![
+                    retrying("flaky", "RETRY-2-exit status 3$", 2, "exit 3"),
+                    retrying("other", "RETRY-2-exit status 9", 2, "(exit 3)"),
+                    retrying("hopeless", "RETRY-1", 5, "(exit 3)"),
+                ],
+            ),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    let runs_of = |name: &str| {
+        std::fs::read_to_string(counter(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let flaky = log_of(&h.engine, &exec.id, "build", "flaky");
+    assert!(
+        flaky.contains("its on-failure retries the build: run 2 of at most 3"),
+        "{flaky}"
+    );
+    assert_eq!(runs_of("flaky"), "2", "it passes on its second run");
+    assert_eq!(
+        runs_of("other"),
+        "1",
+        "a message that does not match is not retried"
+    );
+    assert_eq!(runs_of("hopeless"), "2", "RETRY-1 allows one more run");
+    let runs = h.engine.store().action_runs(&exec.id).unwrap();
+    let status = |name: &str| runs.iter().find(|r| r.action == name).unwrap().status;
+    assert_eq!(status("flaky"), Status::Succeeded, "{flaky}");
+    assert_eq!(status("other"), Status::Failed);
+    let hopeless = runs.iter().find(|r| r.action == "hopeless").unwrap();
+    assert!(
+        hopeless
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("failed after 1 retry"),
+        "{:?}",
+        hopeless.error
+    );
+    assert_eq!(done.status, Status::Failed);
+}
+
+/// `env.parameter-store`: a SecureString is masked like a secret, a String is plain.
+#[tokio::test]
+async fn parameter_store_values_reach_the_build_and_secure_ones_are_masked() {
+    let h = harness(
+        &[
+            ("ssm:/secure/db-password", "pg-very-secret-value"),
+            ("ssm:/app/region", "eu-west-1"),
+        ],
+        false,
+    );
+    let repo = h.source(&[("x", "")]);
+    let spec = r#"version: 0.2
+env:
+  parameter-store:
+    DB_PASSWORD: /secure/db-password
+    REGION: /app/region
+phases:
+  build:
+    commands:
+      - echo "password $DB_PASSWORD in $REGION"
+      - test "$DB_PASSWORD" = pg-very-secret-value
+"#;
+    let def = pipeline(
+        "params",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage("build", vec![build("b", spec, &["source"], &[])]),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    let log = log_of(&h.engine, &exec.id, "build", "b");
+    assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
+    assert!(log.contains("password *** in eu-west-1"), "{log}");
+    assert!(!log.contains("very-secret"), "{log}");
+}
+
+/// `#{stage.action.NAME}` in a build's `env` takes what an earlier build exported; a
+/// variable the build did not export fails with the names it did.
+#[tokio::test]
+async fn exported_variables_reach_later_builds() {
+    let h = harness(&[], false);
+    let repo = h.source(&[("x", "")]);
+    let compile = "version: 0.2\nenv:\n  exported-variables: [VERSION]\nphases:\n  build:\n    commands:\n      - export VERSION=1.4.2\n";
+    let check =
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - test \"$TAG\" = v1.4.2-web\n";
+    let reading = |name: &str, variable: &str| {
+        let mut b = build(name, check, &[], &[]);
+        let text = format!("#{{build.compile.{variable}}}");
+        b.config["env"] = serde_json::json!([["TAG", format!("v{text}-web")]]);
+        b.config["imports"] = serde_json::json!([{"text": text, "stage": "build", "action": "compile", "variable": variable}]);
+        b
+    };
+    let def = pipeline(
+        "exports",
+        Mode::Parallel,
+        vec![
+            source_stage(&repo),
+            stage("build", vec![build("compile", compile, &["source"], &[])]),
+            stage(
+                "test",
+                vec![reading("tagged", "VERSION"), reading("typo", "VERSON")],
+            ),
+        ],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    let runs = h.engine.store().action_runs(&exec.id).unwrap();
+    let run = |name: &str| runs.iter().find(|r| r.action == name).unwrap();
+    assert_eq!(
+        run("tagged").status,
+        Status::Succeeded,
+        "{:?}\n{}",
+        done.reason,
+        log_of(&h.engine, &exec.id, "test", "tagged")
+    );
+    let error = run("typo").error.clone().unwrap();
+    assert!(
+        error.contains("`build.compile` exported no `VERSON`") && error.contains("gave: VERSION"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn a_secret_is_masked_even_when_printed_in_two_pieces() {
     let secret = "correct-horse-battery";
@@ -239,12 +408,19 @@ async fn a_timeout_kills_the_whole_process_group() {
         .trim()
         .parse()
         .unwrap();
-    // The grandchild `sleep 300` died with its group.
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ");
-    assert!(!alive, "the build's child {pid} survived the timeout");
+    // The grandchild `sleep 300` died with its group. A killed process takes a moment to be
+    // gone (on a loaded machine, more than one): wait for it, not for a fixed time.
+    let alive = || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!alive(), "the build's child {pid} survived the timeout");
 }
 
 #[tokio::test]

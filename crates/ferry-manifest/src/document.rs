@@ -424,7 +424,9 @@ pub struct BuildDoc {
     /// Names from the top-level `secrets` that the build sees as environment variables.
     #[schemars(default)]
     pub secrets: Vec<Text>,
-    /// Plain environment variables for the build.
+    /// Plain environment variables for the build. A value may use what an earlier build
+    /// exported (its buildspec's `env.exported-variables`): `#{stage.action.NAME}`, e.g.
+    /// `IMAGE_TAG: "#{build.app.VERSION}"`.
     #[schemars(default)]
     pub env: NamedMap<Text>,
     /// Longest the build may run before it is stopped, e.g. `20m`. Default `1h`; at most `36h`.

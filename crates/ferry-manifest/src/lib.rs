@@ -123,4 +123,17 @@ mod tests {
             b.buildspec
         );
     }
+
+    #[test]
+    fn a_build_reads_what_an_earlier_build_exported() {
+        let text = "pipeline: x\nstages:\n  - name: build\n    actions:\n      - name: app\n        build: {buildspec: b.yml}\n  - name: test\n    actions:\n      - name: smoke\n        build:\n          buildspec: s.yml\n          env: {TAG: 'v#{build.app.VERSION}-#{build.app.VERSION}'}\n";
+        let loaded = crate::from_str("ferry.yaml", text);
+        assert!(!loaded.has_errors(), "{}", loaded.render(false));
+        let m = loaded.manifest.unwrap();
+        let crate::ActionKind::Build(b) = &m.stages[1].actions[0].kind else {
+            panic!()
+        };
+        assert_eq!(b.imports.len(), 1, "each reference once: {:?}", b.imports);
+        assert_eq!(b.imports[0].text(), "#{build.app.VERSION}");
+    }
 }

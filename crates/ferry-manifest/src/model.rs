@@ -281,6 +281,9 @@ pub struct Build {
     /// Names of secret bindings the build sees.
     pub secrets: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The `#{stage.action.NAME}` references in `env` values, each once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<crate::values::ExportedRef>,
     #[serde(serialize_with = "as_duration")]
     pub timeout: Duration,
     /// Where it runs: this machine, or the pipeline's CodeBuild project.

@@ -8,7 +8,7 @@ use ferry_yaml::{Decoder, Diagnostic, SourceFile, Span, did_you_mean};
 
 use crate::document::*;
 use crate::model::*;
-use crate::values::{Traffic, format_duration, names, parse_duration};
+use crate::values::{Traffic, exported_refs, format_duration, names, parse_duration};
 
 const DEFAULT_DEPLOY_ROLE: &str = "ferry-deploy";
 const DEFAULT_ADMIN_ROLE: &str = "OrganizationAccountAccessRole";
@@ -22,6 +22,7 @@ pub(crate) fn resolve(file: &SourceFile, doc: &Document, d: &mut Decoder) -> Opt
         doc,
         d,
         missing_vars: BTreeMap::new(),
+        export_spans: HashMap::new(),
     };
     // Every part is checked even when an earlier one is invalid, so that one run reports all.
     // The artifact flow is the exception: after a structural error (a misspelt `outputs`, an
@@ -31,6 +32,7 @@ pub(crate) fn resolve(file: &SourceFile, doc: &Document, d: &mut Decoder) -> Opt
     r.report_missing_vars();
     if !structural_errors {
         r.artifact_flow(&manifest.stages);
+        r.export_flow(&manifest.stages);
     }
     r.warnings(&manifest.stages);
     Some(Manifest {
@@ -64,6 +66,8 @@ struct Resolver<'a> {
     d: &'a mut Decoder,
     /// `${name}` uses that some environments cannot resolve: (span, name) → environments.
     missing_vars: BTreeMap<(usize, usize, String), Vec<String>>,
+    /// Where each `#{stage.action.NAME}` is first written, for the flow check.
+    export_spans: HashMap<String, Span>,
 }
 
 /// Variables of one environment for `${…}` in deploy actions.
@@ -916,6 +920,7 @@ impl Resolver<'_> {
             );
         }
         let mut env = Vec::new();
+        let mut imports = Vec::new();
         for (k, v) in b.env.iter() {
             let name = self.checked(k, "environment variable name", names::env_var);
             if b.secrets.iter().any(|s| s.value == name) {
@@ -926,9 +931,26 @@ impl Resolver<'_> {
                     "keep one of the two",
                 );
             }
+            match exported_refs(&v.value) {
+                Ok(refs) => {
+                    for (_, r) in refs {
+                        self.export_spans.entry(r.text()).or_insert(v.span);
+                        if !imports.contains(&r) {
+                            imports.push(r);
+                        }
+                    }
+                }
+                Err(why) => self.error(
+                    "bad-exported-ref",
+                    v.span,
+                    why,
+                    "name a build that runs before this one and a variable its buildspec lists under `env.exported-variables`",
+                ),
+            }
             env.push((name, v.value.clone()));
         }
         Build {
+            imports,
             runner: self.runner(b),
             buildspec,
             inputs,
@@ -1111,6 +1133,40 @@ impl Resolver<'_> {
                                 hint,
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every `#{stage.action.NAME}` names a build that finishes before the build that reads it.
+    fn export_flow(&mut self, stages: &[Stage]) {
+        for (si, stage) in stages.iter().enumerate() {
+            for action in &stage.actions {
+                let ActionKind::Build(b) = &action.kind else {
+                    continue;
+                };
+                for r in &b.imports {
+                    let found = stages.iter().enumerate().find_map(|(psi, s)| {
+                        let a = s
+                            .actions
+                            .iter()
+                            .find(|a| s.name == r.stage && a.name == r.action)?;
+                        Some((psi, a))
+                    });
+                    let span = self
+                        .export_spans
+                        .get(&r.text())
+                        .copied()
+                        .unwrap_or(self.doc.pipeline.span);
+                    let problem = match found {
+                        None => Some((format!("no action is named `{}.{}`", r.stage, r.action), "write `#{stage.action.NAME}` with the stage and action of an earlier build".to_owned())),
+                        Some((_, a)) if !matches!(a.kind, ActionKind::Build(_)) => Some((format!("`{}.{}` is not a build; only builds export variables", r.stage, r.action), "name a build action".to_owned())),
+                        Some((psi, a)) if !(psi < si || (psi == si && a.run_order < action.run_order)) => Some((format!("`{}.{}` does not finish before `{}.{}`, which reads its `{}`", r.stage, r.action, stage.name, action.name, r.variable), "move the exporting build to an earlier stage, or give it a lower `run_order`".to_owned())),
+                        Some(_) => None,
+                    };
+                    if let Some((message, hint)) = problem {
+                        self.error("unknown-exported-ref", span, message, hint);
                     }
                 }
             }

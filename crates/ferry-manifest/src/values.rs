@@ -397,6 +397,65 @@ pub mod names {
     }
 }
 
+/// A build's use of a variable an earlier build exported: `#{stage.action.NAME}` in an
+/// `env` value, as CodePipeline writes `#{namespace.NAME}`. The engine replaces `text` with
+/// the value the named build left in `NAME` (its buildspec's `env.exported-variables`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ExportedRef {
+    pub stage: String,
+    pub action: String,
+    pub variable: String,
+}
+
+impl ExportedRef {
+    /// How the reference is written.
+    pub fn text(&self) -> String {
+        format!("#{{{}.{}.{}}}", self.stage, self.action, self.variable)
+    }
+}
+
+/// Every `#{stage.action.NAME}` in `text`, with its byte range; the error says what is wrong
+/// with the first malformed one. `#` not followed by `{` is text.
+pub fn exported_refs(text: &str) -> Result<Vec<(std::ops::Range<usize>, ExportedRef)>, String> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("#{").map(|i| i + from) {
+        let Some(len) = text[at..].find('}') else {
+            return Err(format!(
+                "`{}` is not closed; write `#{{stage.action.NAME}}`",
+                &text[at..]
+            ));
+        };
+        let inner = &text[at + 2..at + len];
+        let parts: Vec<&str> = inner.split('.').collect();
+        let word = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if parts.len() != 3 || !parts.iter().all(|p| word(p)) {
+            let hint = if parts.len() == 2 {
+                " (ferry names the build by its stage and action: `#{build.app.VERSION}`)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "`#{{{inner}}}` is not `#{{stage.action.NAME}}`{hint}"
+            ));
+        }
+        out.push((
+            at..at + len + 1,
+            ExportedRef {
+                stage: parts[0].to_owned(),
+                action: parts[1].to_owned(),
+                variable: parts[2].to_owned(),
+            },
+        ));
+        from = at + len + 1;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +531,25 @@ mod tests {
         assert!(secret_id("orders/db:").is_some());
         assert!(artifact_path("dist/function.zip").is_none());
         assert!(artifact_path("../x").is_some());
+    }
+
+    #[test]
+    fn exported_refs_are_found_with_their_ranges() {
+        let text = "v#{build.app.VERSION}-#{test.unit.REPORT} and # alone";
+        let refs = exported_refs(text).unwrap();
+        assert_eq!(refs.len(), 2);
+        assert_eq!(&text[refs[0].0.clone()], "#{build.app.VERSION}");
+        assert_eq!(refs[1].1.text(), "#{test.unit.REPORT}");
+        assert!(
+            exported_refs("#{BuildVariables.VERSION}")
+                .unwrap_err()
+                .contains("stage and action")
+        );
+        assert!(
+            exported_refs("#{build.app")
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(exported_refs("#{a.b.c d}").is_err());
     }
 }

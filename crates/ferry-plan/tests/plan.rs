@@ -779,6 +779,10 @@ fn orders_native() -> ferry_manifest::Manifest {
             "  repo: .\n",
             "  repo: https://github.com/acme/orders.git\n",
         ),
+        (
+            "          inputs: [source, app]\n",
+            "          inputs: [source, app]\n          env: {IMAGE_TAG: \"v#{build.package.VERSION}\"}\n",
+        ),
     ])
 }
 
@@ -880,6 +884,19 @@ fn the_native_pipeline_has_its_projects_topic_and_own_role_and_verify_proves_eve
         "arn:aws:sns:us-east-1:111111111111:ferry-orders-approvals"
     );
     assert!(stage("build").on_failure.is_none());
+    // A build's variables are its namespace; a later build reads them through it, and its
+    // secrets go as references CodeBuild resolves.
+    let package = &stage("build").actions[0];
+    assert_eq!(package.namespace.as_deref(), Some("build@package"));
+    let vars: Value = serde_json::from_str(&package.configuration["EnvironmentVariables"]).unwrap();
+    assert_eq!(
+        vars,
+        serde_json::json!([{"name": "ORDERS_API_TOKEN", "value": "orders/api-token", "type": "SECRETS_MANAGER"}])
+    );
+    let integration: Value =
+        serde_json::from_str(&stage("test").actions[0].configuration["EnvironmentVariables"])
+            .unwrap();
+    assert_eq!(integration[0]["value"], "v#{build@package.VERSION}");
     let push = &p.triggers[0].git_configuration.push;
     assert_eq!(push[0].branches.as_ref().unwrap().includes, ["main"]);
 

@@ -14,7 +14,7 @@ use ferry_aws::session::Aws;
 use ferry_engine::action::Settings;
 use ferry_engine::approval::ApprovalConfig;
 use ferry_engine::artifact::{ArtifactStore, LocalArtifacts};
-use ferry_engine::build::{BuildConfig, InlineBuildspec};
+use ferry_engine::build::{BuildConfig, Import, InlineBuildspec};
 use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
 use ferry_engine::secrets::{NoSecrets, SecretResolver};
 use ferry_engine::source::SourceConfig;
@@ -125,6 +125,16 @@ fn action(
                 inline,
                 env: b.env.clone(),
                 secrets,
+                imports: b
+                    .imports
+                    .iter()
+                    .map(|r| Import {
+                        text: r.text(),
+                        stage: r.stage.clone(),
+                        action: r.action.clone(),
+                        variable: r.variable.clone(),
+                    })
+                    .collect(),
             };
             let names = ferry_plan::Names::new(manifest, None);
             def.config = match (b.runner, names) {

@@ -52,7 +52,8 @@ pub fn to_sdk(p: &Pipeline) -> Result<cp::PipelineDeclaration, BuildError> {
                 .run_order(a.run_order)
                 .set_configuration(Some(a.configuration.clone().into_iter().collect()))
                 .set_role_arn(a.role_arn.clone())
-                .set_region(a.region.clone());
+                .set_region(a.region.clone())
+                .set_namespace(a.namespace.clone());
             for i in &a.input_artifacts {
                 action =
                     action.input_artifacts(cp::InputArtifact::builder().name(&i.name).build()?);
@@ -207,6 +208,7 @@ pub fn from_sdk(d: &cp::PipelineDeclaration) -> Pipeline {
                                 .collect(),
                             role_arn: a.role_arn().map(str::to_owned),
                             region: a.region().map(str::to_owned),
+                            namespace: a.namespace().map(str::to_owned),
                         }
                     })
                     .collect(),

@@ -83,6 +83,7 @@ fn config(bucket: &str, key: &str) -> CodebuildConfig {
             inline: None,
             env: vec![("STAGE".into(), "test".into())],
             secrets: vec![("DB_PASSWORD".into(), "orders/db:password".into())],
+            imports: vec![],
         },
         bucket: bucket.into(),
         prefix: "orders".into(),
@@ -107,6 +108,7 @@ fn start_build_carries_the_buildspec_the_overrides_and_the_token() {
         attempt: 2,
         outputs: &outputs,
         marker: MARK,
+        env: &c.build.env,
     };
     let inputs = vec![
         (
@@ -326,6 +328,7 @@ impl Fixture {
             attempt: 1,
             outputs: &outputs,
             marker: &mark,
+            env: &[],
         });
         s3(&self.w.shared)
             .put_object()

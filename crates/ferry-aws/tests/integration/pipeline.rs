@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::common::*;
 
 const SECRET: &str = "s3cr3t-Value-4711";
+const API_KEY: &str = "param-secret-8c1f";
 
 #[tokio::test]
 async fn an_artifact_written_in_the_shared_account_is_read_by_a_target_role() {
@@ -116,6 +117,28 @@ async fn a_pipeline_builds_with_a_secret_and_deploys_lambda_and_ecs_to_dev() {
         .send()
         .await
         .unwrap();
+    // Parameter Store, as a buildspec's `env.parameter-store` reads it in the shared account.
+    let ssm = aws_sdk_ssm::Client::new(&w.shared);
+    for (name, value, kind) in [
+        (
+            "/orders/api-key",
+            API_KEY,
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+        (
+            "/orders/stage",
+            "blue",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(kind)
+            .send()
+            .await
+            .unwrap();
+    }
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
     ecs_service(&w.dev, 1).await;
 
@@ -128,10 +151,14 @@ async fn a_pipeline_builds_with_a_secret_and_deploys_lambda_and_ecs_to_dev() {
     )
     .unwrap();
     let buildspec = r#"version: 0.2
+env:
+  parameter-store: {API_KEY: /orders/api-key, STAGE: /orders/stage}
 phases:
   build:
     commands:
       - echo "connecting with password $DB_PASSWORD"
+      - echo "api key $API_KEY for $STAGE"
+      - test "${#API_KEY}" -eq 17
       - mkdir -p dist && python3 -m zipfile -c dist/fn.zip index.py
       - printf '[{"name":"web","imageUri":"repo/orders-api:%s"}]' "$CODEBUILD_RESOLVED_SOURCE_VERSION" > dist/imagedefinitions.json
 artifacts:
@@ -215,6 +242,8 @@ artifacts:
     // The secret reached the build and never its log.
     assert!(log.contains("connecting with password ***"), "{log}");
     assert!(!log.contains(SECRET));
+    assert!(log.contains("api key *** for blue"), "{log}");
+    assert!(!log.contains(API_KEY));
     // A finished action's workspace is removed in the background, so a file may vanish
     // between listing and reading: what is gone cannot hold the secret.
     let on_disk: String = walk(&state)
@@ -226,8 +255,8 @@ artifacts:
         })
         .collect();
     assert!(
-        !on_disk.contains(SECRET),
-        "the secret reached the state directory"
+        !on_disk.contains(SECRET) && !on_disk.contains(API_KEY),
+        "a secret reached the state directory"
     );
 
     // The artifact is in the shared bucket; both deploys landed and are in the ledger.

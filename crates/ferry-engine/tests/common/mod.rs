@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use ferry_engine::action::{Observer, RunEvent, Settings};
 use ferry_engine::artifact::LocalArtifacts;
 use ferry_engine::model::*;
-use ferry_engine::secrets::{SecretRef, SecretResolver};
+use ferry_engine::secrets::{Parameter, SecretRef, SecretResolver};
 use ferry_engine::store::{SqliteStore, Store};
 use ferry_engine::{Engine, Registry};
 use secrecy::SecretString;
@@ -28,6 +28,18 @@ impl SecretResolver for MapSecrets {
             .get(&secret.secret_id)
             .map(|v| SecretString::from(v.clone()))
             .ok_or_else(|| format!("no secret `{}`", secret.secret_id))
+    }
+
+    /// A parameter is `ssm:<name>` in the map; a name that starts with `/secure/` is a
+    /// SecureString.
+    async fn parameter(&self, name: &str) -> Result<Parameter, String> {
+        self.0
+            .get(&format!("ssm:{name}"))
+            .map(|v| Parameter {
+                value: SecretString::from(v.clone()),
+                secure: name.starts_with("/secure/"),
+            })
+            .ok_or_else(|| format!("no parameter `{name}`"))
     }
 }
 

@@ -80,6 +80,9 @@ pub struct Action {
     pub role_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// A build's variables namespace, which later actions read as `#{namespace.NAME}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,6 +205,36 @@ pub fn projects(names: &Names<'_>) -> Vec<NativeProject> {
     out
 }
 
+/// The namespace of a build's exported variables: its stage and action, joined by `@`
+/// (which a ferry name never holds, so two builds never share one).
+pub fn variables_namespace(stage: &str, action: &str) -> String {
+    format!("{stage}@{action}")
+}
+
+/// The CodeBuild action's `EnvironmentVariables`: the build's `env`, `#{stage.action.NAME}`
+/// rewritten to the exporting build's namespace, and its secrets as Secrets Manager
+/// references, which CodeBuild resolves as the project's role.
+fn environment_variables(m: &Manifest, b: &ferry_manifest::Build) -> Option<String> {
+    let mut vars = Vec::new();
+    for (name, value) in &b.env {
+        let value = b.imports.iter().fold(value.clone(), |v, r| {
+            v.replace(
+                &r.text(),
+                &format!(
+                    "#{{{}.{}}}",
+                    variables_namespace(&r.stage, &r.action),
+                    r.variable
+                ),
+            )
+        });
+        vars.push(serde_json::json!({"name": name, "value": value, "type": "PLAINTEXT"}));
+    }
+    for binding in b.secrets.iter().filter_map(|s| m.secret(s)) {
+        vars.push(serde_json::json!({"name": binding.name, "value": binding.secret_id, "type": "SECRETS_MANAGER"}));
+    }
+    (!vars.is_empty()).then(|| serde_json::Value::Array(vars).to_string())
+}
+
 /// A shell word: single-quoted (the values are names, ARNs and traffic notations, which hold
 /// no single quote; one that did is closed, escaped and reopened).
 fn quoted(value: &str) -> String {
@@ -286,6 +319,7 @@ pub fn codepipeline(names: &Names<'_>) -> (Pipeline, Vec<String>) {
             output_artifacts: artifacts(&["source".to_owned()]),
             role_arn: None,
             region: None,
+            namespace: None,
         }],
         on_failure: None,
     }];
@@ -306,10 +340,15 @@ pub fn codepipeline(names: &Names<'_>) -> (Pipeline, Vec<String>) {
                 output_artifacts: vec![],
                 role_arn: None,
                 region: None,
+                namespace: None,
             };
             match &action.kind {
                 ActionKind::Build(b) => {
                     a.configuration = config([("ProjectName", project)]);
+                    a.namespace = Some(variables_namespace(&stage.name, &action.name));
+                    if let Some(vars) = environment_variables(m, b) {
+                        a.configuration.insert("EnvironmentVariables".into(), vars);
+                    }
                     a.input_artifacts = artifacts(&b.inputs);
                     a.output_artifacts = artifacts(&b.outputs);
                     if b.inputs.len() > 1 {
