@@ -333,8 +333,10 @@ impl Verdict {
     }
 }
 
+/// SCPs restrict the organization's own principals, but not service-linked roles (T20).
 fn scps_apply(req: &Request) -> bool {
     !matches!(req.principal, Principal::Anonymous | Principal::Service(_))
+        && !req.principal.is_service_linked_role()
 }
 
 fn rcps_apply(req: &Request) -> bool {

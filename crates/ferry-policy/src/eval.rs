@@ -96,11 +96,16 @@ fn action(clause: &ActionClause, action: &str) -> bool {
 fn resource(clause: Option<&ResourceClause>, layer: Layer, request: &Request) -> bool {
     match clause {
         // Trust and repository policies leave the resource out: it is the one they are on.
-        // Identity policies must name one.
-        None => !matches!(
-            layer,
-            Layer::Identity | Layer::PermissionBoundary | Layer::SessionPolicy
-        ),
+        // Identity policies must name one, and so must key policies: KMS reads a key-policy
+        // statement without `Resource` as granting nothing.
+        None => match layer {
+            Layer::Identity | Layer::PermissionBoundary | Layer::SessionPolicy => false,
+            Layer::ResourcePolicy => {
+                crate::authorize::ResourceKind::of(request)
+                    != crate::authorize::ResourceKind::KeyPolicy
+            }
+            _ => true,
+        },
         Some(clause) => {
             let any = clause
                 .patterns

@@ -127,6 +127,21 @@ impl Principal {
         }
     }
 
+    /// A service-linked role, or a session of one: AWS names them `AWSServiceRoleFor…` under
+    /// the path `/aws-service-role/` (a session ARN drops the path, the name remains).
+    pub fn is_service_linked_role(&self) -> bool {
+        let role = match self {
+            Principal::Role { name, .. } => name.as_str(),
+            Principal::Session { role, .. } => role.as_str(),
+            _ => return false,
+        };
+        role.starts_with("aws-service-role/")
+            || role
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("AWSServiceRoleFor"))
+    }
+
     /// Whether the principal acts through temporary session credentials.
     pub fn is_role_session(&self) -> bool {
         matches!(self, Principal::Role { .. } | Principal::Session { .. })
