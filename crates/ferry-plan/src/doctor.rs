@@ -209,7 +209,9 @@ pub fn diagnose(denial: Denial, foundation: &Foundation, names: &Names<'_>) -> D
         .collect();
     if edges.is_empty() {
         let known = foundation.edges.iter().any(|e| e.principal == who);
-        let unmatched = if !denial.caller_named {
+        let unmatched = if let Some(advice) = task_secret_advice(&denial, foundation, names) {
+            advice
+        } else if !denial.caller_named {
             format!(
                 "no call of this pipeline is {} on {}: {} is not something its plan grants, so it comes from outside ferry's foundation",
                 denial.action,
@@ -277,6 +279,50 @@ pub fn diagnose(denial: Denial, foundation: &Foundation, names: &Names<'_>) -> D
         findings,
         unmatched: None,
     }
+}
+
+/// An ECS task that cannot read its secret: ferry.yaml names no task secrets, so no edge
+/// reads it; say which role must, the statements it needs, and which policies on the secret's
+/// side must admit it when the secret is in another account.
+fn task_secret_advice(
+    denial: &Denial,
+    foundation: &Foundation,
+    names: &Names<'_>,
+) -> Option<String> {
+    if !denial.by_ecs_task || denial.action != "secretsmanager:GetSecretValue" {
+        return None;
+    }
+    let secret = denial.resource.as_deref()?;
+    let mut parts = secret.split(':');
+    let region = parts.nth(3)?;
+    let owner = parts.next()?;
+    let owner_name = foundation
+        .accounts
+        .iter()
+        .find(|a| a.id == owner)
+        .map_or_else(
+            || format!("account {owner}"),
+            |a| format!("{} ({owner})", a.name),
+        );
+    let identity = serde_json::json!([
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret},
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "THE-SECRET'S-KEY-ARN",
+         "Condition": {"StringEquals": {"kms:ViaService": format!("secretsmanager.{region}.amazonaws.com")}}}
+    ]);
+    let mut advice = format!(
+        "ECS reads a task's `secrets` as the task execution role named in its task definition (ferry's is `{}` in each target account); ferry.yaml names no task secrets, so no edge of the plan reads {secret} of {owner_name}. Give the execution role these statements in its identity policy: {identity}",
+        names.execution_role_name()
+    );
+    let cross_account = !foundation
+        .accounts
+        .iter()
+        .any(|a| a.id == owner && a.kind == crate::AccountKind::Target);
+    if cross_account {
+        advice.push_str(&format!(
+            ". The secret is in {owner_name}, not the task's account: its resource policy must also allow the execution role secretsmanager:GetSecretValue, it must be encrypted under a customer-managed key (the default aws/secretsmanager key admits only its own account), and that key's policy must allow the role kms:Decrypt"
+        ));
+    }
+    Some(advice)
 }
 
 fn layer_word(layer: &str) -> &'static str {

@@ -547,6 +547,33 @@ fn doctor_explains_an_image_pull_refused_across_accounts() {
     );
 }
 
+/// An ECS task that cannot read its secret from the shared account: no edge of the plan reads
+/// task secrets, so doctor says which role must, with the statements, and what the secret's
+/// own account must allow.
+#[test]
+fn doctor_explains_a_task_secret_read_refused_across_accounts() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let message = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:111111111111:secret:orders/db-AbCdEf from secrets manager: AccessDeniedException";
+    let d = ferry_plan::doctor::diagnose(ferry_plan::doctor::parse(message).unwrap(), &f, &names);
+    let advice = d.unmatched.as_deref().unwrap();
+    for part in [
+        "ferry-orders-ecs-execution",
+        "\"Resource\":\"arn:aws:secretsmanager:us-east-1:111111111111:secret:orders/db-AbCdEf\"",
+        "secretsmanager.us-east-1.amazonaws.com",
+        "The secret is in shared (111111111111)",
+        "customer-managed key",
+    ] {
+        assert!(advice.contains(part), "{part}: {advice}");
+    }
+    // A secret in the task's own account needs no cross-account policies.
+    let own = message.replace("111111111111", "222222222222");
+    let d = ferry_plan::doctor::diagnose(ferry_plan::doctor::parse(&own).unwrap(), &f, &names);
+    let advice = d.unmatched.as_deref().unwrap();
+    assert!(!advice.contains("not the task's account"), "{advice}");
+}
+
 #[test]
 fn doctor_names_the_policy_and_statement_for_a_denied_decrypt() {
     let m = orders();
