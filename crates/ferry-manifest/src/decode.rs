@@ -414,6 +414,7 @@ fn ecs(d: &mut Decoder, n: &Node) -> Option<EcsDoc> {
         timeout: opt_name(d, &f, "timeout", "`timeout`"),
         alarms: opt_list(d, &f, "alarms", "`alarms`"),
         task_role: opt_name(d, &f, "task_role", "`task_role`"),
+        execution_role: opt_name(d, &f, "execution_role", "`execution_role`"),
     })
 }
 

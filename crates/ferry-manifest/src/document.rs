@@ -501,9 +501,14 @@ pub struct EcsDoc {
     pub alarms: Vec<Text>,
     /// The IAM role (a name, in the target account) that the service's task definition gives its
     /// containers (`taskRoleArn`). Registering a revision passes it to ECS, so the deploy role
-    /// may pass it — with ferry's execution role, to ECS tasks only, and no other role. Omit
+    /// may pass it — with the execution role, to ECS tasks only, and no other role. Omit
     /// when the task definition has no task role.
     pub task_role: Option<Text>,
+    /// The task definition's own execution role (a name, in the target account;
+    /// `executionRoleArn`), when it is not ferry's `ferry-<pipeline>-ecs-execution`. The deploy
+    /// role may pass exactly it, the shared repositories' policies let it pull, and its own
+    /// policies stay yours: `ferry verify --live` reads them. Omit to use ferry's.
+    pub execution_role: Option<Text>,
 }
 
 impl EcsDoc {
@@ -515,6 +520,7 @@ impl EcsDoc {
         "timeout",
         "alarms",
         "task_role",
+        "execution_role",
     ];
 }
 

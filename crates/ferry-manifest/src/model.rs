@@ -323,6 +323,9 @@ pub struct EcsDeploy {
     pub alarms: Vec<String>,
     /// The task definition's task role, by name in the target account.
     pub task_role: Option<String>,
+    /// The task definition's own execution role, by name in the target account; `None`:
+    /// ferry's.
+    pub execution_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -986,6 +986,10 @@ impl Resolver<'_> {
                 .task_role
                 .as_ref()
                 .map(|r| self.value(r, vars, "role name", names::iam_role)),
+            execution_role: e
+                .execution_role
+                .as_ref()
+                .map(|r| self.value(r, vars, "role name", names::iam_role)),
         }
     }
 

@@ -102,6 +102,7 @@ deploy:
       artifact: app            # holds imagedefinitions.json, written by the build
       timeout: 15m
       # task_role: {pipeline}-api-task   # the task definition's taskRoleArn, if it has one
+      # execution_role: {pipeline}-api-execution   # its own executionRoleArn, if not ferry's
 "#
             ));
         }

@@ -30,6 +30,10 @@ pub struct Edge {
     pub condition: Option<NeedCondition>,
     /// Why the pipeline makes this call.
     pub why: String,
+    /// The principal is a role of the team's, not of the plan: ferry writes the resource's
+    /// side of the grant, and its own policies are the team's (read by `verify --live`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub teams_role: bool,
 }
 
 impl Edge {
@@ -45,7 +49,13 @@ impl Edge {
             context: vec![("aws:SecureTransport".into(), "true".into())],
             condition: None,
             why: why.to_owned(),
+            teams_role: false,
         }
+    }
+
+    fn by_teams_role(mut self, yes: bool) -> Edge {
+        self.teams_role = yes;
+        self
     }
 
     fn granted_as(mut self, pattern: &str) -> Edge {
@@ -441,13 +451,22 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                             "RegisterTaskDefinition",
                         ),
                     );
+                    // The task definition's execution role: the team's own, or ferry's.
+                    let execution = e.execution_role.as_ref().map_or_else(
+                        || names.execution_role(account),
+                        |r| role_arn(&account.id, r),
+                    );
                     out.push(
                         Edge::new(
                             &scope,
                             &deploy,
                             "iam:PassRole",
-                            &names.execution_role(account),
-                            "register a task definition that uses ferry's execution role",
+                            &execution,
+                            if e.execution_role.is_some() {
+                                "register a task definition that uses its own execution role"
+                            } else {
+                                "register a task definition that uses ferry's execution role"
+                            },
                         )
                         .when(
                             "StringEquals",
@@ -471,15 +490,17 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                             ),
                         );
                     }
-                    let execution = names.execution_role(account);
                     if !names.shared.repositories.is_empty() {
-                        out.push(Edge::new(
-                            &scope,
-                            &execution,
-                            "ecr:GetAuthorizationToken",
-                            "*",
-                            "ECS logs in to the shared ECR to start tasks",
-                        ));
+                        out.push(
+                            Edge::new(
+                                &scope,
+                                &execution,
+                                "ecr:GetAuthorizationToken",
+                                "*",
+                                "ECS logs in to the shared ECR to start tasks",
+                            )
+                            .by_teams_role(e.execution_role.is_some()),
+                        );
                     }
                     for repo in &names.shared.repositories {
                         for action in [
@@ -487,13 +508,16 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                             "ecr:GetDownloadUrlForLayer",
                             "ecr:BatchGetImage",
                         ] {
-                            out.push(Edge::new(
-                                &scope,
-                                &execution,
-                                action,
-                                &names.repository_arn(repo),
-                                &format!("ECS pulls images from {repo}"),
-                            ));
+                            out.push(
+                                Edge::new(
+                                    &scope,
+                                    &execution,
+                                    action,
+                                    &names.repository_arn(repo),
+                                    &format!("ECS pulls images from {repo}"),
+                                )
+                                .by_teams_role(e.execution_role.is_some()),
+                            );
                         }
                     }
                     alarms.extend(e.alarms.iter().map(String::as_str));

@@ -195,7 +195,9 @@ pub fn diagnose(denial: Denial, foundation: &Foundation, names: &Names<'_>) -> D
         .iter()
         .filter(|e| !denial.caller_named || e.principal == who)
         .filter(|e| {
+            // ECS acts as the task's execution role: ferry's, or the team's own.
             !denial.by_ecs_task
+                || e.teams_role
                 || e.principal
                     .ends_with(&format!(":role/{}", names.execution_role_name()))
         })

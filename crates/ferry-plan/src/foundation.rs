@@ -80,6 +80,9 @@ impl Foundation {
     /// The policies of the plan, as the verifier reads them.
     pub fn policies(&self, names: &Names<'_>) -> crate::verify::PolicyStore {
         let mut store = crate::verify::PolicyStore::default();
+        for edge in self.edges.iter().filter(|e| e.teams_role) {
+            store.assume_teams_role(&edge.principal);
+        }
         for account in &self.accounts {
             for r in &account.resources {
                 match r {

@@ -248,6 +248,87 @@ fn an_ecs_task_role_is_passable_by_the_deploy_role_and_nothing_else_is() {
     );
 }
 
+/// A service whose task definition names the team's own execution role: the deploy role may
+/// pass exactly that role, the repository policy lets it pull, ferry lays no execution role of
+/// its own — and offline verify proves ferry's side while saying the role's own policies are
+/// for `--live`; a role whose policies lack the pulls is found.
+#[test]
+fn a_teams_own_execution_role_is_passed_and_admitted_and_its_policies_stay_its_own() {
+    let m = orders_edited(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      execution_role: orders-api-execution\n",
+    );
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    let prod = f.accounts.iter().find(|a| a.name == "prod").unwrap();
+    let team_role = format!("arn:aws:iam::{}:role/orders-api-execution", prod.id);
+    let pulls: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.edge.principal == team_role && r.edge.action == "ecr:BatchGetImage")
+        .collect();
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert!(
+        pulls[0].reason.contains("the team's own"),
+        "{}",
+        pulls[0].reason
+    );
+
+    // No execution role of ferry's is laid where every service brings its own.
+    let roles: Vec<&str> = prod
+        .resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Role(role) => Some(role.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roles, ["ferry-deploy"], "{roles:?}");
+    let deploy_policy = serde_json::to_string(&prod.resources).unwrap();
+    assert!(
+        deploy_policy.contains(&team_role),
+        "PassRole names the team's role"
+    );
+    assert!(!deploy_policy.contains("ferry-orders-ecs-execution"));
+    // The shared repository's policy admits the team's role to pull.
+    let shared = &f.accounts[0];
+    let repo = shared
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Repository(repo) => repo.policy.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert!(repo.0.to_string().contains(&team_role), "{}", repo.0);
+
+    // Live, the team's role is read: one without the pulls is denied, with the fix in its
+    // own identity policy.
+    let mut live = serde_json::to_value(f.policies(&names)).unwrap();
+    live.as_object_mut().unwrap().remove("teams_roles_assumed");
+    let live: PolicyStore = serde_json::from_value(live).unwrap();
+    let report = verify(&live, &f.edges, &names);
+    let denied_pulls: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| !r.allowed)
+        .map(|r| (r.edge.principal.as_str(), r.edge.action.as_str()))
+        .collect();
+    assert!(
+        denied_pulls.contains(&(team_role.as_str(), "ecr:BatchGetImage")),
+        "{denied_pulls:?}"
+    );
+    assert!(
+        denied_pulls
+            .iter()
+            .all(|(p, _)| p.ends_with("/orders-api-execution")),
+        "{denied_pulls:?}"
+    );
+}
+
 /// The orders manifest with its function deployed from an image in the shared repository.
 fn orders_with_an_image_function() -> ferry_manifest::Manifest {
     orders_edited(
