@@ -335,8 +335,10 @@ impl Verdict {
 
 /// SCPs restrict the organization's own principals, but not service-linked roles (T20).
 fn scps_apply(req: &Request) -> bool {
-    !matches!(req.principal, Principal::Anonymous | Principal::Service(_))
-        && !req.principal.is_service_linked_role()
+    !matches!(
+        req.principal,
+        Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. }
+    ) && !req.principal.is_service_linked_role()
 }
 
 fn rcps_apply(req: &Request) -> bool {
@@ -417,7 +419,10 @@ fn verdict(set: &PolicySet, req: &Request) -> Verdict {
     .allow;
     let at = resource.map(|(pi, si, _)| (pi, si));
     let grant = resource.map(|(_, _, g)| g);
-    if matches!(req.principal, Principal::Anonymous | Principal::Service(_)) {
+    if matches!(
+        req.principal,
+        Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. }
+    ) {
         return Verdict::OnlyResourcePolicy {
             resource: at.filter(|_| grant == Some(Grant::Direct)),
         };
@@ -894,6 +899,7 @@ impl Explainer<'_> {
         match &self.req.principal {
             Principal::Anonymous => json!("*"),
             Principal::Service(s) => json!({"Service": s}),
+            Principal::Federated { provider } => json!({"Federated": provider}),
             p => json!({"AWS": p.principal_arn().unwrap_or_else(|| p.to_string())}),
         }
     }

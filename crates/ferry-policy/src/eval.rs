@@ -147,6 +147,9 @@ fn named(value: &PrincipalValue, requester: &Principal) -> Option<Grant> {
     match (value, requester) {
         (PrincipalValue::Everyone, _) => Some(Grant::Direct),
         (PrincipalValue::Service(s), P::Service(r)) if s == r => Some(Grant::Direct),
+        (PrincipalValue::Federated(f), P::Federated { provider }) if f == provider => {
+            Some(Grant::Direct)
+        }
         (PrincipalValue::Aws(a), p) => match (a, p) {
             (A::Account(acct), p) if p.account() == Some(acct.as_str()) => Some(Grant::Account),
             (
@@ -209,6 +212,7 @@ fn escapes_not_principal_deny(values: &[PrincipalValue], requester: &Principal) 
     match requester {
         P::Anonymous => false,
         P::Service(s) => values.contains(&PrincipalValue::Service(s.clone())),
+        P::Federated { provider } => values.contains(&PrincipalValue::Federated(provider.clone())),
         P::Root { account: a } => account(a),
         P::User { account: a, name } => {
             account(a)

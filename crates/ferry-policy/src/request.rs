@@ -28,6 +28,12 @@ pub enum Principal {
         role: String,
         session: String,
     },
+    /// A caller signed in by an identity provider, for `sts:AssumeRoleWithWebIdentity` (OIDC)
+    /// or `sts:AssumeRoleWithSAML`: the provider's ARN, `arn:aws:iam::A:oidc-provider/HOST`,
+    /// as a trust policy's `Federated` names it. Only the trust policy decides.
+    Federated {
+        provider: String,
+    },
     /// `arn:aws:sts::A:federated-user/N` (GetFederationToken).
     FederatedUser {
         account: String,
@@ -70,6 +76,14 @@ impl Principal {
                 account,
                 name: last(resource),
             }),
+            "iam"
+                if resource.starts_with("oidc-provider/")
+                    || resource.starts_with("saml-provider/") =>
+            {
+                Ok(Principal::Federated {
+                    provider: text.to_owned(),
+                })
+            }
             "sts" => {
                 let segs: Vec<&str> = resource.split('/').collect();
                 match segs.as_slice() {
@@ -92,7 +106,7 @@ impl Principal {
     /// The principal's account; `None` for anonymous callers and services.
     pub fn account(&self) -> Option<&str> {
         match self {
-            Principal::Anonymous | Principal::Service(_) => None,
+            Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. } => None,
             Principal::Root { account }
             | Principal::User { account, .. }
             | Principal::Role { account, .. }
@@ -110,7 +124,7 @@ impl Principal {
                 account,
                 name: role,
             } => Some(format!("arn:aws:iam::{account}:role/{role}")),
-            Principal::Anonymous | Principal::Service(_) => None,
+            Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. } => None,
             other => Some(other.to_string()),
         }
     }
@@ -120,6 +134,7 @@ impl Principal {
         match self {
             Principal::Anonymous => "Anonymous",
             Principal::Service(_) => "Service",
+            Principal::Federated { .. } => "WebIdentityUser",
             Principal::Root { .. } => "Account",
             Principal::User { .. } => "User",
             Principal::Role { .. } | Principal::Session { .. } => "AssumedRole",
@@ -153,6 +168,7 @@ impl fmt::Display for Principal {
         match self {
             Principal::Anonymous => f.write_str("anonymous"),
             Principal::Service(s) => f.write_str(s),
+            Principal::Federated { provider } => f.write_str(provider),
             Principal::Root { account } => write!(f, "arn:aws:iam::{account}:root"),
             Principal::User { account, name } => write!(f, "arn:aws:iam::{account}:user/{name}"),
             Principal::Role { account, name } => write!(f, "arn:aws:iam::{account}:role/{name}"),
