@@ -60,7 +60,14 @@ pub fn validate(project: &Project, strict: bool) -> ValidateReport {
     let buildspecs = loaded
         .manifest
         .as_ref()
-        .map(|m| buildspecs(project, m))
+        .map(|m| {
+            let (mut out, exports) = buildspecs(project, m);
+            let unexported = unexported_refs(m, &loaded.file, &exports);
+            if !unexported.is_empty() {
+                out.push((loaded.file.clone(), unexported));
+            }
+            out
+        })
         .unwrap_or_default();
     ValidateReport {
         loaded,
@@ -69,12 +76,21 @@ pub fn validate(project: &Project, strict: bool) -> ValidateReport {
     }
 }
 
+/// What a build whose buildspec could be read exports: (stage, action) → its
+/// `env.exported-variables`, and whether the buildspec is inline (final) or a working-tree file
+/// (which the revision that runs may change).
+type Exports = Vec<((String, String), Vec<String>, bool)>;
+
 /// The buildspecs ferry can check before a run: inline ones, and files in a local source
 /// directory read by builds whose first input is `source`.
-fn buildspecs(project: &Project, manifest: &Manifest) -> Vec<(SourceFile, Vec<Diagnostic>)> {
+fn buildspecs(
+    project: &Project,
+    manifest: &Manifest,
+) -> (Vec<(SourceFile, Vec<Diagnostic>)>, Exports) {
     let path = &project.manifest;
     let repo = project.source_repo(manifest);
     let mut out = Vec::new();
+    let mut exports = Vec::new();
     for stage in &manifest.stages {
         for action in &stage.actions {
             let ActionKind::Build(build) = &action.kind else {
@@ -112,9 +128,64 @@ fn buildspecs(project: &Project, manifest: &Manifest) -> Vec<(SourceFile, Vec<Di
                 // In an artifact produced at run time: checked when the build runs.
                 Buildspec::File(_) => continue,
             };
-            let (_, diagnostics) = ferry_engine::buildspec::parse(&file);
+            let (spec, diagnostics) = ferry_engine::buildspec::parse(&file);
+            if let Some(spec) = spec {
+                exports.push((
+                    (stage.name.clone(), action.name.clone()),
+                    spec.env.exported_variables,
+                    matches!(build.buildspec, Buildspec::Inline { .. }),
+                ));
+            }
             if !diagnostics.is_empty() {
                 out.push((file, diagnostics));
+            }
+        }
+    }
+    (out, exports)
+}
+
+/// `#{stage.action.NAME}` uses whose exporting build's buildspec was read and does not export
+/// `NAME`: an error for an inline buildspec, a warning for a working-tree file.
+fn unexported_refs(manifest: &Manifest, file: &SourceFile, exports: &Exports) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for stage in &manifest.stages {
+        for action in &stage.actions {
+            let ActionKind::Build(build) = &action.kind else {
+                continue;
+            };
+            for r in &build.imports {
+                let Some((_, names, inline)) = exports
+                    .iter()
+                    .find(|((s, a), _, _)| *s == r.stage && *a == r.action)
+                else {
+                    continue;
+                };
+                if names.contains(&r.variable) {
+                    continue;
+                }
+                let text = r.text();
+                let message = format!(
+                    "`{}.{}` reads `{text}`, but the buildspec of `{}.{}` does not export `{}`",
+                    stage.name, action.name, r.stage, r.action, r.variable
+                );
+                let listed = if names.is_empty() {
+                    "it exports nothing".to_owned()
+                } else {
+                    format!("it exports: {}", names.join(", "))
+                };
+                let mut d = if *inline {
+                    Diagnostic::error("unexported-variable", message)
+                } else {
+                    Diagnostic::warning("unexported-variable", message)
+                };
+                d = d.with_hint(format!(
+                    "add `{}` to its `env.exported-variables`, or fix the name ({listed})",
+                    r.variable
+                ));
+                if let Some(at) = file.text().find(&text) {
+                    d = d.at(ferry_yaml::Span::new(at, at + text.len()));
+                }
+                out.push(d);
             }
         }
     }

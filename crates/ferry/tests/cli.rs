@@ -158,6 +158,40 @@ fn json_format_is_one_document_for_scripts() {
     assert!(d["hint"].as_str().unwrap().contains("lowercase"));
 }
 
+/// A build reading a variable the exporting build's inline buildspec does not export is caught
+/// by validate, at the reference, with what it does export.
+#[test]
+fn validate_finds_a_variable_the_exporting_buildspec_does_not_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.yaml");
+    let manifest = |variable: &str| {
+        format!(
+            "version: 1\npipeline: orders\nstages:\n  - name: build\n    actions:\n      - name: app\n        build:\n          buildspec: |\n            version: 0.2\n            env:\n              exported-variables: [VERSION]\n            phases:\n              build:\n                commands: [export VERSION=1]\n  - name: test\n    actions:\n      - name: smoke\n        build:\n          buildspec: |\n            version: 0.2\n            phases:\n              build:\n                commands: [echo $TAG]\n          env: {{TAG: \"v#{{build.app.{variable}}}\"}}\n"
+        )
+    };
+    std::fs::write(&path, manifest("VERSON")).unwrap();
+    let out = ferry()
+        .args(["validate", "-f"])
+        .arg(&path)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("ferry.yaml:24:")
+            && text.contains("does not export `VERSON`")
+            && text.contains("it exports: VERSION"),
+        "{text}"
+    );
+    std::fs::write(&path, manifest("VERSION")).unwrap();
+    ferry()
+        .args(["validate", "--strict", "-f"])
+        .arg(&path)
+        .assert()
+        .success();
+}
+
 #[test]
 fn no_colour_when_output_is_not_a_terminal_or_no_color_is_set() {
     let dir = tempfile::tempdir().unwrap();
