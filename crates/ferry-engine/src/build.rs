@@ -3,8 +3,9 @@
 //! All commands of a build run in one `bash`, so the working directory and variables carry
 //! over from one command to the next as in CodeBuild. Phases follow CodeBuild's rules: a
 //! failed install or pre_build skips the rest; post_build runs after a failed build (with
-//! `CODEBUILD_BUILD_SUCCEEDING=0`); `finally` always runs; `on-failure: CONTINUE` goes on; `on-failure: RETRY…` runs the
-//! whole build again in a fresh workspace while the failed command's message matches.
+//! `CODEBUILD_BUILD_SUCCEEDING=0`); `finally` always runs; `on-failure: CONTINUE` goes on;
+//! `on-failure: RETRY…` runs the whole build again in a fresh workspace while the failed
+//! command's message matches.
 //! The build has its own workspace and process group; a timeout or a forced stop kills the
 //! whole group. Secret values are registered with the masker before the process starts.
 
