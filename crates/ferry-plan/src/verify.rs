@@ -34,6 +34,9 @@ pub struct PolicyStore {
     /// side of each edge is taken as granted and said so; a live store reads them instead.
     #[serde(default)]
     teams_roles_assumed: BTreeSet<String>,
+    /// Resources whose policy could not be read: their edges are not decided.
+    #[serde(default)]
+    not_read: BTreeSet<String>,
 }
 
 impl PolicyStore {
@@ -50,6 +53,11 @@ impl PolicyStore {
 
     pub fn resource(&mut self, arn: &str, document: impl Into<Value>) {
         self.resources.insert(arn.to_owned(), document.into());
+    }
+
+    /// The policy of `arn` could not be read (the reason goes in `unreadable`).
+    pub fn mark_not_read(&mut self, arn: &str) {
+        self.not_read.insert(arn.to_owned());
     }
 
     /// `role_arn` is a team's role whose policies are not in this store.
@@ -195,6 +203,20 @@ pub fn verify(store: &PolicyStore, edges: &[Edge], names: &Names<'_>) -> Report 
             })
             .collect();
         let holder = edge.holder();
+        if ResourceKind::of(&request) != ResourceKind::Other && store.not_read.contains(&holder) {
+            // Without the resource's policy nothing can be decided, and no statement is known
+            // to be missing: say so rather than prescribe a fix.
+            results.push(EdgeResult {
+                edge: edge.clone(),
+                allowed: false,
+                layer: None,
+                reason: format!(
+                    "the policy of {holder} could not be read, so this call is not decided (see what was not read)"
+                ),
+                fixes: Vec::new(),
+            });
+            continue;
+        }
         let resource = if ResourceKind::of(&request) == ResourceKind::Other {
             None
         } else {

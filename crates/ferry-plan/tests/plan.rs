@@ -329,6 +329,38 @@ fn a_teams_own_execution_role_is_passed_and_admitted_and_its_policies_stay_its_o
     );
 }
 
+/// A resource policy that could not be read leaves its edges undecided, with no statement to
+/// add. (Regression: an unread key's edges were reported denied, each with a "fix".)
+#[test]
+fn edges_on_a_policy_that_could_not_be_read_are_not_decided_and_prescribe_nothing() {
+    let m = orders();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let mut store = f.policies(&names);
+    store.mark_not_read(&names.key_arn);
+    let report = verify(&store, &f.edges, &names);
+    let on_key: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.edge.resource == names.key_arn && r.edge.action.starts_with("kms:"))
+        .collect();
+    assert!(!on_key.is_empty());
+    for r in &on_key {
+        assert!(!r.allowed && r.fixes.is_empty(), "{r:#?}");
+        assert!(r.reason.contains("could not be read"), "{}", r.reason);
+    }
+    // Everything else is decided as before.
+    assert!(
+        report
+            .results
+            .iter()
+            .filter(|r| !r.allowed)
+            .all(|r| r.reason.contains("could not be read")),
+        "{:#?}",
+        denied(&report)
+    );
+}
+
 /// The orders manifest with its function deployed from an image in the shared repository.
 fn orders_with_an_image_function() -> ferry_manifest::Manifest {
     orders_edited(

@@ -19,6 +19,8 @@ pub(crate) struct Accounts<'m> {
     pub key_arn: Option<String>,
     /// What [`Accounts::open_reading`] could not read.
     pub unread: Vec<String>,
+    /// The key's ARN could not be read (AWS did not answer), as opposed to no key yet.
+    pub key_unread: bool,
 }
 
 impl<'m> Accounts<'m> {
@@ -37,6 +39,7 @@ impl<'m> Accounts<'m> {
             sessions,
             key_arn: None,
             unread: Vec::new(),
+            key_unread: false,
         };
         accounts.key_arn = live::key_arn(&accounts.sessions.shared, &accounts.alias()).await?;
         Ok(accounts)
@@ -54,12 +57,16 @@ impl<'m> Accounts<'m> {
             sessions,
             key_arn: None,
             unread: Vec::new(),
+            key_unread: false,
         };
         match live::key_arn(&accounts.sessions.shared, &accounts.alias()).await {
             Ok(arn) => accounts.key_arn = arn,
-            Err(e) if e.kind.is_transient() => accounts
-                .unread
-                .push(format!("kms key {}: {e}", accounts.alias())),
+            Err(e) if e.kind.is_transient() => {
+                accounts.key_unread = true;
+                accounts
+                    .unread
+                    .push(format!("kms key {}: {e}", accounts.alias()));
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(accounts)

@@ -111,6 +111,10 @@ pub async fn verify(
         let mut policies =
             live::live_policies(&accounts.plan(), &accounts.sessions, &accounts.names()).await;
         policies.unreadable.extend(accounts.unread.iter().cloned());
+        if accounts.key_unread {
+            // The key's edges are then not decided (its policy is unknown), not denied.
+            policies.mark_not_read(&accounts.names().key_arn);
+        }
         (accounts.key_arn, policies)
     } else {
         let names = names(&m, None);

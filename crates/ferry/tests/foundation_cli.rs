@@ -736,6 +736,8 @@ async fn bootstrap_through_a_flaky_api_converges_and_verify_says_what_it_could_n
     assert!(said.contains("kms"), "{said}");
     assert!(said.contains("HTTP 503"), "{said}");
     assert!(!said.contains("unhandled error"), "{said}");
+    // The key's edges are not decided, rather than denied with a statement to add.
+    assert!(said.contains("so this call is not decided"), "{said}");
 }
 
 /// SCPs take part when the shared account can read them: here it is the management account

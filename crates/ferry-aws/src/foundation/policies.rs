@@ -71,7 +71,10 @@ pub async fn live_policies(
                 }
             }
             Ok(None) => {}
-            Err(e) => store.unreadable.push(format!("{}: {e}", r.address())),
+            Err(e) => {
+                store.mark_not_read(&arn);
+                store.unreadable.push(format!("{}: {e}", r.address()));
+            }
         }
     }
     store
