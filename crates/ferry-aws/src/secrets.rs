@@ -10,15 +10,15 @@ use crate::session::AccountConfig;
 
 /// The shared account's secrets and parameters, as the builds there read them.
 #[derive(Debug, Clone)]
-pub struct SecretsManager {
+pub struct AwsSecrets {
     client: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
     account: AccountConfig,
 }
 
-impl SecretsManager {
-    pub fn new(account: &AccountConfig) -> SecretsManager {
-        SecretsManager {
+impl AwsSecrets {
+    pub fn new(account: &AccountConfig) -> AwsSecrets {
+        AwsSecrets {
             client: aws_sdk_secretsmanager::Client::new(&account.config),
             ssm: aws_sdk_ssm::Client::new(&account.config),
             account: account.clone(),
@@ -27,7 +27,7 @@ impl SecretsManager {
 }
 
 #[async_trait]
-impl SecretResolver for SecretsManager {
+impl SecretResolver for AwsSecrets {
     async fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
         let out = self
             .account

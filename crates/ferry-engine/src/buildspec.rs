@@ -87,7 +87,12 @@ impl Retry {
                 .parse()
                 .ok()
                 .filter(|n| *n <= Retry::MAX_COUNT)
-                .ok_or_else(|| format!("the retry count `{digits}` is not between 0 and 100"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "the retry count `{digits}` is not between 0 and {}",
+                        Retry::MAX_COUNT
+                    )
+                })?;
         }
         if !pattern.is_empty() {
             regex::Regex::new(pattern)

@@ -148,18 +148,8 @@ phases:
   post_build:
     commands: ['echo "post_build runs, succeeding=$CODEBUILD_BUILD_SUCCEEDING"']
 "#;
-    let def = pipeline(
-        "phases",
-        Mode::Parallel,
-        vec![
-            source_stage(&repo),
-            stage("build", vec![build("b", spec, &["source"], &[])]),
-        ],
-    );
-    let exec = h.engine.start(&def, "local", "test").unwrap();
-    let done = h.engine.drive(&exec.id, None).await.unwrap();
+    let (done, log) = h.run_build(&repo, build("b", spec, &["source"], &[])).await;
     assert_eq!(done.status, Status::Failed);
-    let log = log_of(&h.engine, &exec.id, "build", "b");
     assert!(log.contains("install-finally"), "{log}");
     assert!(!log.contains("not-reached"));
     assert!(log.contains("[ferry] phase install FAILED"));
@@ -274,17 +264,7 @@ phases:
       - echo "password $DB_PASSWORD in $REGION"
       - test "$DB_PASSWORD" = pg-very-secret-value
 "#;
-    let def = pipeline(
-        "params",
-        Mode::Parallel,
-        vec![
-            source_stage(&repo),
-            stage("build", vec![build("b", spec, &["source"], &[])]),
-        ],
-    );
-    let exec = h.engine.start(&def, "local", "test").unwrap();
-    let done = h.engine.drive(&exec.id, None).await.unwrap();
-    let log = log_of(&h.engine, &exec.id, "build", "b");
+    let (done, log) = h.run_build(&repo, build("b", spec, &["source"], &[])).await;
     assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
     assert!(log.contains("password *** in eu-west-1"), "{log}");
     assert!(!log.contains("very-secret"), "{log}");
@@ -354,14 +334,7 @@ phases:
 "#;
     let mut b = build("b", spec, &["source"], &[]);
     b.config["secrets"] = serde_json::json!([["TOKEN", "orders/token"]]);
-    let def = pipeline(
-        "masked",
-        Mode::Parallel,
-        vec![source_stage(&repo), stage("build", vec![b])],
-    );
-    let exec = h.engine.start(&def, "local", "test").unwrap();
-    let done = h.engine.drive(&exec.id, None).await.unwrap();
-    let log = log_of(&h.engine, &exec.id, "build", "b");
+    let (done, log) = h.run_build(&repo, b).await;
     assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
     assert!(
         !log.contains("horse"),
@@ -373,7 +346,7 @@ phases:
         h.recorder.log_lines().iter().all(|l| !l.contains("horse")),
         "the live view saw the secret"
     );
-    let events = h.engine.store().events(&exec.id).unwrap();
+    let events = h.engine.store().events(&done.id).unwrap();
     assert!(
         events
             .iter()

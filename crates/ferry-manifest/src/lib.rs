@@ -106,17 +106,23 @@ fn from_source(file: SourceFile) -> Loaded {
 
 #[cfg(test)]
 mod tests {
+    /// The first action of stage `stage` of a manifest that must load without errors: a build.
+    fn build_of(text: &str, stage: usize) -> crate::Build {
+        let loaded = crate::from_str("ferry.yaml", text);
+        assert!(!loaded.has_errors(), "{}", loaded.render(false));
+        let m = loaded.manifest.unwrap();
+        match &m.stages[stage].actions[0].kind {
+            crate::ActionKind::Build(b) => b.clone(),
+            other => panic!("not a build: {other:?}"),
+        }
+    }
+
     /// Regression: an inline buildspec (`buildspec: |`) ends in a newline and was refused as
     /// "leading or trailing spaces".
     #[test]
     fn inline_buildspec_block_is_accepted() {
         let text = "pipeline: x\nstages:\n  - name: build\n    actions:\n      - name: b\n        build:\n          buildspec: |\n            version: 0.2\n            phases:\n              build:\n                commands: [true]\n";
-        let loaded = crate::from_str("ferry.yaml", text);
-        assert!(!loaded.has_errors(), "{}", loaded.render(false));
-        let m = loaded.manifest.unwrap();
-        let crate::ActionKind::Build(b) = &m.stages[0].actions[0].kind else {
-            panic!()
-        };
+        let b = build_of(text, 0);
         assert!(
             matches!(&b.buildspec, crate::Buildspec::Inline { line: 8, .. }),
             "{:?}",
@@ -127,12 +133,7 @@ mod tests {
     #[test]
     fn a_build_reads_what_an_earlier_build_exported() {
         let text = "pipeline: x\nstages:\n  - name: build\n    actions:\n      - name: app\n        build: {buildspec: b.yml}\n  - name: test\n    actions:\n      - name: smoke\n        build:\n          buildspec: s.yml\n          env: {TAG: 'v#{build.app.VERSION}-#{build.app.VERSION}'}\n";
-        let loaded = crate::from_str("ferry.yaml", text);
-        assert!(!loaded.has_errors(), "{}", loaded.render(false));
-        let m = loaded.manifest.unwrap();
-        let crate::ActionKind::Build(b) = &m.stages[1].actions[0].kind else {
-            panic!()
-        };
+        let b = build_of(text, 1);
         assert_eq!(b.imports.len(), 1, "each reference once: {:?}", b.imports);
         assert_eq!(b.imports[0].text(), "#{build.app.VERSION}");
     }

@@ -180,6 +180,22 @@ pub fn verify(store: &PolicyStore, edges: &[Edge], names: &Names<'_>) -> Report 
                 .insert(k, ferry_policy::ContextValue::Single(v.clone()));
         }
         request.derive_context();
+        let holder = edge.holder();
+        let kind = ResourceKind::of(&request);
+        if kind != ResourceKind::Other && store.not_read.contains(&holder) {
+            // Without the resource's policy nothing can be decided, and no statement is known
+            // to be missing: say so rather than prescribe a fix.
+            results.push(EdgeResult {
+                edge: edge.clone(),
+                allowed: false,
+                layer: None,
+                reason: format!(
+                    "the policy of {holder} could not be read, so this call is not decided (see what was not read)"
+                ),
+                fixes: Vec::new(),
+            });
+            continue;
+        }
         let assumed = edge.teams_role && store.teams_roles_assumed.contains(&edge.principal);
         let identity_docs = if assumed {
             // Offline, a team's role is taken to allow exactly this call: what is checked is
@@ -202,22 +218,7 @@ pub fn verify(store: &PolicyStore, edges: &[Edge], names: &Names<'_>) -> Report 
                     .map(|p| (n.clone(), p))
             })
             .collect();
-        let holder = edge.holder();
-        if ResourceKind::of(&request) != ResourceKind::Other && store.not_read.contains(&holder) {
-            // Without the resource's policy nothing can be decided, and no statement is known
-            // to be missing: say so rather than prescribe a fix.
-            results.push(EdgeResult {
-                edge: edge.clone(),
-                allowed: false,
-                layer: None,
-                reason: format!(
-                    "the policy of {holder} could not be read, so this call is not decided (see what was not read)"
-                ),
-                fixes: Vec::new(),
-            });
-            continue;
-        }
-        let resource = if ResourceKind::of(&request) == ResourceKind::Other {
+        let resource = if kind == ResourceKind::Other {
             None
         } else {
             store

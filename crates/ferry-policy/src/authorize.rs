@@ -335,10 +335,7 @@ impl Verdict {
 
 /// SCPs restrict the organization's own principals, but not service-linked roles (T20).
 fn scps_apply(req: &Request) -> bool {
-    !matches!(
-        req.principal,
-        Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. }
-    ) && !req.principal.is_service_linked_role()
+    req.principal.account().is_some() && !req.principal.is_service_linked_role()
 }
 
 fn rcps_apply(req: &Request) -> bool {
@@ -419,10 +416,7 @@ fn verdict(set: &PolicySet, req: &Request) -> Verdict {
     .allow;
     let at = resource.map(|(pi, si, _)| (pi, si));
     let grant = resource.map(|(_, _, g)| g);
-    if matches!(
-        req.principal,
-        Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. }
-    ) {
+    if req.principal.account().is_none() {
         return Verdict::OnlyResourcePolicy {
             resource: at.filter(|_| grant == Some(Grant::Direct)),
         };

@@ -103,7 +103,9 @@ impl Principal {
         }
     }
 
-    /// The principal's account; `None` for anonymous callers and services.
+    /// The principal's account; `None` for callers outside every account — anonymous callers,
+    /// services and identity providers — which hold no identity policies (only a resource
+    /// policy can allow them) and no SCP restricts.
     pub fn account(&self) -> Option<&str> {
         match self {
             Principal::Anonymous | Principal::Service(_) | Principal::Federated { .. } => None,

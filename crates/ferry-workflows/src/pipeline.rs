@@ -9,7 +9,7 @@ use std::time::Duration;
 use ferry_aws::actions::{EcsConfig, LambdaConfig, Target};
 use ferry_aws::artifacts::S3Artifacts;
 use ferry_aws::codebuild::CodebuildConfig;
-use ferry_aws::secrets::SecretsManager;
+use ferry_aws::secrets::AwsSecrets;
 use ferry_aws::session::Aws;
 use ferry_engine::action::Settings;
 use ferry_engine::approval::ApprovalConfig;
@@ -256,7 +256,7 @@ pub async fn open_engine(
                 let own = aws.own(Some(&shared.region));
                 (
                     Arc::new(s3_artifacts(m, shared, &own)),
-                    Arc::new(SecretsManager::new(&own)),
+                    Arc::new(AwsSecrets::new(&own)),
                 )
             }
             None => (local_artifacts(project)?, Arc::new(NoSecrets)),

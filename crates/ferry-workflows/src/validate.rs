@@ -76,17 +76,22 @@ pub fn validate(project: &Project, strict: bool) -> ValidateReport {
     }
 }
 
-/// What a build whose buildspec could be read exports: (stage, action) → its
-/// `env.exported-variables`, and whether the buildspec is inline (final) or a working-tree file
-/// (which the revision that runs may change).
-type Exports = Vec<((String, String), Vec<String>, bool)>;
+/// What a build whose buildspec could be read exports.
+struct BuildExports {
+    stage: String,
+    action: String,
+    /// Its `env.exported-variables`.
+    names: Vec<String>,
+    /// Inline (final), or a working-tree file, which the revision that runs may change.
+    inline: bool,
+}
 
 /// The buildspecs ferry can check before a run: inline ones, and files in a local source
 /// directory read by builds whose first input is `source`.
 fn buildspecs(
     project: &Project,
     manifest: &Manifest,
-) -> (Vec<(SourceFile, Vec<Diagnostic>)>, Exports) {
+) -> (Vec<(SourceFile, Vec<Diagnostic>)>, Vec<BuildExports>) {
     let path = &project.manifest;
     let repo = project.source_repo(manifest);
     let mut out = Vec::new();
@@ -130,11 +135,12 @@ fn buildspecs(
             };
             let (spec, diagnostics) = ferry_engine::buildspec::parse(&file);
             if let Some(spec) = spec {
-                exports.push((
-                    (stage.name.clone(), action.name.clone()),
-                    spec.env.exported_variables,
-                    matches!(build.buildspec, Buildspec::Inline { .. }),
-                ));
+                exports.push(BuildExports {
+                    stage: stage.name.clone(),
+                    action: action.name.clone(),
+                    names: spec.env.exported_variables,
+                    inline: matches!(build.buildspec, Buildspec::Inline { .. }),
+                });
             }
             if !diagnostics.is_empty() {
                 out.push((file, diagnostics));
@@ -146,7 +152,11 @@ fn buildspecs(
 
 /// `#{stage.action.NAME}` uses whose exporting build's buildspec was read and does not export
 /// `NAME`: an error for an inline buildspec, a warning for a working-tree file.
-fn unexported_refs(manifest: &Manifest, file: &SourceFile, exports: &Exports) -> Vec<Diagnostic> {
+fn unexported_refs(
+    manifest: &Manifest,
+    file: &SourceFile,
+    exports: &[BuildExports],
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for stage in &manifest.stages {
         for action in &stage.actions {
@@ -154,9 +164,9 @@ fn unexported_refs(manifest: &Manifest, file: &SourceFile, exports: &Exports) ->
                 continue;
             };
             for r in &build.imports {
-                let Some((_, names, inline)) = exports
+                let Some(BuildExports { names, inline, .. }) = exports
                     .iter()
-                    .find(|((s, a), _, _)| *s == r.stage && *a == r.action)
+                    .find(|e| e.stage == r.stage && e.action == r.action)
                 else {
                     continue;
                 };

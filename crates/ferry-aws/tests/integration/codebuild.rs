@@ -20,7 +20,7 @@ use ferry_aws::artifacts::S3Artifacts;
 use ferry_aws::codebuild::{
     Assessment, Attempt, BuildState, CodebuildConfig, CodebuildKind, assess, follow_log, marker,
 };
-use ferry_aws::secrets::SecretsManager;
+use ferry_aws::secrets::AwsSecrets;
 use ferry_engine::Registry;
 use ferry_engine::action::{ActionContext, ActionLog, Reconciled, Settings, Silent};
 use ferry_engine::artifact::ArtifactStore;
@@ -306,7 +306,7 @@ impl Fixture {
             cancel: tokio_util::sync::CancellationToken::new(),
             store: self.store.clone(),
             artifacts: Arc::new(self.artifacts.clone()),
-            secrets: Arc::new(SecretsManager::new(&self.w.aws.own(None))),
+            secrets: Arc::new(AwsSecrets::new(&self.w.aws.own(None))),
             settings: Settings {
                 auto_approve: true,
                 identity: "tester".into(),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_aws::artifacts;
-use ferry_aws::secrets::SecretsManager;
+use ferry_aws::secrets::AwsSecrets;
 use ferry_engine::action::{Observer, RunEvent, Settings};
 use ferry_engine::artifact::{ArtifactError, ArtifactStore};
 use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef, Status};
@@ -230,7 +230,7 @@ artifacts:
         db.clone(),
         registry,
         Arc::new(store.clone()),
-        Arc::new(SecretsManager::new(&w.aws.own(None))),
+        Arc::new(AwsSecrets::new(&w.aws.own(None))),
         lines.clone(),
         settings,
     );

@@ -153,6 +153,21 @@ impl Harness {
         }
     }
 
+    /// Runs one build, stage `build` after a source stage of `repo`, to the end: the finished
+    /// execution and the build's log.
+    pub async fn run_build(&self, repo: &Path, build: ActionDef) -> (Execution, String) {
+        let name = build.name.clone();
+        let def = pipeline(
+            "one-build",
+            Mode::Parallel,
+            vec![source_stage(repo), stage("build", vec![build])],
+        );
+        let exec = self.engine.start(&def, "local", "test").unwrap();
+        let done = self.engine.drive(&exec.id, None).await.unwrap();
+        let log = log_of(&self.engine, &exec.id, "build", &name);
+        (done, log)
+    }
+
     pub fn state(&self) -> PathBuf {
         self.dir.path().join(".ferry")
     }
