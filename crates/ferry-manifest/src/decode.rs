@@ -135,6 +135,24 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
                 .and_then(|n| d.string(n, "`codepipeline.ferry_image`")),
         })
     });
+    let github_actions = f.get("github_actions").and_then(|n| {
+        let what = "`shared.github_actions`";
+        let f = d.fields(n, what, GithubActionsDoc::KEYS)?;
+        let repository = f
+            .required(
+                d,
+                "repository",
+                what,
+                "name the repository whose workflows run the pipeline: `repository: acme/orders`",
+            )
+            .and_then(|n| d.string(n, "`github_actions.repository`"));
+        Some(GithubActionsDoc {
+            repository: repository?,
+            branch: f
+                .get("branch")
+                .and_then(|n| d.string(n, "`github_actions.branch`")),
+        })
+    });
     Some(SharedDoc {
         id: id?,
         region: region?,
@@ -144,6 +162,7 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
         server,
         builds,
         codepipeline,
+        github_actions,
     })
 }
 

@@ -156,6 +156,24 @@ pub struct SharedDoc {
     /// The pipeline as a native CodePipeline V2 pipeline in this account, which `ferry synth
     /// codepipeline --apply` (or `ferry bootstrap`) creates with its CodeBuild projects.
     pub codepipeline: Option<CodepipelineDoc>,
+    /// The pipeline runs in GitHub Actions (a workflow that calls `ferry run`): `ferry
+    /// bootstrap` lays GitHub's OIDC provider in this account and lets that workflow assume
+    /// the pipeline role, from this repository and branch only.
+    pub github_actions: Option<GithubActionsDoc>,
+}
+
+/// The GitHub Actions workflow that runs the pipeline.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GithubActionsDoc {
+    /// The repository, as `OWNER/NAME`: `acme/orders`.
+    pub repository: Text,
+    /// The branch whose workflow runs may act as the pipeline. Default `main`.
+    pub branch: Option<Text>,
+}
+
+impl GithubActionsDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["repository", "branch"];
 }
 
 /// The native CodePipeline pipeline.
@@ -184,6 +202,7 @@ impl SharedDoc {
         "server",
         "builds",
         "codepipeline",
+        "github_actions",
     ];
 }
 

@@ -41,6 +41,35 @@ pub struct SharedAccount {
     pub codebuild: CodebuildMachine,
     /// The native CodePipeline pipeline, when the manifest asks for it.
     pub codepipeline: Option<Codepipeline>,
+    /// The GitHub Actions workflow that runs the pipeline as its role, when there is one.
+    pub github_actions: Option<GithubActions>,
+}
+
+/// The GitHub Actions workflow that may act as the pipeline role, through GitHub's OIDC
+/// provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GithubActions {
+    /// `OWNER/NAME`.
+    pub repository: String,
+    pub branch: String,
+}
+
+impl GithubActions {
+    /// GitHub's token issuer, as IAM names its OIDC provider (the URL without `https://`).
+    pub const ISSUER: &'static str = "token.actions.githubusercontent.com";
+    /// The audience `aws-actions/configure-aws-credentials` asks GitHub's token for.
+    pub const AUDIENCE: &'static str = "sts.amazonaws.com";
+
+    /// A claim of GitHub's token as a trust policy's condition key reads it
+    /// (`token.actions.githubusercontent.com:sub`).
+    pub fn claim(name: &str) -> String {
+        format!("{}:{name}", GithubActions::ISSUER)
+    }
+
+    /// The token's `sub` claim for a workflow run on the branch: what the trust requires.
+    pub fn subject(&self) -> String {
+        format!("repo:{}:ref:refs/heads/{}", self.repository, self.branch)
+    }
 }
 
 /// The pipeline as a native CodePipeline V2 pipeline.

@@ -275,6 +275,13 @@ impl Resolver<'_> {
             },
         };
         let codepipeline = s.codepipeline.as_ref().map(|c| self.codepipeline(c, s));
+        let github_actions = s.github_actions.as_ref().map(|g| GithubActions {
+            repository: self.checked(&g.repository, "GitHub repository", names::github_repository),
+            branch: g.branch.as_ref().map_or_else(
+                || "main".to_owned(),
+                |b| self.checked(b, "branch name", names::git_branch),
+            ),
+        });
         SharedAccount {
             id,
             region,
@@ -285,6 +292,7 @@ impl Resolver<'_> {
             server,
             codebuild,
             codepipeline,
+            github_actions,
         }
     }
 

@@ -266,6 +266,30 @@ pub mod names {
         (!ok).then(|| "a connection ARN looks like `arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d-…`".to_owned())
     }
 
+    /// A GitHub repository as `OWNER/NAME` (what GitHub's OIDC token names in `sub`).
+    pub fn github_repository(s: &str) -> Option<String> {
+        let ok = s.split_once('/').is_some_and(|(owner, name)| {
+            !owner.is_empty()
+                && !name.is_empty()
+                && only(owner, "-")
+                && only(name, "-_.")
+                && !owner.starts_with('-')
+        });
+        (!ok).then(|| "name it as `OWNER/NAME`, e.g. `acme/orders` (not its URL)".to_owned())
+    }
+
+    /// A branch name as the trust policy matches it exactly: a git ref name without
+    /// wildcards, spaces or `refs/heads/`.
+    pub fn git_branch(s: &str) -> Option<String> {
+        let ok = !s.is_empty()
+            && !s.starts_with("refs/")
+            && !s.starts_with('/')
+            && !s.ends_with('/')
+            && !s.contains("..")
+            && only(s, "-_./");
+        (!ok).then(|| "name one branch as git does, e.g. `main` or `release/2026` (no `refs/heads/`, no wildcards: the trust matches it exactly)".to_owned())
+    }
+
     /// A CodeBuild compute type, such as `BUILD_GENERAL1_SMALL` or `BUILD_LAMBDA_2GB`.
     pub fn compute_type(s: &str) -> Option<String> {
         let ok = s.strip_prefix("BUILD_").is_some_and(|rest| {
@@ -513,6 +537,12 @@ mod tests {
         assert!(ecr_repository("Team/Orders").is_some());
         assert!(lambda_alias("live").is_none());
         assert!(lambda_alias("42").is_some());
+        assert!(github_repository("acme/orders.api").is_none());
+        assert!(github_repository("github.com/acme/orders").is_some());
+        assert!(github_repository("acme").is_some());
+        assert!(git_branch("release/2026.1").is_none());
+        assert!(git_branch("feature/*").is_some());
+        assert!(git_branch("a..b").is_some());
         assert!(secret_id("orders/npm-token").is_none());
         assert!(
             secret_id("arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/db-AbCdEf")

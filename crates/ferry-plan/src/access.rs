@@ -2,7 +2,7 @@
 //! with the context the call carries. Policies are built from them and verified against
 //! them, so the two cannot drift apart.
 
-use ferry_manifest::{ActionKind, LambdaPackage, Manifest};
+use ferry_manifest::{ActionKind, GithubActions, LambdaPackage, Manifest};
 use ferry_policy::builder::NeedCondition;
 use serde::Serialize;
 
@@ -86,9 +86,10 @@ impl Edge {
     }
 
     /// Whether an IAM role makes the call (else a service principal, such as Lambda pulling
-    /// an image): only a role has identity policies, and it calls as a session of itself.
+    /// an image, or a web identity from an OIDC provider): only a role has identity policies,
+    /// and it calls as a session of itself.
     pub fn by_role(&self) -> bool {
-        self.principal.starts_with("arn:")
+        self.principal.starts_with("arn:") && self.principal.contains(":role/")
     }
 
     /// The call carries `key = value`, which only a resource policy's statement reads.
@@ -277,6 +278,25 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                 "ECS Exec into ferry serve's task (`ferry serve token create`)",
             ));
         }
+    }
+
+    if let Some(github) = &names.shared.github_actions {
+        // A workflow run of the repository's branch, with GitHub's token: only the pipeline
+        // role's trust policy decides (a web identity has no policies of its own).
+        out.push(
+            Edge::new(
+                &own,
+                &names.github_provider_arn(),
+                "sts:AssumeRoleWithWebIdentity",
+                &pipeline,
+                &format!(
+                    "GitHub Actions runs the pipeline from {} on {}",
+                    github.repository, github.branch
+                ),
+            )
+            .carrying(&GithubActions::claim("aud"), GithubActions::AUDIENCE)
+            .carrying(&GithubActions::claim("sub"), &github.subject()),
+        );
     }
 
     codebuild_edges(names, &own, &mut out);

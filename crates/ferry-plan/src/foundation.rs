@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_manifest::GithubActions;
 use ferry_policy::builder::{self, Need, NeedCondition, PrincipalRef};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -44,8 +45,8 @@ pub struct AccountPlan {
 }
 
 pub use crate::spec::{
-    BucketSpec, Document, Field, KeySpec, PipelineSpec, ProjectIo, ProjectSpec, RepositorySpec,
-    Resource, ResourceId, RoleSpec, TopicSpec,
+    BucketSpec, Document, Field, KeySpec, OidcProviderSpec, PipelineSpec, ProjectIo, ProjectSpec,
+    RepositorySpec, Resource, ResourceId, RoleSpec, TopicSpec,
 };
 
 pub const TAG_PIPELINE: &str = "ferry:pipeline";
@@ -104,7 +105,10 @@ impl Foundation {
                             store.identity(&arn, policy_name, doc.clone());
                         }
                     }
-                    Resource::Project(_) | Resource::Topic(_) | Resource::Pipeline(_) => {}
+                    Resource::Project(_)
+                    | Resource::Topic(_)
+                    | Resource::Pipeline(_)
+                    | Resource::OidcProvider(_) => {}
                 }
             }
         }
@@ -167,10 +171,28 @@ pub fn plan(names: &Names<'_>) -> Foundation {
                 .on_own_resource(),
         );
     }
+    let mut trust = builder::build(trust).to_json();
+    if let Some(github) = &shared.github_actions {
+        // GitHub Actions: a workflow run of this repository's branch, whose token GitHub
+        // issued for AWS (the audience aws-actions/configure-aws-credentials asks for).
+        shared_resources.push(Resource::OidcProvider(OidcProviderSpec::github()));
+        if let Some(statements) = trust["Statement"].as_array_mut() {
+            statements.push(json!({
+                "Sid": "GithubActions",
+                "Effect": "Allow",
+                "Principal": {"Federated": names.github_provider_arn()},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    GithubActions::claim("aud"): GithubActions::AUDIENCE,
+                    GithubActions::claim("sub"): github.subject(),
+                }}
+            }));
+        }
+    }
     shared_resources.push(role(
         &shared.pipeline_role,
         format!("ferry: runs pipeline {}", m.pipeline),
-        builder::build(trust).to_json(),
+        trust,
         "ferry-pipeline",
         identity_policy(names, &edges, &pipeline_role),
     ));

@@ -63,6 +63,12 @@ impl<'a> Names<'a> {
         role_arn(&account.id, &self.execution_role_name())
     }
 
+    /// GitHub's OIDC provider in the shared account: the principal GitHub Actions' workflow
+    /// runs call as.
+    pub fn github_provider_arn(&self) -> String {
+        crate::spec::OidcProviderSpec::github().arn(&self.shared.id)
+    }
+
     pub fn key_alias_arn(&self) -> String {
         format!(
             "arn:aws:kms:{}:{}:{}",

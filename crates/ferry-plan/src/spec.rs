@@ -243,6 +243,39 @@ pub struct TopicSpec {
     pub name: String,
 }
 
+/// An IAM OpenID Connect provider (GitHub Actions' token issuer). One per issuer in an
+/// account, shared by every role that trusts it: bootstrap creates it when it is missing and
+/// otherwise uses the one there, whoever made it, if it admits ferry's audience.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcProviderSpec {
+    /// The issuer as IAM names the provider: its URL without `https://`
+    /// (`token.actions.githubusercontent.com`).
+    pub issuer: String,
+    /// The audiences (client ids) it must admit; a live provider may admit others too.
+    pub audiences: Vec<String>,
+}
+
+impl OidcProviderSpec {
+    /// GitHub Actions' provider, admitting the audience AWS's credentials action asks for.
+    pub fn github() -> OidcProviderSpec {
+        use ferry_manifest::GithubActions;
+        OidcProviderSpec {
+            issuer: GithubActions::ISSUER.to_owned(),
+            audiences: vec![GithubActions::AUDIENCE.to_owned()],
+        }
+    }
+
+    /// The URL CreateOpenIDConnectProvider takes.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.issuer)
+    }
+
+    /// Its ARN in `account`.
+    pub fn arn(&self, account: &str) -> String {
+        format!("arn:aws:iam::{account}:oidc-provider/{}", self.issuer)
+    }
+}
+
 /// The native CodePipeline V2 pipeline, as CreatePipeline takes it (and `ferry synth
 /// codepipeline` prints it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -262,6 +295,7 @@ pub enum Resource {
     Project(ProjectSpec),
     Topic(TopicSpec),
     Pipeline(PipelineSpec),
+    OidcProvider(OidcProviderSpec),
 }
 
 /// Which resource, by kind and name: how plans, errors and the live state name it.
@@ -274,6 +308,17 @@ pub enum ResourceId {
     Project(String),
     Topic(String),
     Pipeline(String),
+    /// By issuer.
+    OidcProvider(String),
+}
+
+impl ResourceId {
+    /// One resource of its kind serves the whole account, whichever pipeline (or person)
+    /// made it: bootstrap uses one that is not ferry's when it already has what the plan
+    /// needs, rather than refusing it.
+    pub fn is_account_wide(&self) -> bool {
+        matches!(self, ResourceId::OidcProvider(_))
+    }
 }
 
 impl fmt::Display for ResourceId {
@@ -286,6 +331,7 @@ impl fmt::Display for ResourceId {
             ResourceId::Project(name) => write!(f, "codebuild project {name}"),
             ResourceId::Topic(name) => write!(f, "sns topic {name}"),
             ResourceId::Pipeline(name) => write!(f, "codepipeline pipeline {name}"),
+            ResourceId::OidcProvider(issuer) => write!(f, "iam oidc provider {issuer}"),
         }
     }
 }
@@ -306,6 +352,7 @@ impl Resource {
             Resource::Project(p) => ResourceId::Project(p.name.clone()),
             Resource::Topic(t) => ResourceId::Topic(t.name.clone()),
             Resource::Pipeline(p) => ResourceId::Pipeline(p.pipeline.name.clone()),
+            Resource::OidcProvider(p) => ResourceId::OidcProvider(p.issuer.clone()),
         }
     }
 
@@ -321,7 +368,10 @@ impl Resource {
             Resource::Bucket(b) => b.policy.as_ref(),
             Resource::Repository(r) => r.policy.as_ref(),
             Resource::Role(r) => Some(&r.trust),
-            Resource::Project(_) | Resource::Topic(_) | Resource::Pipeline(_) => None,
+            Resource::Project(_)
+            | Resource::Topic(_)
+            | Resource::Pipeline(_)
+            | Resource::OidcProvider(_) => None,
         }
     }
 }
@@ -348,6 +398,7 @@ pub enum Field {
     Logs,
     Buildspec,
     Definition,
+    Audiences,
 }
 
 impl fmt::Display for Field {
@@ -447,6 +498,20 @@ impl Resource {
             (Resource::Topic(_), Resource::Topic(_)) => {}
             (Resource::Pipeline(d), Resource::Pipeline(l)) => {
                 compare_field(o, Field::Definition, d, l);
+            }
+            (Resource::OidcProvider(d), Resource::OidcProvider(l)) => {
+                // Other audiences may share the provider: only a missing one is a change.
+                let missing = d.audiences.iter().any(|a| !l.audiences.contains(a));
+                if missing {
+                    let mut wanted = l.audiences.clone();
+                    wanted.extend(
+                        d.audiences
+                            .iter()
+                            .filter(|a| !l.audiences.contains(a))
+                            .cloned(),
+                    );
+                    compare_field(o, Field::Audiences, &wanted, &l.audiences);
+                }
             }
             _ => return None,
         }

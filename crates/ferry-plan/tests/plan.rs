@@ -492,9 +492,7 @@ fn policy_mut<'a>(
         Resource::Bucket(b) => b.policy.as_mut().unwrap(),
         Resource::Role(role) => &mut role.trust,
         Resource::Repository(repo) => repo.policy.as_mut().unwrap(),
-        other @ (Resource::Project(_) | Resource::Topic(_) | Resource::Pipeline(_)) => {
-            panic!("{} has no policy", other.address())
-        }
+        other => panic!("{} has no policy", other.address()),
     }
 }
 
@@ -1080,4 +1078,97 @@ fn the_native_pipeline_has_its_projects_topic_and_own_role_and_verify_proves_eve
         .unwrap();
     assert!(trust.contains("role/ferry-orders-codepipeline"), "{trust}");
     assert!(trust.contains("role/ferry-orders-build"), "{trust}");
+}
+
+fn orders_in_github_actions() -> ferry_manifest::Manifest {
+    orders_edited(
+        "  repositories: [orders-api]\n",
+        "  repositories: [orders-api]\n  github_actions:\n    repository: acme/orders\n    branch: main\n",
+    )
+}
+
+/// `shared.github_actions`: GitHub's OIDC provider in the shared account, and the pipeline
+/// role trusts a workflow run of that repository's branch only — a web-identity edge that
+/// verify proves from the trust policy alone.
+#[test]
+fn github_actions_gets_the_oidc_provider_and_a_trust_for_its_repository_and_branch_only() {
+    let m = orders_in_github_actions();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let shared = f.account("shared").unwrap();
+    let provider = shared
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::OidcProvider(p) => Some(p),
+            _ => None,
+        })
+        .expect("the plan lays GitHub's provider");
+    assert_eq!(
+        (provider.url().as_str(), provider.audiences.as_slice()),
+        (
+            "https://token.actions.githubusercontent.com",
+            ["sts.amazonaws.com".to_owned()].as_slice()
+        )
+    );
+    let trust = match shared
+        .resources
+        .iter()
+        .find(|r| r.address() == "iam role ferry-orders")
+    {
+        Some(Resource::Role(role)) => role.trust.0.clone(),
+        other => panic!("no pipeline role: {other:?}"),
+    };
+    let github = statements(&trust)
+        .into_iter()
+        .find(|s| s["Sid"] == "GithubActions")
+        .expect("a statement for GitHub Actions");
+    assert_eq!(
+        github,
+        json!({
+            "Sid": "GithubActions",
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::111111111111:oidc-provider/token.actions.githubusercontent.com"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": "repo:acme/orders:ref:refs/heads/main"
+            }}
+        })
+    );
+    let report = proven(&f, &names);
+    let edge = report
+        .results
+        .iter()
+        .find(|r| r.edge.action == "sts:AssumeRoleWithWebIdentity")
+        .expect("the web-identity edge is verified");
+    assert!(edge.allowed, "{}", edge.reason);
+    assert_eq!(edge.layer.as_deref(), Some("resource policy"));
+}
+
+#[test]
+fn a_trust_that_admits_another_branch_than_the_manifests_is_caught_with_its_fix() {
+    let m = orders_in_github_actions();
+    let names = Names::new(&m, None).unwrap();
+    let mut f = plan(&names);
+    let trust = policy_mut(&mut f.accounts, "shared", "iam role ferry-orders");
+    let text = trust
+        .to_string()
+        .replace("refs/heads/main", "refs/heads/develop");
+    *trust = serde_json::from_str(&text).unwrap();
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let broken = denied(&report);
+    assert_eq!(broken.len(), 1, "{broken:#?}");
+    let r = broken[0];
+    assert_eq!(r.edge.action, "sts:AssumeRoleWithWebIdentity");
+    let fix = &r.fixes[0];
+    assert!(
+        fix.place
+            .starts_with("the trust policy of arn:aws:iam::111111111111:role/ferry-orders"),
+        "{fix:?}"
+    );
+    assert_eq!(
+        fix.statement["Principal"],
+        json!({"Federated": "arn:aws:iam::111111111111:oidc-provider/token.actions.githubusercontent.com"})
+    );
 }

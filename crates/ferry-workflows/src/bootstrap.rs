@@ -6,7 +6,7 @@
 use ferry_aws::foundation::{self as live};
 use ferry_engine::model::now_ms;
 use ferry_plan::diff::{Change, ChangeKind};
-use ferry_plan::{Foundation, Resource};
+use ferry_plan::{Foundation, Resource, ResourceId};
 use serde::Serialize;
 
 use crate::accounts::{Accounts, PlannedChange};
@@ -98,13 +98,29 @@ pub async fn bootstrap(
             .filter(|c| c.resource == id)
             .for_each(|c| c.kind = ChangeKind::Create);
     }
-    if let Some((account, id)) = planned.live.foreign().next() {
+    // An account-wide resource (GitHub's OIDC provider) that is not ferry's is used as it is
+    // when it already has what the plan needs.
+    let refused = |(account, id): &&(String, ResourceId)| {
+        !id.is_account_wide()
+            || planned.changes.iter().any(|c| {
+                &c.account == account && &c.resource == id && c.kind != ChangeKind::Unchanged
+            })
+    };
+    if let Some((account, id)) = planned.live.foreign().find(refused) {
+        let fix = if id.is_account_wide() {
+            format!(
+                "it lacks what the plan needs (see `ferry plan`): add that yourself — for GitHub's provider, `aws iam add-client-id-to-open-id-connect-provider --client-id {} --open-id-connect-provider-arn …` — or tag it to let ferry manage it",
+                ferry_manifest::GithubActions::AUDIENCE
+            )
+        } else {
+            "tag it to adopt it, or rename it in ferry.yaml".to_owned()
+        };
         return Err(accounts.sessions.shared.fail(
             "ferry:bootstrap",
             &id.to_string(),
             "NotFerrys",
             format!(
-                "{id} in account {account} exists but is not ferry's (no ferry:managed-by/ferry:pipeline tags for {}): tag it to adopt it, or rename it in ferry.yaml",
+                "{id} in account {account} exists but is not ferry's (no ferry:managed-by/ferry:pipeline tags for {}): {fix}",
                 m.pipeline
             ),
         )

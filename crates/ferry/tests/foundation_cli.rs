@@ -372,6 +372,188 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
     assert!(left.projects().is_empty());
 }
 
+const GITHUB_ACTIONS: &str = "  github_actions: {repository: acme/orders, branch: main}\n";
+
+fn github_provider_arn(w: &World) -> String {
+    format!(
+        "arn:aws:iam::{}:oidc-provider/token.actions.githubusercontent.com",
+        w.accounts.shared
+    )
+}
+
+/// The pipeline role's trust policy, as IAM holds it.
+async fn trust_of(iam: &aws_sdk_iam::Client, role: &str) -> Value {
+    let got = iam.get_role().role_name(role).send().await.unwrap();
+    let doc = got.role().unwrap().assume_role_policy_document().unwrap();
+    serde_json::from_str(&percent_encoding::percent_decode_str(doc).decode_utf8_lossy()).unwrap()
+}
+
+/// `shared.github_actions`: bootstrap lays GitHub's OIDC provider and lets a workflow run of
+/// that repository's branch assume the pipeline role; verify --live proves the web-identity
+/// edge from the trust it reads and names a trust that admits another branch; destroy keeps
+/// the provider while another role still trusts it. (moto holds providers and trusts but
+/// issues no GitHub tokens: that a real workflow gets in is the trust's conditions, which
+/// verify decides.)
+#[tokio::test]
+async fn github_actions_gets_its_oidc_provider_and_a_trust_for_its_branch_that_verify_proves() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_with(&w, dir.path(), GITHUB_ACTIONS);
+
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("+ iam oidc provider token.actions.githubusercontent.com in shared"),
+        "{}",
+        text(&out)
+    );
+    let again = run(&w, &["bootstrap"], &path);
+    assert!(
+        text(&again).contains("nothing to change"),
+        "{}",
+        text(&again)
+    );
+    let iam = aws_sdk_iam::Client::new(&w.shared);
+    let provider = iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(github_provider_arn(&w))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(provider.client_id_list(), ["sts.amazonaws.com"]);
+    let trust = trust_of(&iam, "ferry-orders").await;
+    let github = trust["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Federated"] == github_provider_arn(&w).as_str())
+        .cloned()
+        .expect("the pipeline role trusts GitHub's provider");
+    assert_eq!(
+        github["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        "repo:acme/orders:ref:refs/heads/main"
+    );
+    let verified = run(&w, &["verify", "--live", "--format", "json"], &path);
+    let doc: Value = json(&verified);
+    assert_eq!(doc["ok"], true, "{}", text(&verified));
+    let edge = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "sts:AssumeRoleWithWebIdentity")
+        .cloned()
+        .expect("verify decides the web-identity edge");
+    assert_eq!(edge["principal"], github_provider_arn(&w).as_str());
+
+    // Someone widens the trust to every branch's runs of another repository: verify names it.
+    let wrong = trust
+        .to_string()
+        .replace("repo:acme/orders:ref:refs/heads/main", "repo:acme/other:*");
+    iam.update_assume_role_policy()
+        .role_name("ferry-orders")
+        .policy_document(wrong)
+        .send()
+        .await
+        .unwrap();
+    let broken = denied(&w, &path);
+    assert_eq!(
+        broken,
+        [(
+            "-".to_owned(),
+            "sts:AssumeRoleWithWebIdentity".to_owned(),
+            format!(
+                "the trust policy of arn:aws:iam::{}:role/ferry-orders",
+                w.accounts.shared
+            )
+        )]
+    );
+    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
+    assert!(denied(&w, &path).is_empty());
+
+    // A team's own role trusts the provider too: destroy keeps it for that role.
+    iam.create_role()
+        .role_name("team-deployer")
+        .assume_role_policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": github_provider_arn(&w)}, "Action": "sts:AssumeRoleWithWebIdentity"}]}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = run(&w, &["destroy", "--yes", "--force"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("kept: iam role team-deployer still trusts it"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        iam.get_open_id_connect_provider()
+            .open_id_connect_provider_arn(github_provider_arn(&w))
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+/// An account usually has GitHub's provider already, made by another stack: bootstrap uses
+/// it when it admits ferry's audience (and destroy leaves it), and otherwise says what to add.
+#[tokio::test]
+async fn a_github_provider_someone_else_made_is_used_when_it_admits_the_audience() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_with(&w, dir.path(), GITHUB_ACTIONS);
+    let iam = aws_sdk_iam::Client::new(&w.shared);
+    let create = |audiences: &[&str]| {
+        iam.create_open_id_connect_provider()
+            .url("https://token.actions.githubusercontent.com")
+            .set_client_id_list(Some(audiences.iter().map(|a| (*a).to_owned()).collect()))
+            .send()
+    };
+    create(&["https://github.com/acme"]).await.unwrap();
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("add-client-id-to-open-id-connect-provider --client-id sts.amazonaws.com"),
+        "{}",
+        text(&out)
+    );
+
+    iam.delete_open_id_connect_provider()
+        .open_id_connect_provider_arn(github_provider_arn(&w))
+        .send()
+        .await
+        .unwrap();
+    create(&["https://github.com/acme", "sts.amazonaws.com"])
+        .await
+        .unwrap();
+    let plan = run(&w, &["plan"], &path);
+    assert!(
+        text(&plan).contains("= iam oidc provider token.actions.githubusercontent.com — not ferry's, and has what the plan needs: used as it is"),
+        "{}",
+        text(&plan)
+    );
+    let out = run(&w, &["bootstrap"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(denied(&w, &path).is_empty());
+    let out = run(&w, &["destroy", "--yes", "--force"], &path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "iam oidc provider token.actions.githubusercontent.com in shared: kept: not ferry's"
+        ),
+        "{}",
+        text(&out)
+    );
+    let kept = iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(github_provider_arn(&w))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.client_id_list().len(), 2);
+}
+
 /// The manifest with the native pipeline (`shared.codepipeline`), its source a repository URL.
 fn native_manifest(w: &World, dir: &Path) -> PathBuf {
     let path = manifest_with(
@@ -926,7 +1108,7 @@ fn synthesized_terraform_with_the_server_passes_checkov() {
     let with_server = example
         .replacen(
             "  repositories: [orders-api]\n",
-            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n  builds: {runner: codebuild}\n",
+            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n  builds: {runner: codebuild}\n  github_actions: {repository: acme/orders}\n",
             1,
         )
         .replacen("  repo: .\n", "  repo: https://github.com/acme/orders.git\n", 1);

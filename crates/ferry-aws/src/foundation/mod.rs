@@ -2,7 +2,8 @@
 //! apply a plan (`ferry bootstrap`), and remove it (`ferry destroy`). What to create comes from
 //! ferry-plan's typed specs; this module only talks to AWS. One file per resource kind, each
 //! with its read, apply and remove: [`key`], [`bucket`], [`repository`], [`role`],
-//! [`project`] (a CodeBuild project and its log group), [`topic`] and [`pipeline`] (the native
+//! [`project`] (a CodeBuild project and its log group), [`topic`], [`oidc_provider`] (GitHub
+//! Actions' token issuer) and [`pipeline`] (the native
 //! CodePipeline pipeline, applied last: its actions name the target roles); the live
 //! policies for `verify --live` in [`policies`], with the SCPs from [`organizations`].
 //!
@@ -13,6 +14,7 @@
 
 mod bucket;
 mod key;
+mod oidc_provider;
 mod organizations;
 mod pipeline;
 mod policies;
@@ -143,6 +145,7 @@ async fn read(s: &AccountConfig, planned: &Resource) -> Result<Option<Found>, Aw
         Resource::Project(p) => project::read(s, &p.name).await,
         Resource::Topic(t) => topic::read(s, &t.name).await,
         Resource::Pipeline(p) => pipeline::read(s, &p.pipeline.name).await,
+        Resource::OidcProvider(p) => oidc_provider::read(s, &p.issuer).await,
     }
 }
 
@@ -299,6 +302,10 @@ pub async fn apply(
                     pipeline::apply(s, pipeline, p, change).await?
                 }
                 Resource::Pipeline(_) => {}
+                Resource::OidcProvider(p) if phase == Phase::Own => {
+                    oidc_provider::apply(s, pipeline, p, change).await?
+                }
+                Resource::OidcProvider(_) => {}
             }
         }
     }
@@ -318,6 +325,10 @@ pub enum Removal {
     KeptNotEmpty {
         holds: String,
     },
+    /// Something outside the plan still depends on it (a role that trusts the provider).
+    KeptInUse {
+        by: String,
+    },
     /// A KMS key: its alias is deleted, the key scheduled for deletion after `days`.
     ScheduledForDeletion {
         days: i32,
@@ -327,7 +338,10 @@ pub enum Removal {
 impl Removal {
     /// Whether the resource is still there after destroy.
     pub fn kept(&self) -> bool {
-        matches!(self, Removal::KeptNotFerrys | Removal::KeptNotEmpty { .. })
+        matches!(
+            self,
+            Removal::KeptNotFerrys | Removal::KeptNotEmpty { .. } | Removal::KeptInUse { .. }
+        )
     }
 }
 
@@ -342,6 +356,7 @@ impl fmt::Display for Removal {
             Removal::KeptNotEmpty { holds } => {
                 write!(f, "kept: it holds {holds} (--force deletes them)")
             }
+            Removal::KeptInUse { by } => write!(f, "kept: {by} still trusts it"),
             Removal::ScheduledForDeletion { days } => write!(
                 f,
                 "scheduled for deletion in {days} days (KMS's shortest wait); its alias is deleted"
@@ -396,6 +411,7 @@ pub async fn destroy(
                         Resource::Project(p) => project::remove(s, p).await?,
                         Resource::Topic(t) => topic::remove(s, &t.name).await?,
                         Resource::Pipeline(p) => pipeline::remove(s, &p.pipeline.name).await?,
+                        Resource::OidcProvider(p) => oidc_provider::remove(s, &p.issuer).await?,
                     }
                 }
             };

@@ -32,7 +32,7 @@ pub async fn live_policies(
             foundation
                 .edges
                 .iter()
-                .filter(|e| e.action == "sts:AssumeRole")
+                .filter(|e| e.action.starts_with("sts:AssumeRole"))
                 .map(|e| e.resource.as_str()),
         )
         .collect();
@@ -62,7 +62,8 @@ pub async fn live_policies(
             Resource::Role(_)
             | Resource::Project(_)
             | Resource::Topic(_)
-            | Resource::Pipeline(_) => continue,
+            | Resource::Pipeline(_)
+            | Resource::OidcProvider(_) => continue,
         };
         match read(&sessions.shared, r).await {
             Ok(Some(found)) => {

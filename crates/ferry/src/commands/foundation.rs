@@ -32,15 +32,20 @@ fn print_changes(changes: &[PlannedChange], foundation: &Foundation) {
         for planned in mine {
             let c = &planned.change;
             if planned.foreign {
-                anstream::println!(
-                    "  {} {} {}",
-                    paint(ERROR, "!"),
-                    c.resource,
-                    paint(
-                        DIM,
-                        "— exists, but is not ferry's (no ferry tags for this pipeline): bootstrap will not touch it"
+                let (mark, note) = if c.resource.is_account_wide()
+                    && c.kind == ChangeKind::Unchanged
+                {
+                    (
+                        paint(DIM, "="),
+                        "— not ferry's, and has what the plan needs: used as it is",
                     )
-                );
+                } else {
+                    (
+                        paint(ERROR, "!"),
+                        "— exists, but is not ferry's (no ferry tags for this pipeline): bootstrap will not touch it",
+                    )
+                };
+                anstream::println!("  {mark} {} {}", c.resource, paint(DIM, note));
                 continue;
             }
             let mark = match c.kind {

@@ -224,7 +224,8 @@ fn root(
     targets: &[&AccountPlan],
 ) -> String {
     let mut t = String::from(HEADER);
-    t.push_str("terraform {\n  required_version = \">= 1.5\"\n  required_providers {\n    aws = {\n      source  = \"hashicorp/aws\"\n      version = \">= 5.40\"\n    }\n  }\n}\n\n");
+    // 5.81: aws_iam_openid_connect_provider without a thumbprint (IAM trusts GitHub's CA).
+    t.push_str("terraform {\n  required_version = \">= 1.5\"\n  required_providers {\n    aws = {\n      source  = \"hashicorp/aws\"\n      version = \">= 5.81\"\n    }\n  }\n}\n\n");
     t.push_str("variable \"account_ids\" {\n  description = \"The account ids, by ferry.yaml account name\"\n  type        = map(string)\n  default = {\n");
     let _ = writeln!(t, "    shared = \"{}\"", shared.id);
     for a in targets {
@@ -326,6 +327,13 @@ fn shared_params(names: &Names<'_>, targets: &[&AccountPlan]) -> Params {
             "${aws_iam_role.codepipeline.arn}".to_owned(),
         ),
     ];
+    if names.shared.github_actions.is_some() {
+        // Named through the resource, so the trust that names it is made after it.
+        p.push((
+            names.github_provider_arn(),
+            "${aws_iam_openid_connect_provider.github.arn}".to_owned(),
+        ));
+    }
     for a in targets {
         let account = names
             .manifest
@@ -450,6 +458,18 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                     prefix,
                     project.image,
                     project.compute_type
+                );
+            }
+            Resource::OidcProvider(provider) => {
+                // One per issuer in an account: where another stack made it already, import
+                // it (`terraform import aws_iam_openid_connect_provider.github ARN`) or drop
+                // this block. IAM checks GitHub's certificate against its own trusted CAs, so
+                // no thumbprint is given.
+                let _ = writeln!(
+                    t,
+                    "resource \"aws_iam_openid_connect_provider\" \"github\" {{\n  url            = \"{}\"\n  client_id_list = {}\n  tags           = local.tags\n}}\n",
+                    provider.url(),
+                    json_text(&provider.audiences)
                 );
             }
             Resource::Topic(_) | Resource::Pipeline(_) => {}
