@@ -245,6 +245,13 @@ impl Engine {
             if graceful.load(Ordering::Relaxed) {
                 return self.finish(&id, Status::Stopped, Some("stopped by `ferry stop`".into()));
             }
+            if stage.environment.is_some()
+                && let Some(block) = self.store.release_block(&id)?
+            {
+                self.store
+                    .set_stage_status(&id, &stage.name, Status::Failed)?;
+                return self.finish(&id, Status::Failed, Some(block.refusal()));
+            }
             let mut told = false;
             loop {
                 match self.store.enter_stage(&exec, &stage.name, def.mode)? {
@@ -625,6 +632,14 @@ impl Engine {
     /// Approves or rejects the approval waiting in `stage`.
     pub fn decide(&self, id: &str, stage: &str, decision: &Decision) -> Result<Approval> {
         let exec = self.load(id)?;
+        // Said first: the waiting approval of a blocked release closes within a poll.
+        if let Some(block) = self.store.release_block(&exec.id)? {
+            return Err(Refused::Approval(Refusal::Blocked {
+                stage: stage.to_owned(),
+                why: block.refusal(),
+            })
+            .into());
+        }
         let pending = self.store.pending_approvals(Some(&exec.id))?;
         let Some(approval) = pending.iter().find(|a| a.stage == stage) else {
             return Err(Refused::NoApprovalWaiting {

@@ -324,12 +324,36 @@ pub struct Release {
     pub created_ms: i64,
     #[serde(flatten)]
     pub record: ReleaseRecord,
+    /// Why the execution's release is blocked (`ferry release block`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+}
+
+/// A release marked bad by `ferry release block`: what one execution built. While blocked it
+/// enters no environment, no approval of it is accepted, and no rollback returns to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReleaseBlock {
+    pub execution_id: String,
+    pub reason: String,
+    /// Who blocked it.
+    pub identity: String,
+    pub blocked_ms: i64,
+}
+
+impl ReleaseBlock {
+    /// Why a stage or an approval of the release is refused, in words.
+    pub fn refusal(&self) -> String {
+        format!(
+            "release {} is blocked by {}: {} (`ferry release unblock {}` lets it be promoted again)",
+            self.execution_id, self.identity, self.reason, self.execution_id
+        )
+    }
 }
 
 /// Where `ferry rollback` returns a target to: the newest release the ledger marks verified
 /// good (deployed or restored, and through its bake or steady-state check) that is not the
-/// version running now, nor one an earlier rollback moved away from — not merely the previous
-/// version, which may never have been good. `releases` is one target's ledger, newest first.
+/// version running now, nor one an earlier rollback moved away from, nor blocked — not merely
+/// the previous version, which may never have been good. `releases` is one target's ledger, newest first.
 pub fn rollback_target<'a>(
     releases: &'a [Release],
     live_version: Option<&str>,
@@ -343,6 +367,7 @@ pub fn rollback_target<'a>(
         }
         let version = r.record.version.as_str();
         if r.record.verified
+            && r.blocked.is_none()
             && matches!(r.record.outcome.as_str(), "Deployed" | "Restored")
             && Some(version) != live_version
             && !abandoned.contains(&version)
@@ -395,6 +420,7 @@ mod tests {
                 outcome: outcome.into(),
                 verified,
             },
+            blocked: None,
         }
     }
 
@@ -417,5 +443,17 @@ mod tests {
         after.extend(ledger.iter().cloned());
         assert_eq!(rollback_target(&after, Some("2")).map(|r| r.id), Some(1));
         assert_eq!(rollback_target(&ledger[3..4], Some("2")), None);
+    }
+
+    #[test]
+    fn rollback_never_returns_to_a_blocked_release() {
+        let mut bad = release(2, "2", "Deployed", true);
+        bad.blocked = Some("corrupts orders".into());
+        let ledger = [
+            release(3, "3", "Deployed", true),
+            bad,
+            release(1, "1", "Deployed", true),
+        ];
+        assert_eq!(rollback_target(&ledger, Some("3")).map(|r| r.id), Some(1));
     }
 }

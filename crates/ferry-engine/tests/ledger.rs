@@ -180,3 +180,161 @@ async fn deploys_and_rollbacks_are_recorded_with_their_approver() {
         )
     );
 }
+
+/// dev deploys by itself, prod after an approval: the shape of a real promotion.
+fn dev_then_prod(version: &str) -> PipelineDef {
+    let stage = |env: &str, actions: Vec<ActionDef>| StageDef {
+        name: env.into(),
+        environment: Some(env.into()),
+        actions,
+    };
+    pipeline(
+        "orders",
+        Mode::Parallel,
+        vec![
+            stage("dev", vec![ship(version, false)]),
+            stage(
+                "prod",
+                vec![approval(3600, &[], false), ship(version, false)],
+            ),
+        ],
+    )
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::with_builtins();
+    registry.register(ShipKind);
+    registry
+}
+
+#[tokio::test]
+async fn a_blocked_release_enters_no_environment_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine_at(
+        &dir.path().join(".ferry"),
+        registry(),
+        Default::default(),
+        false,
+    );
+    let exec = engine.start(&dev_then_prod("2"), "rev2", "test").unwrap();
+    let block = engine
+        .store()
+        .block_release(&exec.id, "oncall@example.com", "corrupts refunds (INC-231)")
+        .unwrap();
+    assert_eq!(block.identity, "oncall@example.com");
+    let done = engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(done.status, Status::Failed);
+    let why = done.reason.unwrap_or_default();
+    assert!(
+        why.contains("is blocked by oncall@example.com: corrupts refunds (INC-231)")
+            && why.contains("ferry release unblock"),
+        "{why}"
+    );
+    assert!(
+        engine
+            .store()
+            .releases("orders", None, None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let events = engine.store().events(&exec.id).unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "release-blocked"
+            && e.detail.as_deref() == Some("oncall@example.com: corrupts refunds (INC-231)")),
+        "{events:?}"
+    );
+
+    // Unblocked, it is promoted again (a retry of the failed stage).
+    assert!(
+        engine
+            .store()
+            .unblock_release(&exec.id, "lead")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        engine
+            .store()
+            .unblock_release(&exec.id, "lead")
+            .unwrap()
+            .is_none()
+    );
+    engine.retry(&exec.id, "dev").unwrap();
+    let e = engine.clone();
+    let id = exec.id.clone();
+    let driving = tokio::spawn(async move { e.drive(&id, None).await });
+    let approve = Decision {
+        approve: true,
+        identity: "erin".into(),
+        ..Decision::default()
+    };
+    while engine.decide(&exec.id, "prod", &approve).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(driving.await.unwrap().unwrap().status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn a_release_blocked_while_it_waits_for_approval_is_refused_and_never_reaches_prod() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine_at(
+        &dir.path().join(".ferry"),
+        registry(),
+        Default::default(),
+        false,
+    );
+    let exec = engine.start(&dev_then_prod("3"), "rev3", "test").unwrap();
+    let e = engine.clone();
+    let id = exec.id.clone();
+    let driving = tokio::spawn(async move { e.drive(&id, None).await });
+    // dev deployed; prod waits for its approval.
+    while engine
+        .store()
+        .pending_approvals(Some(&exec.id))
+        .unwrap()
+        .is_empty()
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    engine
+        .store()
+        .block_release(&exec.id, "oncall@example.com", "leaks card numbers to logs")
+        .unwrap();
+    let done = driving.await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Failed);
+    assert!(
+        done.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("leaks card numbers to logs")),
+        "{:?}",
+        done.reason
+    );
+    // No approval of it is accepted, whoever asks.
+    let refused = engine
+        .store()
+        .decide_approval(
+            &exec.id,
+            "prod",
+            "approve",
+            &Decision {
+                approve: true,
+                identity: "erin".into(),
+                ..Decision::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("`prod` cannot be approved: release")
+            && refused.to_string().contains("leaks card numbers to logs"),
+        "{refused}"
+    );
+    let ledger = engine.store().releases("orders", None, None, 10).unwrap();
+    let envs: Vec<&str> = ledger.iter().map(|r| r.environment.as_str()).collect();
+    assert_eq!(envs, ["dev"]);
+    assert_eq!(
+        ledger[0].blocked.as_deref(),
+        Some("leaks card numbers to logs")
+    );
+}

@@ -320,6 +320,7 @@ mod tests {
                 outcome: outcome.into(),
                 verified: outcome == "Deployed",
             },
+            blocked: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_aws::ecs::{self, EcsDeploy};
 use ferry_aws::lambda;
 use ferry_aws::session::{AccountConfig, Aws, RoleTarget};
-use ferry_engine::model::{Release, rollback_target};
+use ferry_engine::model::{Release, ReleaseBlock, rollback_target};
 use ferry_engine::store::Store;
 use ferry_manifest::{ActionKind, Environment, Manifest, ReleaseTarget};
 use schemars::JsonSchema;
@@ -60,6 +60,85 @@ pub fn releases(project: &Project, environment_name: &str, limit: usize) -> Resu
     })
 }
 
+#[derive(Debug, Clone)]
+pub struct BlockInput {
+    /// The release: its execution's id (`orders-7`) or number (`7`).
+    pub release: String,
+    pub reason: String,
+    pub identity: String,
+    /// Also return every environment that runs it to its last good release.
+    pub rollback: bool,
+}
+
+/// What `ferry release block` did.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BlockReport {
+    pub block: ReleaseBlock,
+    /// With `--rollback`: each environment with deploys, last in promotion order first.
+    pub rollbacks: Vec<RollbackReport>,
+}
+
+impl BlockReport {
+    /// Blocked, and every rollback asked for went back (or had nothing to undo).
+    pub fn ok(&self) -> bool {
+        self.rollbacks.iter().all(RollbackReport::ok)
+    }
+}
+
+/// The execution a release names, in the project's pipeline.
+fn release_execution(
+    project: &Project,
+    manifest: &Manifest,
+    store: &Arc<dyn Store>,
+    release: &str,
+) -> Result<String> {
+    Ok(crate::view::find(store, Some(&manifest.pipeline), release, &project.state_dir)?.id)
+}
+
+/// Marks a release bad: it enters no environment and no approval of it is accepted from now
+/// on; with `rollback`, every environment that runs it goes back to its last good release
+/// (never a blocked one), prod first.
+pub async fn block(
+    project: &Project,
+    input: &BlockInput,
+    reporter: &dyn Reporter,
+) -> Result<BlockReport> {
+    if input.reason.trim().is_empty() {
+        return Err(Error::Usage(
+            "say why the release is bad (`--reason`, or `reason` in the API's body): it is shown to whoever tries to promote or approve it".into(),
+        ));
+    }
+    let manifest = project.load()?;
+    let store = project.store()?;
+    let execution = release_execution(project, &manifest, &store, &input.release)?;
+    let block = store.block_release(&execution, &input.identity, input.reason.trim())?;
+    let mut rollbacks = Vec::new();
+    if input.rollback {
+        for env in manifest.environments.iter().rev() {
+            if deployments(&manifest, &env.name).is_empty() {
+                continue;
+            }
+            let rollback = RollbackInput {
+                environment: env.name.clone(),
+                target: None,
+                to: None,
+                identity: input.identity.clone(),
+                only_running: Some(execution.clone()),
+            };
+            rollbacks.push(self::rollback(project, &rollback, reporter).await?);
+        }
+    }
+    Ok(BlockReport { block, rollbacks })
+}
+
+/// Lifts a release's block; `None` when it was not blocked.
+pub fn unblock(project: &Project, release: &str, identity: &str) -> Result<Option<ReleaseBlock>> {
+    let manifest = project.load()?;
+    let store = project.store()?;
+    let execution = release_execution(project, &manifest, &store, release)?;
+    Ok(store.unblock_release(&execution, identity)?)
+}
+
 /// A deploy of the environment, as the ledger names it.
 struct Deployment {
     /// The action's name in the manifest.
@@ -94,6 +173,9 @@ pub struct RollbackInput {
     /// Return to this release instead.
     pub to: Option<i64>,
     pub identity: String,
+    /// Only the deploys that run what this execution deployed (`ferry release block
+    /// --rollback`); the others are left as they are.
+    pub only_running: Option<String>,
 }
 
 /// How one deploy's rollback went.
@@ -107,6 +189,12 @@ pub enum RollbackResult {
         /// The version it replaced.
         replaced: Option<String>,
         revision: String,
+    },
+    /// It does not run the release being rolled back (`only_running`): left as it is.
+    Unaffected {
+        target: ReleaseTarget,
+        /// What it runs.
+        version: Option<String>,
     },
     Failed {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,9 +211,12 @@ pub struct RollbackReport {
 
 impl RollbackReport {
     pub fn ok(&self) -> bool {
-        self.results
-            .iter()
-            .all(|r| matches!(r, RollbackResult::Restored { .. }))
+        self.results.iter().all(|r| {
+            matches!(
+                r,
+                RollbackResult::Restored { .. } | RollbackResult::Unaffected { .. }
+            )
+        })
     }
 }
 
@@ -290,10 +381,32 @@ async fn roll_back_one(
         .map_err(|e| e.to_string())?;
     let op = Operation::begin(reporter, format!("rollback {target}"));
     let live = live_version(acct, &d.target).await?;
+    if let Some(execution) = &input.only_running {
+        let runs_it = ledger.iter().any(|r| {
+            &r.execution_id == execution
+                && matches!(r.record.outcome.as_str(), "Deployed" | "Restored")
+                && Some(r.record.version.as_str()) == live.as_deref()
+        });
+        if !runs_it {
+            return Ok(RollbackResult::Unaffected {
+                target: d.target.clone(),
+                version: live,
+            });
+        }
+    }
     let release = match input.to {
-        Some(id) => ledger.iter().find(|r| r.id == id).ok_or_else(|| {
-            format!("release {id} is not a release of {target}; `ferry releases` lists them")
-        })?,
+        Some(id) => {
+            let release = ledger.iter().find(|r| r.id == id).ok_or_else(|| {
+                format!("release {id} is not a release of {target}; `ferry releases` lists them")
+            })?;
+            if let Some(reason) = &release.blocked {
+                return Err(format!(
+                    "release {id} comes from {}, which is blocked: {reason}",
+                    release.execution_id
+                ));
+            }
+            release
+        }
         None => rollback_target(&ledger, live.as_deref()).ok_or_else(|| {
             format!(
                 "the ledger has no verified-good release of {target} other than the one running ({})",

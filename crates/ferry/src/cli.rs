@@ -55,6 +55,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the release ledger of an environment
     Releases(ReleasesArgs),
+    /// Block a bad release everywhere at once (or unblock it)
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Show what bootstrap would create or change in each account
     Plan(PlanArgs),
     /// Create the cross-account foundation: key, bucket, repositories, roles
@@ -579,6 +582,55 @@ pub struct RollbackArgs {
     /// Return to this release id instead
     #[arg(long, value_name = "RELEASE")]
     pub to: Option<i64>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// A release's verdict.
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "A release is what one execution built (`ferry history` and `ferry releases ENV` name it by its\n\
+execution, e.g. orders-7). A blocked release enters no environment, no approval of it is\n\
+accepted (the reason is the refusal), and no rollback returns to it, until unblocked. Both are\n\
+recorded on the execution (`ferry status`) with who and why."
+)]
+pub enum ReleaseCommand {
+    /// Mark a release bad: it is promoted nowhere; --rollback also takes it out of every environment
+    Block(ReleaseBlockArgs),
+    /// Lift a release's block
+    Unblock(ReleaseUnblockArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With --rollback, every environment whose deploys run what the release deployed goes back to\n\
+its last release verified good (never a blocked one), last environment first; deploys that\n\
+run something else are left as they are. Each is reported and recorded in the ledger.\n\n\
+Exit status: 0 blocked (and rolled back), 1 blocked but a rollback failed, 2 usage error.\n\n\
+Examples:\n  ferry release block orders-7 --reason \"corrupts refunds (INC-231)\"\n  ferry release block 7 --reason \"leaks PII in logs\" --rollback --format json"
+)]
+pub struct ReleaseBlockArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The release: its execution id (`orders-7`) or number (`7`)
+    pub release: String,
+    /// Why it is bad: shown to whoever tries to promote or approve it
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Also return every environment that runs it to its last good release
+    #[arg(long)]
+    pub rollback: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  ferry release unblock orders-7")]
+pub struct ReleaseUnblockArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The release: its execution id (`orders-7`) or number (`7`)
+    pub release: String,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         Command::Deploy(cli::DeployCommand::Ecs(args)) => commands::deploy::ecs(&args),
         Command::Rollback(args) => commands::deploy::rollback(&args),
         Command::Releases(args) => commands::deploy::releases(&args),
+        Command::Release(cli::ReleaseCommand::Block(args)) => commands::release::block(&args),
+        Command::Release(cli::ReleaseCommand::Unblock(args)) => commands::release::unblock(&args),
         Command::Plan(args) => commands::foundation::plan(&args),
         Command::Bootstrap(args) => commands::foundation::bootstrap(&args),
         Command::Destroy(args) => commands::foundation::destroy(&args),

@@ -433,6 +433,21 @@ fn a_person_in_a_browser_watches_approves_and_rolls_back_the_orders_pipeline() {
     );
     b.screenshot("ops", "releases.png");
 
+    // The second release is found bad: blocked through the API, the releases page says why
+    // beside each of its entries.
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/api/v1/releases/orders/{second}/block"))
+            .bearer_auth(demo.token("ops"))
+            .json(&json!({"reason": "totals off by a cent"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    });
+    b.goto("ops", &format!("{url}/pipelines/orders/releases"));
+    b.wait_text("ops", "main", "Blocked: totals off by a cent");
+
     // The other pages render what the API says.
     let execution_ms = b.goto("ops", &format!("{url}/executions/{second}"));
     let execution_weight = b.must(&json!({"op": "weight", "page": "ops"}));

@@ -229,6 +229,112 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
         assert_eq!(live_version(&endpoint, account).await, "2", "{env}");
         assert_eq!(releases(home.path(), env).len(), 2, "{env}");
     }
+
+    // A new release reaches every environment; then it is found bad, and one command blocks
+    // it and puts every alias and service back where they were.
+    let mut before = Vec::new();
+    for (env, account) in ACCOUNTS {
+        before.push((
+            live_version(&endpoint, account).await,
+            service_image(&endpoint, account, env).await.0,
+        ));
+    }
+    demo(home.path(), &["--auto-approve", "--new-release"]);
+    let bad = releases(home.path(), "prod")[0]["execution_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for ((env, account), (version, _)) in ACCOUNTS.iter().zip(&before) {
+        assert_ne!(&live_version(&endpoint, account).await, version, "{env}");
+    }
+    let out = ferry_in_sandbox(
+        home.path(),
+        &endpoint,
+        &[
+            "release",
+            "block",
+            &bad,
+            "--reason",
+            "totals off by a cent (INC-7)",
+            "--rollback",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let envs: Vec<&str> = report["rollbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(envs, ["prod", "qa", "dev"], "last environment first");
+    for rollback in report["rollbacks"].as_array().unwrap() {
+        // Each deploy is back (`restored_release`), or did not run the bad release (dev's
+        // service kept the revision its alarm run left: the new release changed no image).
+        for r in rollback["results"].as_array().unwrap() {
+            assert!(
+                r.get("restored_release").is_some()
+                    || (r["target"].as_str().is_some_and(|t| t.starts_with("ecs:"))
+                        && r.get("error").is_none()),
+                "{rollback:#}"
+            );
+        }
+    }
+    for ((env, account), (version, td)) in ACCOUNTS.iter().zip(&before) {
+        assert_eq!(&live_version(&endpoint, account).await, version, "{env}");
+        assert_eq!(&service_image(&endpoint, account, env).await.0, td, "{env}");
+        let ledger = releases(home.path(), env);
+        let function = ledger
+            .iter()
+            .find(|r| r["target"] == "lambda:orders-fn:live")
+            .unwrap();
+        assert_eq!(
+            (function["outcome"].as_str(), function["blocked"].as_str()),
+            (Some("Restored"), None),
+            "{env}: {ledger:#?}"
+        );
+        assert!(
+            ledger
+                .iter()
+                .filter(|r| r["execution_id"] == bad.as_str())
+                .all(|r| r["blocked"] == "totals off by a cent (INC-7)"),
+            "{env}: {ledger:#?}"
+        );
+    }
+}
+
+/// ferry against the demo's sandbox and state, as the shared account's administrator.
+async fn ferry_in_sandbox(home: &Path, endpoint: &str, args: &[&str]) -> std::process::Output {
+    use aws_credential_types::provider::ProvideCredentials;
+    let shared = admin_config_at(endpoint, SHARED).await;
+    let credentials = shared
+        .credentials_provider()
+        .unwrap()
+        .provide_credentials()
+        .await
+        .unwrap();
+    Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(home.join("state"))
+        .arg("-f")
+        .arg(home.join("workspace/ferry.yaml"))
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
+        .env(
+            "AWS_SESSION_TOKEN",
+            credentials.session_token().unwrap_or_default(),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("FERRY_IDENTITY", "oncall@example.com")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 /// `scripts/demo --serve`: a git push to the sandbox's repository starts the pipeline in

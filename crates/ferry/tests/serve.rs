@@ -549,6 +549,90 @@ async fn only_listed_approvers_other_than_the_pusher_approve_and_two_are_needed(
         .await;
 }
 
+/// An operator blocks a release that waits for approval: no approver can pass it (409 with
+/// the reason), the execution fails with it, and unblocking is recorded by whoever did it.
+#[tokio::test]
+async fn a_release_blocked_through_the_api_is_refused_approval_with_its_reason() {
+    let w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let rev = remote.commit(&[(
+        "ferry.yaml",
+        &local_manifest("verdicts", "", "{approvers: [alice]}"),
+    )]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("verdicts", &remote), "");
+    let viewer = s.token("watcher", "viewer", &[]);
+    let alice = s.token("alice", "approver", &[]);
+    let oncall = s.token("oncall", "operator", &[]);
+    s.start();
+    let (code, answer) = s.github_push("verdicts", "v-1", &rev, "bob", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    s.wait(&viewer, &id, "waited for approval", |d| {
+        stage_status(d, "release") == "AwaitingApproval"
+    })
+    .await;
+
+    let block = format!("/api/v1/releases/verdicts/{id}/block");
+    let (code, answer) = s.post(&block, &viewer, json!({"reason": "x"})).await;
+    assert_eq!(code, 403, "{answer}");
+    let (code, answer) = s.post(&block, &oncall, json!({"reason": "  "})).await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("say why the release is bad"),
+        "{answer}"
+    );
+    let (code, answer) = s
+        .post(&block, &oncall, json!({"reason": "totals off by a cent"}))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["block"]["identity"].as_str(),
+            answer["block"]["reason"].as_str()
+        ),
+        (Some("oncall"), Some("totals off by a cent"))
+    );
+
+    let approve = format!("/api/v1/executions/{id}/stages/release/approve");
+    let (code, answer) = s.post(&approve, &alice, json!({})).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (409, Some("release_blocked")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked by oncall: totals off by a cent"),
+        "{answer}"
+    );
+    let failed = s
+        .wait(&viewer, &id, "failed", |d| status(d) == "Failed")
+        .await;
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("totals off by a cent"),
+        "{failed:#}"
+    );
+
+    let (code, answer) = s
+        .post(
+            &format!("/api/v1/releases/verdicts/{id}/unblock"),
+            &oncall,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["unblocked"]["reason"], "totals off by a cent");
+}
+
 /// One Server-Sent Event: its id, kind and data.
 #[derive(Debug, Clone, PartialEq)]
 struct Sse {

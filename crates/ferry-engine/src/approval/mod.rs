@@ -166,6 +166,14 @@ impl Action for ApprovalAction {
                 }
                 return done;
             }
+            // A release blocked while it waits is never approved: the request is closed (no
+            // longer listed as pending) and the stage fails at once, with the block's reason.
+            if let Some(block) = ctx.store.release_block(&exec.id).map_err(store_err)? {
+                ctx.store
+                    .expire_approval(&exec.id, &ctx.stage, &ctx.action)
+                    .map_err(store_err)?;
+                return Err(ActionError::Failed(block.refusal()));
+            }
             if now_ms() > current.deadline_ms {
                 ctx.store
                     .expire_approval(&exec.id, &ctx.stage, &ctx.action)

@@ -36,6 +36,8 @@ pub enum Refusal {
     AlreadyDecided { identity: String, stage: String },
     /// The approval asks for a comment, and the decision has none.
     CommentRequired { stage: String },
+    /// The release is blocked (`ferry release block`): no approval of it is accepted.
+    Blocked { stage: String, why: String },
     /// The artifacts of the execution are not the ones the approval was requested for.
     ArtifactsChanged {
         execution: String,
@@ -75,6 +77,7 @@ impl fmt::Display for Refusal {
                 f,
                 "`{identity}` has already approved `{stage}`; it needs another approver"
             ),
+            Refusal::Blocked { stage, why } => write!(f, "`{stage}` cannot be approved: {why}"),
             Refusal::CommentRequired { stage } => {
                 write!(
                     f,

@@ -165,6 +165,15 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Release>>;
 
+    // Release verdicts.
+    /// Marks the release of execution `id` bad; blocking it again replaces the reason.
+    fn block_release(&self, id: &str, identity: &str, reason: &str) -> Result<ReleaseBlock>;
+    /// Lifts the block; `None` when the release was not blocked.
+    fn unblock_release(&self, id: &str, identity: &str) -> Result<Option<ReleaseBlock>>;
+    fn release_block(&self, id: &str) -> Result<Option<ReleaseBlock>>;
+    /// The blocked releases of `pipeline`, newest first.
+    fn release_blocks(&self, pipeline: &str) -> Result<Vec<ReleaseBlock>>;
+
     fn events(&self, id: &str) -> Result<Vec<Event>>;
 }
 

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_initial.sql"),
     include_str!("../../migrations/002_approvers.sql"),
     include_str!("../../migrations/003_listing.sql"),
+    include_str!("../../migrations/004_release_blocks.sql"),
 ];
 
 /// Called after each committed transition (the crash test kills the process there).
@@ -384,6 +385,22 @@ fn approval_in(conn: &Connection, id: &str, stage: &str, action: &str) -> Result
         .query_row(params![id, stage, action], approval_row)
         .optional()?;
     row.map(|r| finish_approval(conn, r)).transpose()
+}
+
+fn block_row(r: &Row<'_>) -> rusqlite::Result<ReleaseBlock> {
+    Ok(ReleaseBlock {
+        execution_id: r.get(0)?,
+        reason: r.get(1)?,
+        identity: r.get(2)?,
+        blocked_ms: r.get(3)?,
+    })
+}
+
+fn block_in(conn: &Connection, id: &str) -> Result<Option<ReleaseBlock>> {
+    Ok(conn
+        .prepare_cached("SELECT execution_id, reason, identity, blocked_ms FROM release_blocks WHERE execution_id = ?1")?
+        .query_row(params![id], block_row)
+        .optional()?)
 }
 
 fn artifacts_in(tx: &Connection, id: &str) -> Result<Vec<ArtifactRef>> {
@@ -855,6 +872,9 @@ impl Store for SqliteStore {
             let current = approval_in(tx, id, stage, action)?.ok_or_else(|| {
                 StoreError::NotFound(format!("`{id}` has no approval in stage `{stage}`"))
             })?;
+            if let Some(block) = block_in(tx, id)? {
+                return Err(rules::Refusal::Blocked { stage: stage.to_owned(), why: block.refusal() }.into());
+            }
             let artifacts = digests(&artifacts_in(tx, id)?);
             let now = now_ms();
             let verdict = rules::check(&current, decision, now, &artifacts)?;
@@ -978,9 +998,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Release>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms
-             FROM releases WHERE pipeline = ?1 AND (?2 IS NULL OR environment = ?2) AND (?3 IS NULL OR target = ?3)
-             ORDER BY id DESC LIMIT ?4",
+            "SELECT r.id, r.pipeline, r.environment, r.target, r.execution_id, r.revision, r.version, r.digest, r.previous_version, r.details, r.approved_by, r.outcome, r.verified, r.created_ms, b.reason
+             FROM releases r LEFT JOIN release_blocks b ON b.execution_id = r.execution_id
+             WHERE r.pipeline = ?1 AND (?2 IS NULL OR r.environment = ?2) AND (?3 IS NULL OR r.target = ?3)
+             ORDER BY r.id DESC LIMIT ?4",
         )?;
         let rows = stmt.query_map(params![pipeline, environment, target, limit as i64], |r| {
             let details: Option<String> = r.get(9)?;
@@ -1003,8 +1024,57 @@ impl Store for SqliteStore {
                     outcome: r.get(11)?,
                     verified: r.get::<_, i64>(12)? != 0,
                 },
+                blocked: r.get(14)?,
             })
         })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn block_release(&self, id: &str, identity: &str, reason: &str) -> Result<ReleaseBlock> {
+        self.transition((id, None, None, "release-blocked", Some(&format!("{identity}: {reason}"))), |tx| {
+            let known: Option<String> = tx
+                .query_row("SELECT id FROM executions WHERE id = ?1", params![id], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(format!("no execution `{id}`")));
+            }
+            tx.execute(
+                "INSERT INTO release_blocks (execution_id, reason, identity, blocked_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (execution_id) DO UPDATE SET reason = excluded.reason, identity = excluded.identity, blocked_ms = excluded.blocked_ms",
+                params![id, reason, identity, now_ms()],
+            )?;
+            block_in(tx, id)?.ok_or_else(|| StoreError::NotFound("release block".into()))
+        })
+    }
+
+    fn unblock_release(&self, id: &str, identity: &str) -> Result<Option<ReleaseBlock>> {
+        let Some(block) = self.release_block(id)? else {
+            return Ok(None);
+        };
+        self.transition(
+            (id, None, None, "release-unblocked", Some(identity)),
+            |tx| {
+                tx.execute(
+                    "DELETE FROM release_blocks WHERE execution_id = ?1",
+                    params![id],
+                )?;
+                Ok(())
+            },
+        )?;
+        Ok(Some(block))
+    }
+
+    fn release_block(&self, id: &str) -> Result<Option<ReleaseBlock>> {
+        block_in(&self.read(), id)
+    }
+
+    fn release_blocks(&self, pipeline: &str) -> Result<Vec<ReleaseBlock>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT b.execution_id, b.reason, b.identity, b.blocked_ms FROM release_blocks b
+             JOIN executions e ON e.id = b.execution_id WHERE e.pipeline = ?1 ORDER BY b.blocked_ms DESC",
+        )?;
+        let rows = stmt.query_map(params![pipeline], block_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

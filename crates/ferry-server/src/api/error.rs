@@ -77,6 +77,7 @@ fn refusal(r: &Refusal) -> (StatusCode, &'static str) {
         Refusal::Expired { .. } => (StatusCode::CONFLICT, "expired"),
         Refusal::NotPending { .. } => (StatusCode::CONFLICT, "not_pending"),
         Refusal::ArtifactsChanged { .. } => (StatusCode::CONFLICT, "artifacts_changed"),
+        Refusal::Blocked { .. } => (StatusCode::CONFLICT, "release_blocked"),
     }
 }
 

@@ -1,13 +1,16 @@
-//! An environment's release ledger, and rolling it back.
+//! An environment's release ledger, rolling it back, and blocking a bad release.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
+use ferry_engine::model::ReleaseBlock;
 use ferry_workflows::Quiet;
-use ferry_workflows::releases::{self, ReleasesReport, RollbackInput, RollbackReport};
+use ferry_workflows::releases::{
+    self, BlockInput, BlockReport, ReleasesReport, RollbackInput, RollbackReport,
+};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::executions_types::RollbackBody;
 use super::{ApiError, AppState, Audit, Body, Client, Endpoint, Params, require};
@@ -24,7 +27,97 @@ pub fn endpoints() -> Vec<Endpoint> {
             .body::<RollbackBody>()
             .answers::<RollbackReport>(200, "each deploy, back on its release")
             .answers::<RollbackReport>(409, "a deploy could not be rolled back: the report says which and why"),
+        Endpoint::new(Method::POST, "/api/v1/releases/{pipeline}/{release}/block", "Mark a release (an execution's, by id or number) bad: it enters no environment and no approval of it is accepted; with `rollback`, every environment that runs it goes back to its last good release", post(block))
+            .role(Role::Operator)
+            .body::<BlockBody>()
+            .answers::<BlockReport>(200, "blocked, and each rollback asked for done")
+            .answers::<BlockReport>(409, "blocked, but a rollback failed: the report says which and why"),
+        Endpoint::new(Method::POST, "/api/v1/releases/{pipeline}/{release}/unblock", "Lift a release's block", post(unblock))
+            .role(Role::Operator)
+            .answers::<UnblockReport>(200, "the block lifted (`unblocked` is null when there was none)"),
     ]
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockBody {
+    /// Why the release is bad: shown to whoever tries to promote or approve it.
+    pub reason: String,
+    /// Also return every environment that runs it to its last good release.
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UnblockReport {
+    pub release: String,
+    pub unblocked: Option<ReleaseBlock>,
+}
+
+async fn block(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    Path((pipeline, release)): Path<(String, String)>,
+    Body(body): Body<BlockBody>,
+) -> Response {
+    let target = format!("{pipeline} {release}");
+    let (caller, audit) = match Audit::begin(
+        &state,
+        &headers,
+        client,
+        Role::Operator,
+        "release-block",
+        &target,
+    ) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let result = async {
+        let project = state.current_project(&pipeline).await?;
+        let input = BlockInput {
+            release,
+            reason: body.reason,
+            identity: caller.name.clone(),
+            rollback: body.rollback,
+        };
+        let report = releases::block(&project, &input, &Quiet).await?;
+        let status = if report.ok() {
+            StatusCode::OK
+        } else {
+            StatusCode::CONFLICT
+        };
+        Ok::<_, ApiError>((status, report))
+    }
+    .await;
+    audit.finish(result)
+}
+
+async fn unblock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    Path((pipeline, release)): Path<(String, String)>,
+) -> Response {
+    let target = format!("{pipeline} {release}");
+    let (caller, audit) = match Audit::begin(
+        &state,
+        &headers,
+        client,
+        Role::Operator,
+        "release-unblock",
+        &target,
+    ) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let result = async {
+        let project = state.current_project(&pipeline).await?;
+        let unblocked = releases::unblock(&project, &release, &caller.name)?;
+        Ok::<_, ApiError>((StatusCode::OK, UnblockReport { release, unblocked }))
+    }
+    .await;
+    audit.finish(result)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -71,6 +164,7 @@ async fn rollback(
             target: body.target,
             to: body.to,
             identity: caller.name.clone(),
+            only_running: None,
         };
         let report = releases::rollback(&project, &input, &Quiet).await?;
         let status = if report.ok() {

@@ -205,6 +205,7 @@ pub fn rollback(args: &RollbackArgs) -> Exit {
             target: args.target.clone(),
             to: args.to,
             identity: local_identity(),
+            only_running: None,
         };
         match runtime().block_on(releases::rollback(
             &project(&args.state),
@@ -217,32 +218,43 @@ pub fn rollback(args: &RollbackArgs) -> Exit {
     };
     match args.format {
         Format::Json => output::json(&report),
-        Format::Text => {
-            for r in &report.results {
-                match r {
-                    RollbackResult::Failed { target, error } => output::error(&format!(
-                        "{}{error}",
-                        target
-                            .as_ref()
-                            .map(|t| format!("{t}: "))
-                            .unwrap_or_default()
-                    )),
-                    RollbackResult::Restored {
-                        target,
-                        restored_release,
-                        version,
-                        replaced,
-                        revision,
-                    } => anstream::println!(
-                        "{} {target} back on {version} (release {restored_release}, revision {revision}) — was {}",
-                        paint(OK, "↩"),
-                        replaced.as_deref().unwrap_or("unknown")
-                    ),
-                }
-            }
-        }
+        Format::Text => render_rollback(&report),
     }
     if report.ok() { Exit::Ok } else { Exit::Failed }
+}
+
+/// One line per deploy of a rollback.
+pub(crate) fn render_rollback(report: &releases::RollbackReport) {
+    for r in &report.results {
+        match r {
+            RollbackResult::Failed { target, error } => output::error(&format!(
+                "{}: {}{error}",
+                report.environment,
+                target
+                    .as_ref()
+                    .map(|t| format!("{t}: "))
+                    .unwrap_or_default()
+            )),
+            RollbackResult::Restored {
+                target,
+                restored_release,
+                version,
+                replaced,
+                revision,
+            } => anstream::println!(
+                "{} {}: {target} back on {version} (release {restored_release}, revision {revision}) — was {}",
+                paint(OK, "↩"),
+                report.environment,
+                replaced.as_deref().unwrap_or("unknown")
+            ),
+            RollbackResult::Unaffected { target, version } => anstream::println!(
+                "{} {}: {target} runs {} — not the blocked release, left as it is",
+                paint(DIM, "="),
+                report.environment,
+                version.as_deref().map_or("nothing yet", short_version)
+            ),
+        }
+    }
 }
 
 pub fn releases(args: &ReleasesArgs) -> Exit {
@@ -285,11 +297,14 @@ pub fn releases(args: &ReleasesArgs) -> Exit {
             "RolledBack" => paint(WARNING, "↩"),
             _ => paint(ERROR, "✗"),
         };
-        let newest = if newest.iter().any(|(_, id)| *id == r.id) {
+        let mut newest = if newest.iter().any(|(_, id)| *id == r.id) {
             paint(BOLD, " (newest)")
         } else {
             String::new()
         };
+        if let Some(reason) = &r.blocked {
+            newest.push_str(&paint(ERROR, &format!(" BLOCKED: {reason}")));
+        }
         anstream::println!(
             "{mark} {:>4}  {:<28} {:<12} {:<10} {} {}  {}{newest}",
             r.id,

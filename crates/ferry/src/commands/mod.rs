@@ -6,6 +6,7 @@ pub mod foundation;
 pub mod init;
 pub mod pipeline;
 pub mod policy;
+pub mod release;
 pub mod remote;
 pub mod schema;
 pub mod serve;

@@ -483,7 +483,8 @@ async function releases(pipeline) {
             h("td", {}, when(x.created_ms)), h("td", { class: "mono" }, x.target), h("td", { class: "mono" }, version(x.version)),
             h("td", { class: "mono" }, short(x.revision)), h("td", {}, status(x.outcome)),
             h("td", {}, x.verified ? "✓ yes" : "✕ no"), h("td", {}, x.approved_by || "—"),
-            h("td", {}, h("a", { href: "/executions/" + enc(x.execution_id) }, x.execution_id))))))
+            h("td", {}, h("a", { href: "/executions/" + enc(x.execution_id) }, x.execution_id),
+              x.blocked ? h("div", { class: "error" }, "⛔ Blocked: " + x.blocked) : null)))))
         : h("p", { class: "muted" }, "Nothing released here yet."));
     };
     // Each deploy back to its last release verified good, or all of the environment's.
