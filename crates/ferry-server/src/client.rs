@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use ferry_workflows::control::DecideReport;
 use ferry_workflows::history::ExecutionSummary;
-use ferry_workflows::releases::{ReleasesReport, RollbackReport};
+use ferry_workflows::releases::{BlockReport, ReleasesReport, RollbackReport, UnblockReport};
 use ferry_workflows::view::ExecutionView;
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::api::executions_types::{DecideBody, RollbackBody, StartBody};
+use crate::api::executions_types::{BlockBody, DecideBody, RollbackBody, StartBody};
 use crate::store::AuditEntry;
 
 /// What went wrong talking to the server.
@@ -247,8 +247,50 @@ impl Client {
                 ),
             )
             .json(&body);
-        // A deploy that could not be rolled back answers 409 with the report: the report,
-        // which says which and why, is the answer.
+        self.report(req).await
+    }
+
+    /// `ferry release block` through the server.
+    pub async fn block_release(
+        &self,
+        pipeline: &str,
+        release: &str,
+        reason: &str,
+        rollback: bool,
+    ) -> Result<BlockReport, ClientError> {
+        let body = BlockBody {
+            reason: reason.to_owned(),
+            rollback,
+        };
+        let path = format!(
+            "/api/v1/releases/{}/{}/block",
+            encode(pipeline),
+            encode(release)
+        );
+        self.report(self.request(reqwest::Method::POST, &path).json(&body))
+            .await
+    }
+
+    /// `ferry release unblock` through the server.
+    pub async fn unblock_release(
+        &self,
+        pipeline: &str,
+        release: &str,
+    ) -> Result<UnblockReport, ClientError> {
+        let path = format!(
+            "/api/v1/releases/{}/{}/unblock",
+            encode(pipeline),
+            encode(release)
+        );
+        self.send(self.request(reqwest::Method::POST, &path)).await
+    }
+
+    /// A call whose report is the answer on 200 and on 409 (a part of it failed — a deploy
+    /// that could not be rolled back: the report says which and why).
+    async fn report<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
             message: cause(&e.without_url()),
@@ -258,7 +300,7 @@ impl Client {
             .text()
             .await
             .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-        if let (200 | 409, Ok(report)) = (status, serde_json::from_str::<RollbackReport>(&text)) {
+        if let (200 | 409, Ok(report)) = (status, serde_json::from_str::<T>(&text)) {
             return Ok(report);
         }
         Err(refused(status, &text))

@@ -131,12 +131,24 @@ pub async fn block(
     Ok(BlockReport { block, rollbacks })
 }
 
-/// Lifts a release's block; `None` when it was not blocked.
-pub fn unblock(project: &Project, release: &str, identity: &str) -> Result<Option<ReleaseBlock>> {
+/// What `ferry release unblock` did.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct UnblockReport {
+    /// The release's execution.
+    pub release: String,
+    /// The block lifted; `None` when there was none.
+    pub unblocked: Option<ReleaseBlock>,
+}
+
+/// Lifts a release's block.
+pub fn unblock(project: &Project, release: &str, identity: &str) -> Result<UnblockReport> {
     let manifest = project.load()?;
     let store = project.store()?;
     let execution = release_execution(project, &manifest, &store, release)?;
-    Ok(store.unblock_release(&execution, identity)?)
+    Ok(UnblockReport {
+        unblocked: store.unblock_release(&execution, identity)?,
+        release: execution,
+    })
 }
 
 /// A deploy of the environment, as the ledger names it.

@@ -612,6 +612,8 @@ Examples:\n  ferry release block orders-7 --reason \"corrupts refunds (INC-231)\
 pub struct ReleaseBlockArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// The release: its execution id (`orders-7`) or number (`7`)
     pub release: String,
     /// Why it is bad: shown to whoever tries to promote or approve it
@@ -629,6 +631,8 @@ pub struct ReleaseBlockArgs {
 pub struct ReleaseUnblockArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// The release: its execution id (`orders-7`) or number (`7`)
     pub release: String,
     #[arg(long, value_enum, default_value_t)]

@@ -622,15 +622,33 @@ async fn a_release_blocked_through_the_api_is_refused_approval_with_its_reason()
         "{failed:#}"
     );
 
-    let (code, answer) = s
-        .post(
-            &format!("/api/v1/releases/verdicts/{id}/unblock"),
-            &oncall,
-            json!({}),
-        )
-        .await;
-    assert_eq!(code, 200, "{answer}");
-    assert_eq!(answer["unblocked"]["reason"], "totals off by a cent");
+    // Unblocked from the command line, through the server, as the operator's token.
+    let manifest = root.path().join("verdicts.yaml");
+    std::fs::write(
+        &manifest,
+        local_manifest("verdicts", "", "{approvers: [alice]}"),
+    )
+    .unwrap();
+    let out = s
+        .cli(&oncall)
+        .args(["release", "unblock", &id, "--format", "json", "-f"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            answer["release"].as_str(),
+            answer["unblocked"]["reason"].as_str()
+        ),
+        (Some(id.as_str()), Some("totals off by a cent"))
+    );
 }
 
 /// One Server-Sent Event: its id, kind and data.

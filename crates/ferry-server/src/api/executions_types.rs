@@ -37,3 +37,13 @@ pub struct RollbackBody {
     /// Return to this release id instead of the last verified good.
     pub to: Option<i64>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockBody {
+    /// Why the release is bad: shown to whoever tries to promote or approve it.
+    pub reason: String,
+    /// Also return every environment that runs it to its last good release.
+    #[serde(default)]
+    pub rollback: bool,
+}

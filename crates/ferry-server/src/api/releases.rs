@@ -4,15 +4,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use ferry_engine::model::ReleaseBlock;
 use ferry_workflows::Quiet;
 use ferry_workflows::releases::{
-    self, BlockInput, BlockReport, ReleasesReport, RollbackInput, RollbackReport,
+    self, BlockInput, BlockReport, ReleasesReport, RollbackInput, RollbackReport, UnblockReport,
 };
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::executions_types::RollbackBody;
+use super::executions_types::{BlockBody, RollbackBody};
 use super::{ApiError, AppState, Audit, Body, Client, Endpoint, Params, require};
 use crate::auth::Role;
 
@@ -36,22 +35,6 @@ pub fn endpoints() -> Vec<Endpoint> {
             .role(Role::Operator)
             .answers::<UnblockReport>(200, "the block lifted (`unblocked` is null when there was none)"),
     ]
-}
-
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BlockBody {
-    /// Why the release is bad: shown to whoever tries to promote or approve it.
-    pub reason: String,
-    /// Also return every environment that runs it to its last good release.
-    #[serde(default)]
-    pub rollback: bool,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct UnblockReport {
-    pub release: String,
-    pub unblocked: Option<ReleaseBlock>,
 }
 
 async fn block(
@@ -113,8 +96,8 @@ async fn unblock(
     };
     let result = async {
         let project = state.current_project(&pipeline).await?;
-        let unblocked = releases::unblock(&project, &release, &caller.name)?;
-        Ok::<_, ApiError>((StatusCode::OK, UnblockReport { release, unblocked }))
+        let report = releases::unblock(&project, &release, &caller.name)?;
+        Ok::<_, ApiError>((StatusCode::OK, report))
     }
     .await;
     audit.finish(result)

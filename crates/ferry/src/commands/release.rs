@@ -1,29 +1,41 @@
-//! `ferry release block|unblock`: a release's verdict.
+//! `ferry release block|unblock`: a release's verdict, here or through `--server`.
 
 use ferry_workflows::local_identity;
 use ferry_workflows::releases::{self, BlockInput};
-use serde_json::json;
 
 use super::deploy::render_rollback;
-use super::project;
+use super::{project, remote};
 use crate::cli::{ReleaseBlockArgs, ReleaseUnblockArgs};
 use crate::live::Console;
 use crate::output::{self, ERROR, Exit, Format, OK, fail, paint, runtime};
 
 pub fn block(args: &ReleaseBlockArgs) -> Exit {
-    let input = BlockInput {
-        release: args.release.clone(),
-        reason: args.reason.clone(),
-        identity: local_identity(),
-        rollback: args.rollback,
-    };
-    let report = match runtime().block_on(releases::block(
-        &project(&args.state),
-        &input,
-        &Console::new(),
-    )) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
+    let report = if args.remote.server.is_some() {
+        let result = remote::client(&args.remote).and_then(|c| {
+            let pipeline = remote::pipeline(&args.state)?;
+            runtime()
+                .block_on(c.block_release(&pipeline, &args.release, &args.reason, args.rollback))
+                .map_err(|e| remote::failed(&e))
+        });
+        match result {
+            Ok(r) => r,
+            Err(exit) => return exit,
+        }
+    } else {
+        let input = BlockInput {
+            release: args.release.clone(),
+            reason: args.reason.clone(),
+            identity: local_identity(),
+            rollback: args.rollback,
+        };
+        match runtime().block_on(releases::block(
+            &project(&args.state),
+            &input,
+            &Console::new(),
+        )) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        }
     };
     match args.format {
         Format::Json => output::json(&report),
@@ -44,22 +56,34 @@ pub fn block(args: &ReleaseBlockArgs) -> Exit {
 }
 
 pub fn unblock(args: &ReleaseUnblockArgs) -> Exit {
-    let identity = local_identity();
-    let lifted = match releases::unblock(&project(&args.state), &args.release, &identity) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
+    let report = if args.remote.server.is_some() {
+        let result = remote::client(&args.remote).and_then(|c| {
+            let pipeline = remote::pipeline(&args.state)?;
+            runtime()
+                .block_on(c.unblock_release(&pipeline, &args.release))
+                .map_err(|e| remote::failed(&e))
+        });
+        match result {
+            Ok(r) => r,
+            Err(exit) => return exit,
+        }
+    } else {
+        match releases::unblock(&project(&args.state), &args.release, &local_identity()) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        }
     };
     match args.format {
-        Format::Json => output::json(&json!({"release": args.release, "unblocked": lifted})),
-        Format::Text => match &lifted {
+        Format::Json => output::json(&report),
+        Format::Text => match &report.unblocked {
             Some(block) => anstream::println!(
-                "{} release {} unblocked by {identity} (was blocked by {}: {})",
+                "{} release {} unblocked (was blocked by {}: {})",
                 paint(OK, "✓"),
-                block.execution_id,
+                report.release,
                 block.identity,
                 block.reason
             ),
-            None => anstream::println!("release {} was not blocked", args.release),
+            None => anstream::println!("release {} was not blocked", report.release),
         },
     }
     Exit::Ok
