@@ -171,8 +171,6 @@ pub trait Store: Send + Sync {
     /// Lifts the block; `None` when the release was not blocked.
     fn unblock_release(&self, id: &str, identity: &str) -> Result<Option<ReleaseBlock>>;
     fn release_block(&self, id: &str) -> Result<Option<ReleaseBlock>>;
-    /// The blocked releases of `pipeline`, newest first.
-    fn release_blocks(&self, pipeline: &str) -> Result<Vec<ReleaseBlock>>;
 
     fn events(&self, id: &str) -> Result<Vec<Event>>;
 }

@@ -1068,16 +1068,6 @@ impl Store for SqliteStore {
         block_in(&self.read(), id)
     }
 
-    fn release_blocks(&self, pipeline: &str) -> Result<Vec<ReleaseBlock>> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT b.execution_id, b.reason, b.identity, b.blocked_ms FROM release_blocks b
-             JOIN executions e ON e.id = b.execution_id WHERE e.pipeline = ?1 ORDER BY b.blocked_ms DESC",
-        )?;
-        let rows = stmt.query_map(params![pipeline], block_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     fn events(&self, id: &str) -> Result<Vec<Event>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached("SELECT stage, action, kind, detail, at_ms FROM events WHERE execution_id = ?1 ORDER BY id")?;
