@@ -213,6 +213,8 @@ pub struct Snapshot {
     pub stages: Vec<StageRun>,
     pub actions: Vec<ActionRun>,
     pub pending_approvals: Vec<Approval>,
+    /// The execution's release is blocked (`ferry release block`).
+    pub blocked: Option<ReleaseBlock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

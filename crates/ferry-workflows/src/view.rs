@@ -24,6 +24,9 @@ pub struct ExecutionView {
     pub updated_ms: i64,
     pub stages: Vec<StageView>,
     pub pending_approvals: Vec<PendingApproval>,
+    /// Its release is blocked: promoted nowhere, approved by no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<ferry_engine::model::ReleaseBlock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -73,6 +76,7 @@ impl ExecutionView {
             stages,
             actions,
             pending_approvals: approvals,
+            blocked,
         } = snapshot;
         ExecutionView {
             id: exec.id.clone(),
@@ -126,6 +130,7 @@ impl ExecutionView {
                     approve: format!("ferry approve {} {}", exec.id, a.stage),
                 })
                 .collect(),
+            blocked: blocked.clone(),
         }
     }
 

@@ -591,9 +591,9 @@ pub struct RollbackArgs {
 #[command(
     after_help = "A release is what one execution built (`ferry history` and `ferry releases ENV` name it by its\n\
 execution, e.g. orders-7). A blocked release enters no environment, no approval of it is\n\
-accepted (the reason is the refusal), and no rollback returns to it, until unblocked. Both are\n\
-kept in the state as events of the execution, with who and why; through `--server`, also in the\n\
-server's audit log (`ferry audit`)."
+accepted (the reason is the refusal), and no rollback returns to it, until unblocked. `ferry\n\
+status` shows the block; blocking and unblocking are kept as events of the execution, with who\n\
+and why, and through `--server` also in the server's audit log (`ferry audit`)."
 )]
 pub enum ReleaseCommand {
     /// Mark a release bad: it is promoted nowhere; --rollback also takes it out of every environment

@@ -271,6 +271,12 @@ async fn the_demo_promotes_through_every_account_and_rolls_back_on_an_alarm() {
         .map(|r| r["environment"].as_str().unwrap())
         .collect();
     assert_eq!(envs, ["prod", "qa", "dev"], "last environment first");
+    let status = ferry_in_sandbox(home.path(), &endpoint, &["status", &bad]).await;
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("release blocked by oncall@example.com: totals off by a cent (INC-7)"),
+        "{status}"
+    );
     for rollback in report["rollbacks"].as_array().unwrap() {
         // Each deploy is back (`restored_release`), or did not run the bad release (dev's
         // service kept the revision its alarm run left: the new release changed no image).

@@ -621,6 +621,15 @@ async fn a_release_blocked_through_the_api_is_refused_approval_with_its_reason()
             .contains("totals off by a cent"),
         "{failed:#}"
     );
+    // The execution's own view says it is blocked, by whom and why.
+    assert_eq!(
+        (
+            failed["blocked"]["identity"].as_str(),
+            failed["blocked"]["reason"].as_str()
+        ),
+        (Some("oncall"), Some("totals off by a cent")),
+        "{failed:#}"
+    );
 
     // Unblocked from the command line, through the server, as the operator's token.
     let manifest = root.path().join("verdicts.yaml");

@@ -520,6 +520,7 @@ impl Store for SqliteStore {
             stages: stage_runs_in(&tx, id)?,
             actions: action_runs_in(&tx, id)?,
             pending_approvals: pending_in(&tx, Some(id))?,
+            blocked: block_in(&tx, id)?,
         };
         tx.finish()?;
         Ok(Some(snapshot))

@@ -200,6 +200,15 @@ fn print_status(view: &ExecutionView) {
         view.trigger,
         duration(view.duration_ms())
     );
+    if let Some(block) = &view.blocked {
+        anstream::println!(
+            "  {} release blocked by {}: {} (`ferry release unblock {}`)",
+            paint(ERROR, "⛔"),
+            block.identity,
+            block.reason,
+            view.id
+        );
+    }
     for stage in &view.stages {
         anstream::println!("  {} {}", mark(stage.status), stage.name);
         for action in &stage.actions {
