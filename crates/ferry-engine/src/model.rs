@@ -355,7 +355,8 @@ impl ReleaseBlock {
 /// Where `ferry rollback` returns a target to: the newest release the ledger marks verified
 /// good (deployed or restored, and through its bake or steady-state check) that is not the
 /// version running now, nor one an earlier rollback moved away from, nor blocked — not merely
-/// the previous version, which may never have been good. `releases` is one target's ledger, newest first.
+/// the previous version, which may never have been good. `releases` is one target's ledger,
+/// newest first.
 pub fn rollback_target<'a>(
     releases: &'a [Release],
     live_version: Option<&str>,

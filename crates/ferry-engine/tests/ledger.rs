@@ -260,17 +260,13 @@ async fn a_blocked_release_enters_no_environment_and_says_why() {
             .is_none()
     );
     engine.retry(&exec.id, "dev").unwrap();
-    let e = engine.clone();
-    let id = exec.id.clone();
-    let driving = tokio::spawn(async move { e.drive(&id, None).await });
+    let (_, driving) = drive_to_approval(&engine, &exec.id).await;
     let approve = Decision {
         approve: true,
         identity: "erin".into(),
         ..Decision::default()
     };
-    while engine.decide(&exec.id, "prod", &approve).is_err() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    engine.decide(&exec.id, "prod", &approve).unwrap();
     assert_eq!(driving.await.unwrap().unwrap().status, Status::Succeeded);
 }
 
@@ -284,18 +280,8 @@ async fn a_release_blocked_while_it_waits_for_approval_is_refused_and_never_reac
         false,
     );
     let exec = engine.start(&dev_then_prod("3"), "rev3", "test").unwrap();
-    let e = engine.clone();
-    let id = exec.id.clone();
-    let driving = tokio::spawn(async move { e.drive(&id, None).await });
     // dev deployed; prod waits for its approval.
-    while engine
-        .store()
-        .pending_approvals(Some(&exec.id))
-        .unwrap()
-        .is_empty()
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (_, driving) = drive_to_approval(&engine, &exec.id).await;
     engine
         .store()
         .block_release(&exec.id, "oncall@example.com", "leaks card numbers to logs")

@@ -3,7 +3,7 @@
 //! them, so the two cannot drift apart.
 
 use ferry_manifest::{ActionKind, GithubActions, LambdaPackage, Manifest};
-use ferry_policy::builder::NeedCondition;
+use ferry_policy::builder::{NeedCondition, PrincipalRef};
 use serde::Serialize;
 
 use crate::names::{Names, account_of, role_arn};
@@ -25,9 +25,12 @@ pub struct Edge {
     pub grant: String,
     /// The context the call carries, which the grant's condition reads.
     pub context: Vec<(String, String)>,
-    /// The condition the grant carries.
+    /// The conditions the grant carries (all must hold).
     #[serde(skip)]
-    pub condition: Option<NeedCondition>,
+    pub conditions: Vec<NeedCondition>,
+    /// The name of the statement that grants it, when not the action's service.
+    #[serde(skip)]
+    pub label: Option<String>,
     /// Why the pipeline makes this call.
     pub why: String,
     /// The principal is a role of the team's, not of the plan: ferry writes the resource's
@@ -47,7 +50,8 @@ impl Edge {
             grant: resource.to_owned(),
             // Every call ferry makes goes over TLS.
             context: vec![("aws:SecureTransport".into(), "true".into())],
-            condition: None,
+            conditions: Vec::new(),
+            label: None,
             why: why.to_owned(),
             teams_role: false,
         }
@@ -77,12 +81,29 @@ impl Edge {
         patterns: Vec<String>,
     ) -> Edge {
         self.context.push((key.to_owned(), value.to_owned()));
-        self.condition = Some(NeedCondition {
+        self.conditions.push(NeedCondition {
             operator: operator.into(),
             key: key.into(),
             values: patterns,
         });
         self
+    }
+
+    /// Its grant gets a statement of its own, named `label`.
+    fn labelled(mut self, label: &str) -> Edge {
+        self.label = Some(label.to_owned());
+        self
+    }
+
+    /// How a resource policy names the caller.
+    pub fn principal_ref(&self) -> PrincipalRef {
+        if self.by_role() {
+            PrincipalRef::Aws(self.principal.clone())
+        } else if self.principal.starts_with("arn:") {
+            PrincipalRef::Federated(self.principal.clone())
+        } else {
+            PrincipalRef::Service(self.principal.clone())
+        }
     }
 
     /// Whether an IAM role makes the call (else a service principal, such as Lambda pulling
@@ -281,8 +302,9 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
     }
 
     if let Some(github) = &names.shared.github_actions {
-        // A workflow run of the repository's branch, with GitHub's token: only the pipeline
-        // role's trust policy decides (a web identity has no policies of its own).
+        // A workflow run of the repository's branch, with GitHub's token (its audience is the
+        // one aws-actions/configure-aws-credentials asks for): only the pipeline role's trust
+        // policy decides (a web identity has no policies of its own).
         out.push(
             Edge::new(
                 &own,
@@ -294,8 +316,17 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                     github.repository, github.branch
                 ),
             )
-            .carrying(&GithubActions::claim("aud"), GithubActions::AUDIENCE)
-            .carrying(&GithubActions::claim("sub"), &github.subject()),
+            .when(
+                "StringEquals",
+                &GithubActions::claim("aud"),
+                GithubActions::AUDIENCE,
+            )
+            .when(
+                "StringEquals",
+                &GithubActions::claim("sub"),
+                &github.subject(),
+            )
+            .labelled("github actions"),
         );
     }
 

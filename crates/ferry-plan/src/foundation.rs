@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use ferry_manifest::GithubActions;
 use ferry_policy::builder::{self, Need, NeedCondition, PrincipalRef};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -171,28 +170,15 @@ pub fn plan(names: &Names<'_>) -> Foundation {
                 .on_own_resource(),
         );
     }
-    let mut trust = builder::build(trust).to_json();
-    if let Some(github) = &shared.github_actions {
-        // GitHub Actions: a workflow run of this repository's branch, whose token GitHub
-        // issued for AWS (the audience aws-actions/configure-aws-credentials asks for).
+    if shared.github_actions.is_some() {
         shared_resources.push(Resource::OidcProvider(OidcProviderSpec::github()));
-        if let Some(statements) = trust["Statement"].as_array_mut() {
-            statements.push(json!({
-                "Sid": "GithubActions",
-                "Effect": "Allow",
-                "Principal": {"Federated": names.github_provider_arn()},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {
-                    GithubActions::claim("aud"): GithubActions::AUDIENCE,
-                    GithubActions::claim("sub"): github.subject(),
-                }}
-            }));
-        }
     }
+    // And whatever the edges say may assume it (GitHub Actions' workflow runs).
+    trust.extend(resource_needs(names, &edges, &pipeline_role, None));
     shared_resources.push(role(
         &shared.pipeline_role,
         format!("ferry: runs pipeline {}", m.pipeline),
-        trust,
+        builder::build(trust).to_json(),
         "ferry-pipeline",
         identity_policy(names, &edges, &pipeline_role),
     ));
@@ -365,7 +351,9 @@ fn artifact_bucket(names: &Names<'_>, edges: &[Edge]) -> BucketSpec {
 
 /// The label of an edge's statement: its service, so each service gets statements of its own.
 fn label(e: &Edge) -> String {
-    e.action.split(':').next().unwrap_or("grant").to_owned()
+    e.label
+        .clone()
+        .unwrap_or_else(|| e.action.split(':').next().unwrap_or("grant").to_owned())
 }
 
 /// The identity policy of `principal`: exactly its edges, but those a resource policy in the
@@ -384,7 +372,7 @@ fn identity_policy(names: &Names<'_>, edges: &[Edge], principal: &str) -> Value 
             principal: None,
             action: e.action.clone(),
             resource: Some(e.grant.clone()),
-            condition: e.condition.clone(),
+            conditions: e.conditions.clone(),
         });
     builder::build(needs).to_json()
 }
@@ -401,33 +389,25 @@ fn resource_needs(
         .iter()
         .filter(|e| e.holder() == holder && e.needs_resource_grant(names))
         .map(|e| {
-            let condition = if e.action == "sts:AssumeRole" {
-                // The ExternalId is checked where the role is: in its trust policy.
-                e.context
-                    .iter()
-                    .find(|(k, _)| k == "sts:ExternalId")
-                    .map(|(k, v)| NeedCondition {
-                        operator: "StringEquals".into(),
-                        key: k.clone(),
-                        values: vec![v.clone()],
-                    })
-                    .or_else(|| e.condition.clone())
-            } else {
-                e.condition.clone()
-            };
+            // The ExternalId is checked where the role is: in its trust policy.
+            let external_id = e
+                .context
+                .iter()
+                .find(|(k, _)| e.action == "sts:AssumeRole" && k == "sts:ExternalId")
+                .map(|(k, v)| NeedCondition {
+                    operator: "StringEquals".into(),
+                    key: k.clone(),
+                    values: vec![v.clone()],
+                });
             Need {
                 label: label(e),
-                principal: Some(if e.by_role() {
-                    PrincipalRef::Aws(e.principal.clone())
-                } else {
-                    PrincipalRef::Service(e.principal.clone())
-                }),
+                principal: Some(e.principal_ref()),
                 action: e.action.clone(),
                 resource: resource.map(str::to_owned).or_else(|| {
                     (!holder.starts_with("arn:aws:iam:") && !holder.starts_with("arn:aws:ecr:"))
                         .then(|| e.grant.clone())
                 }),
-                condition,
+                conditions: external_id.map_or_else(|| e.conditions.clone(), |c| vec![c]),
             }
         })
         .collect()

@@ -20,6 +20,9 @@ pub enum PrincipalRef {
     Aws(String),
     /// A service principal such as `ecs-tasks.amazonaws.com`.
     Service(String),
+    /// An identity provider's ARN (`…:oidc-provider/token.actions.githubusercontent.com`), for
+    /// web-identity and SAML trust.
+    Federated(String),
 }
 
 /// A condition attached to a need: `operator: {key: values}`.
@@ -40,7 +43,8 @@ pub struct Need {
     pub action: String,
     /// `None` where the policy's own resource is meant (trust and repository policies).
     pub resource: Option<String>,
-    pub condition: Option<NeedCondition>,
+    /// All must hold (IAM ANDs a statement's conditions).
+    pub conditions: Vec<NeedCondition>,
 }
 
 impl Need {
@@ -50,7 +54,7 @@ impl Need {
             principal: None,
             action: action.to_owned(),
             resource: Some(resource.to_owned()),
-            condition: None,
+            conditions: Vec::new(),
         }
     }
 
@@ -62,7 +66,7 @@ impl Need {
 
     #[must_use]
     pub fn when(mut self, operator: &str, key: &str, values: &[&str]) -> Need {
-        self.condition = Some(NeedCondition {
+        self.conditions.push(NeedCondition {
             operator: operator.to_owned(),
             key: key.to_owned(),
             values: values.iter().map(|v| (*v).to_owned()).collect(),
@@ -85,7 +89,7 @@ pub struct BuiltStatement {
     pub actions: Vec<String>,
     /// Empty where the policy's own resource is meant.
     pub resources: Vec<String>,
-    pub condition: Option<NeedCondition>,
+    pub conditions: Vec<NeedCondition>,
     /// Why the statement uses `"Resource": "*"`, when it does.
     pub why_star: Option<String>,
 }
@@ -100,6 +104,7 @@ impl BuiltStatement {
             for (kind, values) in [
                 ("AWS", aws(&self.principals)),
                 ("Service", services(&self.principals)),
+                ("Federated", federated(&self.principals)),
             ] {
                 if !values.is_empty() {
                     p.insert(kind.into(), one_or_many(&values));
@@ -111,11 +116,17 @@ impl BuiltStatement {
         if !self.resources.is_empty() {
             s.insert("Resource".into(), one_or_many(&self.resources));
         }
-        if let Some(c) = &self.condition {
-            s.insert(
-                "Condition".into(),
-                json!({ c.operator.clone(): { c.key.clone(): one_or_many(&c.values) } }),
-            );
+        if !self.conditions.is_empty() {
+            let mut by_operator = Map::new();
+            for c in &self.conditions {
+                let keys = by_operator
+                    .entry(c.operator.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(keys) = keys {
+                    keys.insert(c.key.clone(), one_or_many(&c.values));
+                }
+            }
+            s.insert("Condition".into(), Value::Object(by_operator));
         }
         Value::Object(s)
     }
@@ -137,6 +148,18 @@ fn services(p: &[PrincipalRef]) -> Vec<String> {
     p.iter()
         .filter_map(|p| {
             if let PrincipalRef::Service(a) = p {
+                Some(a.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn federated(p: &[PrincipalRef]) -> Vec<String> {
+    p.iter()
+        .filter_map(|p| {
+            if let PrincipalRef::Federated(a) = p {
                 Some(a.clone())
             } else {
                 None
@@ -171,9 +194,9 @@ pub fn build(needs: impl IntoIterator<Item = Need>) -> BuiltPolicy {
         String,
         Option<PrincipalRef>,
         Option<String>,
-        Option<NeedCondition>,
+        Vec<NeedCondition>,
     );
-    // 1. By (label, principal, resource, condition): the actions.
+    // 1. By (label, principal, resource, conditions): the actions.
     let mut by_resource: BTreeMap<Key, BTreeSet<String>> = BTreeMap::new();
     for need in needs {
         let action = cat
@@ -183,8 +206,10 @@ pub fn build(needs: impl IntoIterator<Item = Need>) -> BuiltPolicy {
             Some(_) if cat.is_wildcard_only(&action) => Some("*".to_owned()),
             r => r,
         };
+        let mut conditions = need.conditions;
+        conditions.sort();
         by_resource
-            .entry((need.label, need.principal, resource, need.condition))
+            .entry((need.label, need.principal, resource, conditions))
             .or_default()
             .insert(action);
     }
@@ -193,12 +218,12 @@ pub fn build(needs: impl IntoIterator<Item = Need>) -> BuiltPolicy {
         String,
         Option<PrincipalRef>,
         BTreeSet<String>,
-        Option<NeedCondition>,
+        Vec<NeedCondition>,
     );
     let mut by_actions: BTreeMap<Key2, BTreeSet<Option<String>>> = BTreeMap::new();
-    for ((label, principal, resource, condition), actions) in by_resource {
+    for ((label, principal, resource, conditions), actions) in by_resource {
         by_actions
-            .entry((label, principal, actions, condition))
+            .entry((label, principal, actions, conditions))
             .or_default()
             .insert(resource);
     }
@@ -207,19 +232,19 @@ pub fn build(needs: impl IntoIterator<Item = Need>) -> BuiltPolicy {
         String,
         BTreeSet<String>,
         BTreeSet<Option<String>>,
-        Option<NeedCondition>,
+        Vec<NeedCondition>,
     );
     let mut by_grant: BTreeMap<Key3, BTreeSet<PrincipalRef>> = BTreeMap::new();
-    for ((label, principal, actions, condition), resources) in by_actions {
+    for ((label, principal, actions, conditions), resources) in by_actions {
         let entry = by_grant
-            .entry((label, actions, resources, condition))
+            .entry((label, actions, resources, conditions))
             .or_default();
         entry.extend(principal);
     }
     let mut used: BTreeMap<String, usize> = BTreeMap::new();
     let statements = by_grant
         .into_iter()
-        .map(|((label, actions, resources, condition), principals)| {
+        .map(|((label, actions, resources, conditions), principals)| {
             let resources: Vec<String> = resources.into_iter().flatten().collect();
             let why_star = resources.iter().any(|r| r == "*").then(|| {
                 let only: Vec<&str> = actions
@@ -245,7 +270,7 @@ pub fn build(needs: impl IntoIterator<Item = Need>) -> BuiltPolicy {
                 principals: principals.into_iter().collect(),
                 actions: actions.into_iter().collect(),
                 resources,
-                condition,
+                conditions,
                 why_star,
             }
         })

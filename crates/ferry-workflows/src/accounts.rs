@@ -5,7 +5,7 @@
 use ferry_aws::foundation::{self as live, Sessions};
 use ferry_aws::session::Aws;
 use ferry_manifest::Manifest;
-use ferry_plan::diff::{Change, LiveState, diff};
+use ferry_plan::diff::{Change, ChangeKind, LiveState, diff};
 use ferry_plan::{Foundation, Names, plan};
 use serde::Serialize;
 
@@ -144,4 +144,14 @@ pub struct PlannedChange {
     #[serde(flatten)]
     pub change: Change,
     pub foreign: bool,
+}
+
+impl PlannedChange {
+    /// Not ferry's, yet used as it is: an account-wide resource (GitHub's OIDC provider) that
+    /// already has what the plan needs. Any other resource that is not ferry's stops bootstrap.
+    pub fn used_as_it_is(&self) -> bool {
+        self.foreign
+            && self.change.resource.is_account_wide()
+            && self.change.kind == ChangeKind::Unchanged
+    }
 }

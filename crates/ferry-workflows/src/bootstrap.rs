@@ -6,7 +6,7 @@
 use ferry_aws::foundation::{self as live};
 use ferry_engine::model::now_ms;
 use ferry_plan::diff::{Change, ChangeKind};
-use ferry_plan::{Foundation, Resource, ResourceId};
+use ferry_plan::{Foundation, Resource};
 use serde::Serialize;
 
 use crate::accounts::{Accounts, PlannedChange};
@@ -98,15 +98,13 @@ pub async fn bootstrap(
             .filter(|c| c.resource == id)
             .for_each(|c| c.kind = ChangeKind::Create);
     }
-    // An account-wide resource (GitHub's OIDC provider) that is not ferry's is used as it is
-    // when it already has what the plan needs.
-    let refused = |(account, id): &&(String, ResourceId)| {
-        !id.is_account_wide()
-            || planned.changes.iter().any(|c| {
-                &c.account == account && &c.resource == id && c.kind != ChangeKind::Unchanged
-            })
-    };
-    if let Some((account, id)) = planned.live.foreign().find(refused) {
+    // What is not ferry's stops bootstrap, unless it is used as it is.
+    let planned_changes = planned.planned_changes();
+    if let Some(c) = planned_changes
+        .iter()
+        .find(|c| c.foreign && !c.used_as_it_is())
+    {
+        let (account, id) = (&c.change.account, &c.change.resource);
         let fix = if id.is_account_wide() {
             format!(
                 "it lacks what the plan needs (see `ferry plan`): add that yourself — for GitHub's provider, `aws iam add-client-id-to-open-id-connect-provider --client-id {} --open-id-connect-provider-arn …` — or tag it to let ferry manage it",

@@ -58,6 +58,21 @@ deploy:
     path
 }
 
+/// Runs `args` (bootstrap, or an apply): it succeeds and says `first_says`; run again, it
+/// succeeds and has nothing to change.
+fn applies_then_settles(w: &World, args: &[&str], manifest: &Path, first_says: &str) {
+    let out = run(w, args, manifest);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(first_says), "{}", text(&out));
+    let again = run(w, args, manifest);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("nothing to change"),
+        "{}",
+        text(&again)
+    );
+}
+
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -128,20 +143,7 @@ async fn bootstrap_is_idempotent_verify_passes_and_each_broken_edge_is_named_wit
     let dir = tempfile::tempdir().unwrap();
     let path = manifest(&w, dir.path());
 
-    let out = run(&w, &["bootstrap"], &path);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("10 created, 0 changed"),
-        "{}",
-        text(&out)
-    );
-    let again = run(&w, &["bootstrap"], &path);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert!(
-        text(&again).contains("nothing to change"),
-        "{}",
-        text(&again)
-    );
+    applies_then_settles(&w, &["bootstrap"], &path, "10 created, 0 changed");
     assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
 
     // 1. The key policy no longer lets qa's deploy role decrypt.
@@ -283,19 +285,7 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
     let dir = tempfile::tempdir().unwrap();
     let path = manifest_with(&w, dir.path(), "  builds: {runner: codebuild}\n");
 
-    let out = run(&w, &["bootstrap"], &path);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("12 created, 0 changed"),
-        "{}",
-        text(&out)
-    );
-    let again = run(&w, &["bootstrap"], &path);
-    assert!(
-        text(&again).contains("nothing to change"),
-        "{}",
-        text(&again)
-    );
+    applies_then_settles(&w, &["bootstrap"], &path, "12 created, 0 changed");
     assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
 
     let codebuild = aws_sdk_codebuild::Client::new(&w.shared);
@@ -400,18 +390,11 @@ async fn github_actions_gets_its_oidc_provider_and_a_trust_for_its_branch_that_v
     let dir = tempfile::tempdir().unwrap();
     let path = manifest_with(&w, dir.path(), GITHUB_ACTIONS);
 
-    let out = run(&w, &["bootstrap"], &path);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("+ iam oidc provider token.actions.githubusercontent.com in shared"),
-        "{}",
-        text(&out)
-    );
-    let again = run(&w, &["bootstrap"], &path);
-    assert!(
-        text(&again).contains("nothing to change"),
-        "{}",
-        text(&again)
+    applies_then_settles(
+        &w,
+        &["bootstrap"],
+        &path,
+        "+ iam oidc provider token.actions.githubusercontent.com in shared",
     );
     let iam = aws_sdk_iam::Client::new(&w.shared);
     let provider = iam
@@ -585,18 +568,11 @@ async fn synth_codepipeline_apply_stands_up_the_native_pipeline_and_a_second_app
     let dir = tempfile::tempdir().unwrap();
     let path = native_manifest(&w, dir.path());
 
-    let out = run(&w, &["synth", "codepipeline", "--apply"], &path);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("+ codepipeline pipeline orders"),
-        "{}",
-        text(&out)
-    );
-    let again = run(&w, &["synth", "codepipeline", "--apply"], &path);
-    assert!(
-        text(&again).contains("nothing to change"),
-        "{}",
-        text(&again)
+    applies_then_settles(
+        &w,
+        &["synth", "codepipeline", "--apply"],
+        &path,
+        "+ codepipeline pipeline orders",
     );
     assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
 

@@ -650,7 +650,7 @@ async fn a_release_blocked_through_the_api_is_refused_approval_with_its_reason()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answer = common::json(&out);
     assert_eq!(
         (
             answer["release"].as_str(),

@@ -303,7 +303,11 @@ pub async fn apply(
                 }
                 Resource::Pipeline(_) => {}
                 Resource::OidcProvider(p) if phase == Phase::Own => {
-                    oidc_provider::apply(s, pipeline, p, change).await?
+                    let was = match was {
+                        Some(Resource::OidcProvider(w)) => Some(w),
+                        _ => None,
+                    };
+                    oidc_provider::apply(s, pipeline, p, change, was).await?
                 }
                 Resource::OidcProvider(_) => {}
             }

@@ -9,7 +9,8 @@ use ferry_plan::Resource;
 use ferry_plan::diff::{Change, ChangeKind};
 use ferry_plan::foundation::OidcProviderSpec;
 
-use super::{Found, Removal, tags, url_decode};
+use super::role::iam_tags;
+use super::{Found, Removal, url_decode};
 use crate::error::AwsError;
 use crate::session::AccountConfig;
 
@@ -77,48 +78,32 @@ pub(super) async fn read(s: &AccountConfig, issuer: &str) -> Result<Option<Found
     )))
 }
 
+/// Creates the provider, or adds the audiences `was` (the provider as read) lacks.
 pub(super) async fn apply(
     s: &AccountConfig,
     pipeline: &str,
     spec: &OidcProviderSpec,
     change: &Change,
+    was: Option<&OidcProviderSpec>,
 ) -> Result<(), AwsError> {
     let iam = client(s);
     match change.kind {
         ChangeKind::Unchanged => Ok(()),
         ChangeKind::Create => {
-            let mut create = iam
+            let action = "iam:CreateOpenIDConnectProvider";
+            let create = iam
                 .create_open_id_connect_provider()
                 .url(spec.url())
-                .set_client_id_list(Some(spec.audiences.clone()));
-            for (k, v) in tags(pipeline) {
-                let tag = aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(|e| {
-                        s.fail(
-                            "iam:CreateOpenIDConnectProvider",
-                            &spec.issuer,
-                            "InvalidTag",
-                            e.to_string(),
-                        )
-                    })?;
-                create = create.tags(tag);
-            }
-            s.call(
-                "iam:CreateOpenIDConnectProvider",
-                &spec.issuer,
-                create.send(),
-            )
-            .await?;
+                .set_client_id_list(Some(spec.audiences.clone()))
+                .set_tags(Some(iam_tags(s, pipeline, action, &spec.issuer)?));
+            s.call(action, &spec.issuer, create.send()).await?;
             Ok(())
         }
         ChangeKind::Update => {
             let Some(arn) = arn_of(s, &spec.issuer).await? else {
                 return Ok(());
             };
-            let live = audiences(s, &arn).await?;
+            let live = was.map_or(&[][..], |w| w.audiences.as_slice());
             for audience in spec.audiences.iter().filter(|a| !live.contains(a)) {
                 s.call(
                     "iam:AddClientIDToOpenIDConnectProvider",

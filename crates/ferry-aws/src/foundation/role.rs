@@ -14,6 +14,25 @@ fn client(s: &AccountConfig) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::new(&s.config)
 }
 
+/// Ferry's tags, as IAM takes them when it creates a role or a provider.
+pub(super) fn iam_tags(
+    s: &AccountConfig,
+    pipeline: &str,
+    action: &str,
+    resource: &str,
+) -> Result<Vec<aws_sdk_iam::types::Tag>, AwsError> {
+    tags(pipeline)
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| s.fail(action, resource, "InvalidTag", e.to_string()))
+        })
+        .collect()
+}
+
 pub(super) async fn inline_policy_names(
     s: &AccountConfig,
     role: &str,
@@ -118,21 +137,13 @@ pub(super) async fn apply(
     let name = spec.name.as_str();
     let trust = spec.trust.to_string();
     if change.kind == ChangeKind::Create {
-        let mut create = iam
+        let create = iam
             .create_role()
             .role_name(name)
             .description(&spec.description)
             .assume_role_policy_document(&trust)
-            .max_session_duration(spec.max_session_duration);
-        for (k, v) in tags(pipeline) {
-            create = create.tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(|e| s.fail("iam:CreateRole", name, "InvalidTag", e.to_string()))?,
-            );
-        }
+            .max_session_duration(spec.max_session_duration)
+            .set_tags(Some(iam_tags(s, pipeline, "iam:CreateRole", name)?));
         propagating(|| async {
             s.call("iam:CreateRole", name, create.clone().send())
                 .await

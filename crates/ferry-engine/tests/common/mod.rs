@@ -127,30 +127,29 @@ pub fn harness(secrets: &[(&str, &str)], auto_approve: bool) -> Harness {
 /// An execution driven in the background.
 pub type Driving = tokio::task::JoinHandle<ferry_engine::driver::Result<Execution>>;
 
-impl Harness {
-    /// Drives execution `id` in the background until it asks for an approval; returns the
-    /// request and the running drive.
-    pub async fn drive_to_approval(&self, id: &str) -> (Approval, Driving) {
-        let engine = self.engine.clone();
-        let owned = id.to_owned();
-        let driving = tokio::spawn(async move { engine.drive(&owned, None).await });
-        loop {
-            if let Some(a) = self
-                .engine
-                .store()
-                .pending_approvals(Some(id))
-                .unwrap()
-                .pop()
-            {
-                return (a, driving);
-            }
-            assert!(
-                !driving.is_finished(),
-                "the execution ended before its approval: {:?}",
-                self.engine.store().execution(id).unwrap().unwrap().reason
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// Drives execution `id` in the background until it asks for an approval; returns the
+/// request and the running drive.
+pub async fn drive_to_approval(engine: &Engine, id: &str) -> (Approval, Driving) {
+    let driver = engine.clone();
+    let owned = id.to_owned();
+    let driving = tokio::spawn(async move { driver.drive(&owned, None).await });
+    loop {
+        if let Some(a) = engine.store().pending_approvals(Some(id)).unwrap().pop() {
+            return (a, driving);
         }
+        assert!(
+            !driving.is_finished(),
+            "the execution ended before its approval: {:?}",
+            engine.store().execution(id).unwrap().unwrap().reason
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Harness {
+    /// [`drive_to_approval`] on the harness's engine.
+    pub async fn drive_to_approval(&self, id: &str) -> (Approval, Driving) {
+        drive_to_approval(&self.engine, id).await
     }
 
     /// Runs one build, stage `build` after a source stage of `repo`, to the end: the finished

@@ -32,9 +32,7 @@ fn print_changes(changes: &[PlannedChange], foundation: &Foundation) {
         for planned in mine {
             let c = &planned.change;
             if planned.foreign {
-                let (mark, note) = if c.resource.is_account_wide()
-                    && c.kind == ChangeKind::Unchanged
-                {
+                let (mark, note) = if planned.used_as_it_is() {
                     (
                         paint(DIM, "="),
                         "— not ferry's, and has what the plan needs: used as it is",
