@@ -480,11 +480,42 @@ fn environment(d: &mut Decoder, n: &Node) -> Option<EnvironmentDoc> {
         .get("vars")
         .map(|n| named_map(d, n, "`vars`", |d, n| d.string(n, "a variable value")))
         .unwrap_or_default();
+    let gates = f.get("gates").and_then(|n| gates(d, n));
     Some(EnvironmentDoc {
         name: name?,
         account: account?,
         approval,
         vars,
+        gates,
+    })
+}
+
+fn gates(d: &mut Decoder, n: &Node) -> Option<GatesDoc> {
+    let f = d.fields(n, "`gates`", GatesDoc::KEYS)?;
+    Some(GatesDoc {
+        alarms: opt_list(d, &f, "alarms", "`alarms`"),
+        windows: list(d, f.get("windows"), "`windows`", window),
+        soak: opt_name(d, &f, "soak", "`soak`"),
+    })
+}
+
+fn window(d: &mut Decoder, n: &Node) -> Option<WindowDoc> {
+    let f = d.fields(n, "a window", WindowDoc::KEYS)?;
+    if f.has("allow") == f.has("deny") {
+        d.push(
+            Diagnostic::error(
+                "window-rule",
+                "a window needs exactly one of `allow` (a deployment window) or `deny` (a freeze)",
+            )
+            .at(f.span())
+            .with_hint("write `- allow: \"* 9-16 * * MON-FRI\"` or `- deny: \"* * 24-26 12 *\"`; list two windows for both"),
+        );
+        return None;
+    }
+    Some(WindowDoc {
+        allow: f.get("allow").and_then(|n| d.string(n, "`allow`")),
+        deny: f.get("deny").and_then(|n| d.string(n, "`deny`")),
+        time_zone: opt_name(d, &f, "time_zone", "`time_zone`"),
     })
 }
 

@@ -595,8 +595,55 @@ pub struct EnvironmentDoc {
     /// Values for `${name}` in the `deploy` actions when they run in this environment.
     #[schemars(default)]
     pub vars: NamedMap<Text>,
+    /// What must hold before a release enters this environment.
+    pub gates: Option<GatesDoc>,
 }
 
 impl EnvironmentDoc {
-    pub(crate) const KEYS: &'static [&'static str] = &["name", "account", "approval", "vars"];
+    pub(crate) const KEYS: &'static [&'static str] =
+        &["name", "account", "approval", "vars", "gates"];
+}
+
+/// An environment's gates. Each is checked before the environment's deploys start (after its
+/// approval, when it has one) and again until all let the release in; a holding gate keeps
+/// the stage waiting and says why. `ferry override` lets a release past them, with a reason
+/// that the ledger and the audit log keep.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GatesDoc {
+    /// CloudWatch alarms in the environment's account. Entry is held while one is in ALARM,
+    /// unless it was already in ALARM when the execution started (a hotfix for what set it
+    /// off is not held back).
+    #[schemars(default)]
+    pub alarms: Vec<Text>,
+    /// Deployment windows (`allow`) and freezes (`deny`). With any `allow`, a release enters
+    /// only in a minute one of them matches; never in a minute a `deny` matches.
+    #[schemars(default)]
+    pub windows: Vec<WindowDoc>,
+    /// How long the release must have run in the previous environment, e.g. `2h`, deployed and
+    /// not rolled back, before it enters this one.
+    #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub soak: Option<Text>,
+}
+
+impl GatesDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["alarms", "windows", "soak"];
+}
+
+/// A deployment window or a freeze: a five-field cron expression (minute, hour, day of month,
+/// month, day of week) naming the minutes it covers. `* 9-16 * * MON-FRI` is 09:00 to 16:59 on
+/// weekdays.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WindowDoc {
+    /// The minutes in which releases may enter. Give `allow` or `deny`, not both.
+    pub allow: Option<Text>,
+    /// The minutes in which no release enters: a freeze.
+    pub deny: Option<Text>,
+    /// The IANA time zone the expression is read in, e.g. `Europe/Berlin`. Default `UTC`.
+    pub time_zone: Option<Text>,
+}
+
+impl WindowDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["allow", "deny", "time_zone"];
 }

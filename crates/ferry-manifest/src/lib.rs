@@ -15,6 +15,7 @@
 
 pub mod document;
 pub mod model;
+pub mod schedule;
 pub mod schema;
 pub mod templates;
 pub mod values;
@@ -26,7 +27,7 @@ use std::path::Path;
 
 pub use ferry_yaml::{Diagnostic, Severity, SourceFile};
 pub use model::*;
-pub use resolve::is_production_like;
+pub use resolve::{GATES_ACTION, is_production_like};
 
 /// The outcome of reading a manifest: the model when it is valid, and every diagnostic.
 #[derive(Debug)]

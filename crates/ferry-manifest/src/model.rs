@@ -248,6 +248,28 @@ pub struct Environment {
     /// Name of the target account.
     pub account: String,
     pub approval: Option<Approval>,
+    pub gates: Gates,
+}
+
+/// What must hold before a release enters an environment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Gates {
+    /// Alarms in the environment's account that hold entry while in ALARM (unless already in
+    /// ALARM when the execution started).
+    pub alarms: Vec<String>,
+    pub windows: Vec<crate::schedule::Window>,
+    /// How long the release must have run in the previous environment.
+    #[serde(serialize_with = "as_opt_duration")]
+    pub soak: Option<Duration>,
+    /// The environment the release must have soaked in: the one before.
+    pub soak_in: Option<String>,
+}
+
+impl Gates {
+    /// Whether anything is checked before entry.
+    pub fn hold_entry(&self) -> bool {
+        !self.alarms.is_empty() || !self.windows.is_empty() || self.soak.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -486,6 +508,13 @@ impl ActionKind {
 
 fn as_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::values::format_duration(*d))
+}
+
+fn as_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => as_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl Manifest {

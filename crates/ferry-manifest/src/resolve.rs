@@ -14,6 +14,8 @@ const DEFAULT_DEPLOY_ROLE: &str = "ferry-deploy";
 const DEFAULT_ADMIN_ROLE: &str = "OrganizationAccountAccessRole";
 const SOURCE_ARTIFACT: &str = "source";
 const APPROVAL_ACTION: &str = "approve";
+/// The name of the action that checks an environment's gates.
+pub const GATES_ACTION: &str = "gates";
 const DAY: u64 = 86_400;
 
 pub(crate) fn resolve(file: &SourceFile, doc: &Document, d: &mut Decoder) -> Option<Manifest> {
@@ -499,13 +501,71 @@ impl Resolver<'_> {
                     self.error("reserved-variable", var.span, format!("`{}` is a built-in variable", var.value), "pick another name; `${env}`, `${account_id}` and `${region}` are always set");
                 }
             }
+            let gates = env
+                .gates
+                .as_ref()
+                .map(|g| self.gates(g, out.last().map(|e| e.name.as_str())))
+                .unwrap_or_default();
             out.push(Environment {
                 name,
                 account: env.account.value.clone(),
                 approval,
+                gates,
             });
         }
         out
+    }
+
+    /// An environment's gates; `previous` is the environment before it, where `soak` is
+    /// measured.
+    fn gates(&mut self, g: &GatesDoc, previous: Option<&str>) -> Gates {
+        let week = Duration::from_secs(7 * DAY);
+        let soak = g.soak.as_ref().map(|t| {
+            if previous.is_none() {
+                self.error(
+                    "soak-without-previous",
+                    t.span,
+                    "`soak` is measured in the previous environment, and this is the first",
+                    "move `soak` to a later environment, or remove it",
+                );
+            }
+            self.duration(Some(t), "`soak`", Duration::from_secs(3600), week)
+        });
+        let mut windows = Vec::new();
+        for w in &g.windows {
+            let (rule, cron) = match (&w.allow, &w.deny) {
+                (Some(c), _) => (crate::schedule::Rule::Allow, c),
+                (_, Some(c)) => (crate::schedule::Rule::Deny, c),
+                (None, None) => continue,
+            };
+            let zone = w.time_zone.as_ref().map_or("UTC", |z| z.value.as_str());
+            if let Some(z) = &w.time_zone
+                && let Err(why) = crate::schedule::time_zone(&z.value)
+            {
+                self.error(
+                    "unknown-time-zone",
+                    z.span,
+                    format!("no time zone is named `{}`", z.value),
+                    why,
+                );
+                continue;
+            }
+            match crate::schedule::Window::new(rule, &cron.value, zone) {
+                Ok(window) => windows.push(window),
+                Err(why) => self.error(
+                    "invalid-cron",
+                    cron.span,
+                    format!("`{}` is not a cron expression", cron.value),
+                    why,
+                ),
+            }
+        }
+        Gates {
+            alarms: g.alarms.iter().map(|t| t.value.clone()).collect(),
+            windows,
+            soak,
+            soak_in: soak.and(previous.map(str::to_owned)),
+        }
     }
 
     /// Reports a reference to an account that is not declared.
@@ -669,6 +729,16 @@ impl Resolver<'_> {
             );
         }
         for action in &doc.deploy {
+            if action.name.value == GATES_ACTION
+                && environments.iter().any(|e| e.gates.hold_entry())
+            {
+                self.error(
+                    "duplicate-name",
+                    action.name.span,
+                    format!("`{GATES_ACTION}` is the name of the action that checks an environment's gates"),
+                    "rename this action",
+                );
+            }
             if action.name.value == APPROVAL_ACTION
                 && environments.iter().any(|e| e.approval.is_some())
             {

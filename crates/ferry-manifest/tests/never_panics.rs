@@ -97,3 +97,35 @@ proptest! {
         load_bytes(bytes);
     }
 }
+
+/// Four to six fields made of what cron fields are written with, so most cases reach the
+/// field parser and some parse.
+fn cronish() -> impl Strategy<Value = String> {
+    // Mostly what every field accepts, some of what only some do, some of what none does.
+    let token = prop_oneof![
+        6 => prop::sample::select(vec!["*", "*/5", "1-5", "1", "2/3", "3-4/2"]),
+        2 => prop::sample::select(vec!["0", "7", "9-16", "31", "59", "MON-FRI", "sun", "JAN"]),
+        1 => prop::sample::select(vec!["2/0", "60", "5-1", "-", "/", "?", "L", "", "99999999999"]),
+    ];
+    let field = prop::collection::vec(token, 1..3).prop_map(|parts| parts.join(","));
+    let count = prop_oneof![4 => Just(5usize), 1 => 0usize..8];
+    count
+        .prop_flat_map(move |n| prop::collection::vec(field.clone(), n))
+        .prop_map(|fields| fields.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A window's cron expression either parses or says why; a parsed one answers every
+    /// question about time without panicking.
+    #[test]
+    fn window_cron_expressions(text in cronish(), seconds in -62_135_596_800i64..253_402_207_200) {
+        use ferry_manifest::schedule::{Rule, Window, closed_at, next_open};
+        if let Ok(window) = Window::new(Rule::Allow, &text, "Europe/Berlin") {
+            let t = jiff::Timestamp::from_second(seconds).unwrap();
+            let _ = closed_at(std::slice::from_ref(&window), t);
+            let _ = next_open(std::slice::from_ref(&window), t);
+        }
+    }
+}

@@ -346,7 +346,12 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
             .map(|a| &a.kind)
             .filter(|k| matches!(k, ActionKind::Ecs(_) | ActionKind::Lambda(_)))
             .collect();
-        if deploys.is_empty() {
+        // The entry gates read the environment's alarms as its deploy role too.
+        let gate_alarms: &[String] = m
+            .environment(env)
+            .map(|e| e.gates.alarms.as_slice())
+            .unwrap_or_default();
+        if deploys.is_empty() && gate_alarms.is_empty() {
             continue;
         }
         let scope = Scope {
@@ -585,6 +590,15 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                 "cloudwatch:DescribeAlarms",
                 &Names::alarm_arn(account, alarm),
                 &format!("watch alarm {alarm} during the deploy"),
+            ));
+        }
+        for alarm in gate_alarms {
+            out.push(Edge::new(
+                &scope,
+                &deploy,
+                "cloudwatch:DescribeAlarms",
+                &Names::alarm_arn(account, alarm),
+                &format!("hold entry to {env} while alarm {alarm} is in ALARM"),
             ));
         }
     }

@@ -1172,3 +1172,33 @@ fn a_trust_that_admits_another_branch_than_the_manifests_is_caught_with_its_fix(
         json!({"Federated": "arn:aws:iam::111111111111:oidc-provider/token.actions.githubusercontent.com"})
     );
 }
+
+/// An entry gate reads its alarms as the environment's deploy role, so the role may read
+/// those alarms and no others.
+#[test]
+fn an_entry_gate_alarm_is_read_by_that_environments_deploy_role_only() {
+    let m = orders_edited(
+        "    approval: {timeout: 24h, comment_required: true}\n",
+        "    approval: {timeout: 24h, comment_required: true}\n    gates:\n      alarms: [orders-p99-prod]\n      soak: 1h\n",
+    );
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let gate: Vec<_> = f
+        .edges
+        .iter()
+        .filter(|e| e.resource.ends_with(":alarm:orders-p99-prod"))
+        .collect();
+    assert_eq!(gate.len(), 1, "{gate:#?}");
+    assert_eq!(gate[0].action, "cloudwatch:DescribeAlarms");
+    assert_eq!(
+        gate[0].principal,
+        "arn:aws:iam::444444444444:role/ferry-deploy"
+    );
+    assert_eq!(
+        gate[0].resource,
+        "arn:aws:cloudwatch:us-east-1:444444444444:alarm:orders-p99-prod"
+    );
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+}
