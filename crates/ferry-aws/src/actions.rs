@@ -15,7 +15,7 @@ use ferry_engine::action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
 };
 use ferry_engine::model::{ActionDef, ReleaseRecord};
-use ferry_manifest::{LambdaPackage, ReleaseTarget, Traffic};
+use ferry_manifest::{AfterWatch, LambdaPackage, ReleaseTarget, Traffic};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -66,12 +66,19 @@ pub struct EcsConfig {
     pub timeout: Duration,
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// The environment's `gates.after` watch, once steady.
+    #[serde(default, with = "duration")]
+    pub watch_after: Duration,
     pub target: Target,
 }
 
 impl EcsConfig {
     /// The configuration of a manifest's `ecs` deploy into `target`.
-    pub fn new(deploy: &ferry_manifest::EcsDeploy, target: Target) -> EcsConfig {
+    pub fn new(
+        deploy: &ferry_manifest::EcsDeploy,
+        target: Target,
+        after: Option<&AfterWatch>,
+    ) -> EcsConfig {
         EcsConfig {
             cluster: deploy.cluster.clone(),
             service: deploy.service.clone(),
@@ -79,8 +86,10 @@ impl EcsConfig {
             image_definitions: deploy.image_definitions.clone(),
             timeout: deploy.timeout,
             alarms: deploy.alarms.clone(),
+            watch_after: Duration::ZERO,
             target,
         }
+        .watching(after)
     }
 
     pub fn release_target(&self) -> ReleaseTarget {
@@ -90,11 +99,31 @@ impl EcsConfig {
         }
     }
 
-    /// The longest the action may run: the wait for steady state, and again for a
-    /// rollback's, with room for the calls.
+    /// The longest the action may run: the wait for steady state, the watch after it, and
+    /// the wait for a rollback's steady state, with room for the calls.
     pub fn action_timeout(&self) -> Duration {
-        2 * self.timeout + Duration::from_secs(300)
+        2 * self.timeout + self.watch_after + Duration::from_secs(300)
     }
+
+    fn watching(mut self, after: Option<&AfterWatch>) -> EcsConfig {
+        (self.alarms, self.watch_after) = watched(self.alarms, after);
+        self
+    }
+}
+
+/// A deploy's alarms with the environment's `gates.after` alarms added (watched from the
+/// start of the deploy, so one already firing then is ignored as usual), and how long to
+/// watch once it is done.
+fn watched(mut alarms: Vec<String>, after: Option<&AfterWatch>) -> (Vec<String>, Duration) {
+    let Some(after) = after else {
+        return (alarms, Duration::ZERO);
+    };
+    for alarm in &after.alarms {
+        if !alarms.contains(alarm) {
+            alarms.push(alarm.clone());
+        }
+    }
+    (alarms, after.watch)
 }
 
 /// The `lambda` action's configuration.
@@ -107,12 +136,19 @@ pub struct LambdaConfig {
     pub traffic: Traffic,
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// The environment's `gates.after` watch, once all traffic is shifted.
+    #[serde(default, with = "duration")]
+    pub watch_after: Duration,
     pub target: Target,
 }
 
 impl LambdaConfig {
     /// The configuration of a manifest's `lambda` deploy into `target`.
-    pub fn new(deploy: &ferry_manifest::LambdaDeploy, target: Target) -> LambdaConfig {
+    pub fn new(
+        deploy: &ferry_manifest::LambdaDeploy,
+        target: Target,
+        after: Option<&AfterWatch>,
+    ) -> LambdaConfig {
         LambdaConfig {
             function: deploy.function.clone(),
             alias: deploy.alias.clone(),
@@ -125,8 +161,15 @@ impl LambdaConfig {
             },
             traffic: deploy.traffic,
             alarms: deploy.alarms.clone(),
+            watch_after: Duration::ZERO,
             target,
         }
+        .watching(after)
+    }
+
+    fn watching(mut self, after: Option<&AfterWatch>) -> LambdaConfig {
+        (self.alarms, self.watch_after) = watched(self.alarms, after);
+        self
     }
 
     pub fn release_target(&self) -> ReleaseTarget {
@@ -211,7 +254,7 @@ impl ActionKind for LambdaKind {
 }
 
 /// Assumes the target's deploy role for this execution.
-async fn target_session(
+pub(crate) async fn target_session(
     aws: &Aws,
     ctx: &ActionContext,
     target: &Target,
@@ -368,6 +411,7 @@ impl Action for LambdaAction {
             package,
             traffic: self.config.traffic,
             alarms: self.config.alarms.clone(),
+            watch_after: self.config.watch_after,
             prune_keep: None,
             referenced,
             poll: ctx.settings.poll,
@@ -460,6 +504,7 @@ impl Action for EcsAction {
             images,
             timeout: self.config.timeout,
             alarms: self.config.alarms.clone(),
+            watch_after: self.config.watch_after,
             poll: ctx.settings.poll,
             previous,
             idempotency_key: Some(ctx.idempotency_key.clone()),

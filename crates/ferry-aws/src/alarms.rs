@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::deploy::StepLog;
 use crate::error::AwsError;
 use crate::session::AccountConfig;
 
@@ -50,38 +51,11 @@ impl AlarmWatch {
     }
 
     async fn states(&self) -> Result<Vec<(String, String)>, AwsError> {
-        let out = self
-            .account
-            .call(
-                "cloudwatch:DescribeAlarms",
-                &self.names.join(", "),
-                self.client
-                    .describe_alarms()
-                    .set_alarm_names(Some(self.names.clone()))
-                    .send(),
-            )
-            .await?;
-        let mut states: Vec<(String, String)> = out
-            .metric_alarms()
-            .iter()
-            .map(|a| {
-                (
-                    a.alarm_name().unwrap_or_default().to_owned(),
-                    a.state_value()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
-        states.extend(out.composite_alarms().iter().map(|a| {
-            (
-                a.alarm_name().unwrap_or_default().to_owned(),
-                a.state_value()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-            )
-        }));
-        Ok(states)
+        Ok(read_states(&self.client, &self.account, &self.names)
+            .await?
+            .into_iter()
+            .map(|a| (a.name, a.state))
+            .collect())
     }
 
     /// An alarm that entered ALARM since the deploy began, if any.
@@ -95,6 +69,28 @@ impl AlarmWatch {
             .into_iter()
             .find(|(n, s)| s == "ALARM" && !self.baseline.contains(n))
             .map(|(n, _)| n))
+    }
+
+    /// The watch after a deploy is done (`gates.after`): `Ok(Some(why))` when an alarm entered
+    /// ALARM during it; nothing to do for a zero `period`.
+    pub(crate) async fn after(
+        &self,
+        log: &mut StepLog<'_>,
+        period: Duration,
+        poll: Duration,
+    ) -> Result<Option<String>, AwsError> {
+        if period.is_zero() {
+            return Ok(None);
+        }
+        log.step(format!(
+            "watching {} alarm(s) for {} after the deploy",
+            self.names.len(),
+            ferry_manifest::values::format_duration(period)
+        ));
+        Ok(self
+            .watch(period, poll)
+            .await?
+            .map(|alarm| format!("alarm {alarm} entered ALARM during the watch after the deploy")))
     }
 
     /// Watches for `period`, polling every `poll`; returns the alarm that fired, if one did.
@@ -115,4 +111,52 @@ impl AlarmWatch {
             tokio::time::sleep(poll.min(end - now)).await;
         }
     }
+}
+
+/// An alarm's state as DescribeAlarms reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmState {
+    pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+    /// When it entered that state (`StateUpdatedTimestamp`), in ms since the epoch.
+    pub since_ms: Option<i64>,
+}
+
+/// The states of the named alarms, metric and composite; an alarm that does not exist is
+/// missing from the answer.
+pub async fn read_states(
+    client: &aws_sdk_cloudwatch::Client,
+    account: &AccountConfig,
+    names: &[String],
+) -> Result<Vec<AlarmState>, AwsError> {
+    let out = account
+        .call(
+            "cloudwatch:DescribeAlarms",
+            &names.join(", "),
+            client
+                .describe_alarms()
+                .set_alarm_names(Some(names.to_vec()))
+                .send(),
+        )
+        .await?;
+    let state =
+        |name: Option<&str>,
+         value: Option<&aws_sdk_cloudwatch::types::StateValue>,
+         since: Option<&aws_sdk_cloudwatch::primitives::DateTime>| AlarmState {
+            name: name.unwrap_or_default().to_owned(),
+            state: value.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            since_ms: since.and_then(|t| t.to_millis().ok()),
+        };
+    let mut states: Vec<AlarmState> = out
+        .metric_alarms()
+        .iter()
+        .map(|a| state(a.alarm_name(), a.state_value(), a.state_updated_timestamp()))
+        .collect();
+    states.extend(
+        out.composite_alarms()
+            .iter()
+            .map(|a| state(a.alarm_name(), a.state_value(), a.state_updated_timestamp())),
+    );
+    Ok(states)
 }

@@ -335,6 +335,9 @@ pub struct EcsDeploy {
     /// Longest wait for steady state (and again for the rollback's).
     pub timeout: Duration,
     pub alarms: Vec<String>,
+    /// Once steady, watch `alarms` this long more; one entering ALARM rolls the deploy back
+    /// (`gates.after`). Zero: done when steady.
+    pub watch_after: Duration,
     pub poll: Duration,
     /// Where to return if the service already runs the new images but does not become
     /// steady (a deploy resumed after a crash): the last verified-good task definition.
@@ -644,11 +647,16 @@ pub async fn deploy(
     d.step(format!("registered {}", short_td(&to)));
     d.update(&to).await?;
     d.step(format!("updated {} to {}", req.service, short_td(&to)));
-    let failure = match d.wait_steady(&to, Some(&watch)).await {
+    let steady = match d.wait_steady(&to, Some(&watch)).await {
         Ok(None) => {
             d.step(format!("{} is steady on {}", req.service, short_td(&to)));
-            return Ok(report(&d, Outcome::Deployed, Some(to), true, None));
+            watch.after(&mut d.log, req.watch_after, req.poll).await
         }
+        Ok(Some(why)) => Ok(Some(why)),
+        Err(e) => Err(e),
+    };
+    let failure = match steady {
+        Ok(None) => return Ok(report(&d, Outcome::Deployed, Some(to), true, None)),
         Ok(Some(why)) => why,
         Err(e) => e.to_string(),
     };
@@ -712,6 +720,7 @@ pub async fn current_task_definition(
         images: Vec::new(),
         timeout: Duration::ZERO,
         alarms: Vec::new(),
+        watch_after: Duration::ZERO,
         poll: Duration::ZERO,
         previous: None,
         idempotency_key: None,

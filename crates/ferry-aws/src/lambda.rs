@@ -46,6 +46,9 @@ pub struct LambdaDeploy {
     pub package: Package,
     pub traffic: Traffic,
     pub alarms: Vec<String>,
+    /// Once all traffic is on the new version, watch `alarms` this long more; one entering
+    /// ALARM rolls the alias back (`gates.after`). Zero: done when shifted.
+    pub watch_after: Duration,
     /// Keep this many published versions (besides referenced ones); `None`: prune nothing.
     pub prune_keep: Option<usize>,
     /// Versions the release ledger still references: never pruned.
@@ -476,12 +479,18 @@ pub async fn deploy(
                     req.alarms.len()
                 ));
                 if let Some(alarm) = watch.watch(wait, req.poll).await? {
-                    return Ok(Some(alarm));
+                    return Ok(Some(format!("alarm {alarm} entered ALARM")));
                 }
             }
         }
+        if let Some(why) = watch.after(&mut d.log, req.watch_after, req.poll).await? {
+            return Ok(Some(why));
+        }
         // Shifted: one last look before calling it good.
-        watch.fired().await
+        Ok(watch
+            .fired()
+            .await?
+            .map(|alarm| format!("alarm {alarm} entered ALARM")))
     }
     .await;
     let failure = match result {
@@ -502,7 +511,7 @@ pub async fn deploy(
                 pruned,
             ));
         }
-        Ok(Some(alarm)) => format!("alarm {alarm} entered ALARM"),
+        Ok(Some(why)) => why,
         Err(e) => e.to_string(),
     };
     d.step(format!(

@@ -19,6 +19,7 @@ pub mod deploy;
 pub mod ecs;
 pub mod error;
 pub mod foundation;
+pub mod gates;
 pub mod lambda;
 pub mod secrets;
 pub mod session;
@@ -29,4 +30,5 @@ pub fn register(registry: &mut ferry_engine::Registry, aws: &session::Aws) {
     registry.register(codebuild::CodebuildKind(aws.clone()));
     registry.register(actions::EcsKind(aws.clone()));
     registry.register(actions::LambdaKind(aws.clone()));
+    registry.register(gates::GatesKind(aws.clone()));
 }

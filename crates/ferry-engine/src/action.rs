@@ -242,6 +242,18 @@ impl ActionLog {
             why: format!("approval — {how_to_continue}"),
         });
     }
+
+    /// Says the stage is held by its entry gates: a line in the log per hold and a `Waiting`
+    /// event.
+    pub fn held(&self, holds: &[String]) {
+        for hold in holds {
+            self.line(&format!("[ferry] held: {hold}"));
+        }
+        self.observer.event(RunEvent::Waiting {
+            stage: self.stage.clone(),
+            why: format!("gates — {}", holds.join("; ")),
+        });
+    }
 }
 
 /// Engine-wide settings an action may read.
@@ -255,6 +267,37 @@ pub struct Settings {
     pub poll: std::time::Duration,
     /// Where the state lives (`.ferry/`).
     pub state_dir: PathBuf,
+    /// What time it is, for actions whose subject is time (a gate's windows and soak).
+    pub clock: Clock,
+}
+
+/// The time an action reads: the system's, or one a test sets.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that stands at `at_ms` until [`Clock::set`] moves it.
+    pub fn manual(at_ms: i64) -> Clock {
+        Clock(Some(Arc::new(at_ms.into())))
+    }
+
+    /// Moves a manual clock; the system clock is not moved.
+    pub fn set(&self, at_ms: i64) {
+        if let Some(t) = &self.0 {
+            t.store(at_ms, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.0.as_ref().map_or_else(crate::model::now_ms, |t| {
+            t.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    }
 }
 
 /// Everything an action run can see and use.

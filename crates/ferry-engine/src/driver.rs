@@ -73,6 +73,25 @@ pub enum Refused {
     },
     #[error("`{execution}` has already ended: {}", .status.as_str())]
     AlreadyEnded { execution: String, status: Status },
+    /// No gate holds that stage, so there is nothing to override.
+    #[error("no gate holds stage `{stage}` of `{execution}` ({})", holding_hint(.holding))]
+    NoGateHolding {
+        execution: String,
+        stage: String,
+        /// The stages whose gates do hold.
+        holding: Vec<String>,
+    },
+    #[error("an override needs a reason: the ledger and the audit log keep why gates were passed")]
+    ReasonRequired,
+}
+
+fn holding_hint(holding: &[String]) -> String {
+    if holding.is_empty() {
+        "no gate of it holds".to_owned()
+    } else {
+        let stages: Vec<String> = holding.iter().map(|s| format!("`{s}`")).collect();
+        format!("held: {}", stages.join(", "))
+    }
 }
 
 fn waiting_hint(waiting: &[String]) -> String {
@@ -580,8 +599,20 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| stage.name.clone());
             let approved_by = self.approver(exec, stage)?;
-            self.store
-                .record_release(exec, &environment, approved_by.as_deref(), release)?;
+            let gate_override = self
+                .store
+                .gates(&exec.id)?
+                .into_iter()
+                .find(|g| g.stage == stage.name)
+                .and_then(|g| g.overridden)
+                .map(|o| o.ledger_text());
+            self.store.record_release(
+                exec,
+                &environment,
+                approved_by.as_deref(),
+                gate_override.as_deref(),
+                release,
+            )?;
             self.observer.event(RunEvent::Release {
                 stage: stage.name.clone(),
                 environment,
@@ -655,6 +686,45 @@ impl Engine {
                 StoreError::Refused(r) => Refused::Approval(r).into(),
                 other => other.into(),
             })
+    }
+
+    /// Lets the release past the gates holding `stage`: the gate action sees the override
+    /// within a poll and lets the stage go on; the stage's releases carry it into the ledger.
+    pub fn override_gate(
+        &self,
+        id: &str,
+        stage: &str,
+        identity: &str,
+        reason: &str,
+    ) -> Result<GateState> {
+        let exec = self.load(id)?;
+        if exec.status.is_final() {
+            return Err(Refused::AlreadyEnded {
+                execution: exec.id,
+                status: exec.status,
+            }
+            .into());
+        }
+        if reason.trim().is_empty() {
+            return Err(Refused::ReasonRequired.into());
+        }
+        let gates = self.store.gates(&exec.id)?;
+        let holding = |g: &&GateState| !g.holds.is_empty() && g.overridden.is_none();
+        if !gates.iter().filter(holding).any(|g| g.stage == stage) {
+            return Err(Refused::NoGateHolding {
+                execution: exec.id,
+                stage: stage.to_owned(),
+                holding: gates
+                    .iter()
+                    .filter(holding)
+                    .map(|g| g.stage.clone())
+                    .collect(),
+            }
+            .into());
+        }
+        Ok(self
+            .store
+            .override_gate(&exec.id, stage, identity, reason.trim())?)
     }
 
     /// Makes a failed or stopped stage run again: its failed actions get a new attempt, the

@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 
+pub use action::Clock;
 pub use action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Observer, Reconciled, Registry,
     RunEvent, Settings,

@@ -215,6 +215,34 @@ pub struct Snapshot {
     pub pending_approvals: Vec<Approval>,
     /// The execution's release is blocked (`ferry release block`).
     pub blocked: Option<ReleaseBlock>,
+    /// Its stages' gates, as last checked.
+    pub gates: Vec<GateState>,
+}
+
+/// A stage's gates as their action last found them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GateState {
+    pub stage: String,
+    /// Why the release may not enter yet, one line per holding gate; empty: open.
+    pub holds: Vec<String>,
+    pub checked_ms: i64,
+    /// An operator let the release past them (`ferry override`).
+    pub overridden: Option<GateOverride>,
+}
+
+/// An operator's decision to let a release past its stage's gates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GateOverride {
+    pub identity: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+impl GateOverride {
+    /// As the ledger keeps it.
+    pub fn ledger_text(&self) -> String {
+        format!("{}: {}", self.identity, self.reason)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -329,6 +357,9 @@ pub struct Release {
     /// Why the execution's release is blocked (`ferry release block`), when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// Who let it past the environment's gates, and why (`ferry override`), when someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_override: Option<String>,
 }
 
 /// A release marked bad by `ferry release block`: what one execution built. While blocked it
@@ -413,6 +444,7 @@ mod tests {
             execution_id: format!("orders-{id}"),
             revision: "abc".into(),
             approved_by: None,
+            gate_override: None,
             created_ms: id,
             record: ReleaseRecord {
                 target: "lambda:orders-fn:live".into(),

@@ -496,6 +496,27 @@ fn gates(d: &mut Decoder, n: &Node) -> Option<GatesDoc> {
         alarms: opt_list(d, &f, "alarms", "`alarms`"),
         windows: list(d, f.get("windows"), "`windows`", window),
         soak: opt_name(d, &f, "soak", "`soak`"),
+        after: f.get("after").and_then(|n| after(d, n)),
+    })
+}
+
+fn after(d: &mut Decoder, n: &Node) -> Option<AfterDoc> {
+    let f = d.fields(n, "`after`", AfterDoc::KEYS)?;
+    let what = "`after`";
+    let watch = f
+        .required(d, "watch", what, "say how long to watch, e.g. `watch: 15m`")
+        .and_then(|n| d.name(n, "`watch`"));
+    let alarms = f
+        .required(
+            d,
+            "alarms",
+            what,
+            "name the alarms to watch, e.g. `alarms: [orders-api-5xx-prod]`",
+        )
+        .map(|n| d.string_list(n, "`alarms`"));
+    Some(AfterDoc {
+        watch: watch?,
+        alarms: alarms?,
     })
 }
 

@@ -604,10 +604,11 @@ impl EnvironmentDoc {
         &["name", "account", "approval", "vars", "gates"];
 }
 
-/// An environment's gates. Each is checked before the environment's deploys start (after its
-/// approval, when it has one) and again until all let the release in; a holding gate keeps
-/// the stage waiting and says why. `ferry override` lets a release past them, with a reason
-/// that the ledger and the audit log keep.
+/// An environment's gates. `alarms`, `windows` and `soak` are checked before the
+/// environment's deploys start (after its approval, when it has one) and again until all let
+/// the release in; a holding gate keeps the stage waiting and says why, and `ferry override`
+/// lets a release past them with a reason that the ledger and the audit log keep. `after`
+/// watches each deploy once it is done.
 #[derive(Debug, Clone, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct GatesDoc {
@@ -624,10 +625,32 @@ pub struct GatesDoc {
     /// not rolled back, before it enters this one.
     #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
     pub soak: Option<Text>,
+    /// A watch after the environment's deploys: once each ECS service is steady and each
+    /// Lambda alias has all its traffic, these alarms are watched for a while, and the deploy
+    /// rolls back if one enters ALARM.
+    pub after: Option<AfterDoc>,
 }
 
 impl GatesDoc {
-    pub(crate) const KEYS: &'static [&'static str] = &["alarms", "windows", "soak"];
+    pub(crate) const KEYS: &'static [&'static str] = &["alarms", "windows", "soak", "after"];
+}
+
+/// The watch after a deploy.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AfterDoc {
+    /// How long to watch, e.g. `15m` (at most 24h). The deploy action, and so the stage, ends
+    /// only after it.
+    #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub watch: Text,
+    /// CloudWatch alarms in the environment's account; one that enters ALARM from the start
+    /// of the deploy to the end of the watch rolls it back (one already in ALARM when the
+    /// deploy started does not).
+    pub alarms: Vec<Text>,
+}
+
+impl AfterDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["watch", "alarms"];
 }
 
 /// A deployment window or a freeze: a five-field cron expression (minute, hour, day of month,

@@ -263,6 +263,17 @@ pub struct Gates {
     pub soak: Option<Duration>,
     /// The environment the release must have soaked in: the one before.
     pub soak_in: Option<String>,
+    /// Alarms watched for a while after each deploy of the environment.
+    pub after: Option<AfterWatch>,
+}
+
+/// A watch after a deploy: `alarms` observed for `watch` once it is done, rolling it back if
+/// one enters ALARM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AfterWatch {
+    #[serde(serialize_with = "as_duration")]
+    pub watch: Duration,
+    pub alarms: Vec<String>,
 }
 
 impl Gates {

@@ -560,11 +560,31 @@ impl Resolver<'_> {
                 ),
             }
         }
+        let after = g.after.as_ref().map(|a| {
+            if a.alarms.is_empty() {
+                self.error(
+                    "after-without-alarms",
+                    a.watch.span,
+                    "a watch after the deploy with no alarms watches nothing",
+                    "name the alarms to watch: `alarms: [orders-api-5xx-prod]`",
+                );
+            }
+            AfterWatch {
+                watch: self.duration(
+                    Some(&a.watch),
+                    "the `after` watch",
+                    Duration::from_secs(15 * 60),
+                    Duration::from_secs(DAY),
+                ),
+                alarms: a.alarms.iter().map(|t| t.value.clone()).collect(),
+            }
+        });
         Gates {
             alarms: g.alarms.iter().map(|t| t.value.clone()).collect(),
             windows,
             soak,
             soak_in: soak.and(previous.map(str::to_owned)),
+            after,
         }
     }
 

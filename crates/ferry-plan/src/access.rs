@@ -346,10 +346,13 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
             .map(|a| &a.kind)
             .filter(|k| matches!(k, ActionKind::Ecs(_) | ActionKind::Lambda(_)))
             .collect();
-        // The entry gates read the environment's alarms as its deploy role too.
-        let gate_alarms: &[String] = m
-            .environment(env)
-            .map(|e| e.gates.alarms.as_slice())
+        // The entry gates read the environment's alarms as its deploy role too, and its
+        // deploys watch the `after` alarms with their own.
+        let gates = m.environment(env).map(|e| &e.gates);
+        let gate_alarms: &[String] = gates.map(|g| g.alarms.as_slice()).unwrap_or_default();
+        let after_alarms: &[String] = gates
+            .and_then(|g| g.after.as_ref())
+            .map(|a| a.alarms.as_slice())
             .unwrap_or_default();
         if deploys.is_empty() && gate_alarms.is_empty() {
             continue;
@@ -394,6 +397,9 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
             );
         }
         let mut alarms: Vec<&str> = Vec::new();
+        if !deploys.is_empty() {
+            alarms.extend(after_alarms.iter().map(String::as_str));
+        }
         for kind in deploys {
             match kind {
                 ActionKind::Lambda(l) => {

@@ -1178,8 +1178,8 @@ fn a_trust_that_admits_another_branch_than_the_manifests_is_caught_with_its_fix(
 #[test]
 fn an_entry_gate_alarm_is_read_by_that_environments_deploy_role_only() {
     let m = orders_edited(
-        "    approval: {timeout: 24h, comment_required: true}\n",
-        "    approval: {timeout: 24h, comment_required: true}\n    gates:\n      alarms: [orders-p99-prod]\n      soak: 1h\n",
+        "    gates: {alarms: [orders-api-5xx-prod]}\n",
+        "    gates:\n      alarms: [orders-p99-prod]\n      soak: 1h\n",
     );
     let names = Names::new(&m, None).unwrap();
     let f = plan(&names);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferry_workflows::control::DecideReport;
+use ferry_workflows::control::{DecideReport, OverrideReport};
 use ferry_workflows::history::ExecutionSummary;
 use ferry_workflows::releases::{BlockReport, ReleasesReport, RollbackReport, UnblockReport};
 use ferry_workflows::view::ExecutionView;
@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::api::executions_types::{BlockBody, DecideBody, RollbackBody, StartBody};
+use crate::api::executions_types::{BlockBody, DecideBody, OverrideBody, RollbackBody, StartBody};
 use crate::store::AuditEntry;
 
 /// What went wrong talking to the server.
@@ -197,6 +197,30 @@ impl Client {
                 reqwest::Method::POST,
                 &format!(
                     "/api/v1/executions/{}/stages/{}/{verb}",
+                    encode(id),
+                    encode(stage)
+                ),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    /// Lets `id` past the gates holding `stage`, as the token's identity.
+    pub async fn override_gates(
+        &self,
+        id: &str,
+        stage: &str,
+        reason: &str,
+    ) -> Result<OverrideReport, ClientError> {
+        let body = OverrideBody {
+            reason: reason.to_owned(),
+        };
+        self.send(
+            self.request(
+                reqwest::Method::POST,
+                &format!(
+                    "/api/v1/executions/{}/stages/{}/override",
                     encode(id),
                     encode(stage)
                 ),

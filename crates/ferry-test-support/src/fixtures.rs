@@ -126,6 +126,21 @@ pub async fn trip(config: &SdkConfig, name: &str) {
         .expect("SetAlarmState");
 }
 
+/// What a recovered metric would do: the alarm goes back to `OK`.
+///
+/// # Panics
+/// When the emulator refuses.
+pub async fn recover(config: &SdkConfig, name: &str) {
+    aws_sdk_cloudwatch::Client::new(config)
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("test: recovered")
+        .send()
+        .await
+        .expect("SetAlarmState");
+}
+
 /// Cluster `orders` with service `orders-api` of `desired` tasks on task definition
 /// `orders-api:1` (containers `web` and `log-router`, cpu, memory, an execution role and a
 /// tag, so a deploy's copy can be checked). Returns the task definition's ARN.

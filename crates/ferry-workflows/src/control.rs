@@ -1,10 +1,11 @@
-//! Acting on an execution that exists: `ferry approve|reject`, `retry`, `stop`. A decision or
-//! a retry continues the execution in this process when no other process drives it.
+//! Acting on an execution that exists: `ferry approve|reject`, `retry`, `stop`, `override`.
+//! A decision, a retry or an override continues the execution in this process when no other
+//! process drives it.
 
 use std::sync::Arc;
 
 use ferry_engine::Engine;
-use ferry_engine::model::{Approval, Execution, StopMode};
+use ferry_engine::model::{Approval, Execution, GateState, StopMode};
 use ferry_engine::store::Decision;
 
 use crate::error::Result;
@@ -149,4 +150,43 @@ pub async fn stop(project: &Project, input: &StopInput) -> Result<ExecutionView>
     };
     let after = engine.stop(&exec.id, mode)?;
     ExecutionView::read(engine.store(), &after.id)
+}
+
+#[derive(Debug, Clone)]
+pub struct OverrideInput {
+    /// An execution id or number.
+    pub execution: String,
+    /// The stage whose gates hold it.
+    pub stage: String,
+    pub identity: String,
+    /// Why: kept in the ledger of the stage's releases and in the audit log.
+    pub reason: String,
+    /// Continue the execution here when no process drives it.
+    pub continue_here: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct OverrideReport {
+    /// The stage's gates, with the override.
+    pub gates: GateState,
+    /// The execution after the override, when it was continued here.
+    pub execution: Option<ExecutionView>,
+}
+
+/// Lets a release past the gates that hold one of its stages (`ferry override`).
+pub async fn override_gates(
+    project: &Project,
+    input: &OverrideInput,
+    stops: Option<Stops>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<OverrideReport> {
+    let (engine, exec) =
+        engine_and_execution(project, &input.execution, &input.identity, reporter.clone()).await?;
+    let gates = engine.override_gate(&exec.id, &input.stage, &input.identity, &input.reason)?;
+    let execution = if input.continue_here {
+        Some(continue_here(&engine, &exec, stops, reporter.as_ref()).await?)
+    } else {
+        None
+    };
+    Ok(OverrideReport { gates, execution })
 }

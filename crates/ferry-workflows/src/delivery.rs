@@ -310,6 +310,7 @@ mod tests {
             execution_id: execution.into(),
             revision: revision.into(),
             approved_by: Some("alice".into()),
+            gate_override: None,
             created_ms: at_ms,
             record: ReleaseRecord {
                 target: "lambda:orders-fn:live".into(),

@@ -23,6 +23,8 @@ pub struct DeployTarget {
     pub region: Option<String>,
     /// Alarms to watch; one that enters ALARM rolls the deploy back.
     pub alarms: Vec<String>,
+    /// How long to keep watching them once the deploy is done (`--watch`).
+    pub watch_after: Duration,
 }
 
 /// The code of a Lambda deploy.
@@ -122,6 +124,7 @@ pub async fn lambda(
         package,
         traffic: input.traffic,
         alarms: input.target.alarms.clone(),
+        watch_after: input.target.watch_after,
         prune_keep: input.keep_versions,
         idempotency_key: None,
         referenced: Vec::new(),
@@ -146,6 +149,7 @@ pub async fn ecs(input: &EcsInput, reporter: &dyn Reporter) -> Result<Deployment
         images,
         timeout: input.timeout,
         alarms: input.target.alarms.clone(),
+        watch_after: input.target.watch_after,
         poll: Duration::from_secs(2),
         previous: None,
         idempotency_key: None,

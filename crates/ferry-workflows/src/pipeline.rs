@@ -9,6 +9,7 @@ use std::time::Duration;
 use ferry_aws::actions::{EcsConfig, LambdaConfig, Target};
 use ferry_aws::artifacts::S3Artifacts;
 use ferry_aws::codebuild::CodebuildConfig;
+use ferry_aws::gates::{GatesConfig, Soak};
 use ferry_aws::secrets::AwsSecrets;
 use ferry_aws::session::Aws;
 use ferry_engine::action::Settings;
@@ -19,7 +20,7 @@ use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
 use ferry_engine::secrets::{NoSecrets, SecretResolver};
 use ferry_engine::source::SourceConfig;
 use ferry_engine::{Engine, Registry};
-use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, Manifest, Runner};
+use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, GATES_ACTION, Manifest, Runner};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -51,14 +52,16 @@ pub fn definition(project: &Project, manifest: &Manifest) -> PipelineDef {
     };
     let mut stages = vec![source];
     for stage in &manifest.stages {
+        let mut actions: Vec<ActionDef> = stage
+            .actions
+            .iter()
+            .map(|a| action(manifest, &project.manifest, stage, a))
+            .collect();
+        actions.extend(gates(manifest, stage));
         stages.push(StageDef {
             name: stage.name.clone(),
             environment: stage.environment.clone(),
-            actions: stage
-                .actions
-                .iter()
-                .map(|a| action(manifest, &project.manifest, stage, a))
-                .collect(),
+            actions,
         });
     }
     let mode = match manifest.mode {
@@ -71,6 +74,43 @@ pub fn definition(project: &Project, manifest: &Manifest) -> PipelineDef {
         mode,
         stages,
     }
+}
+
+/// An environment's gates, as the `gates` action of its stage: beside its approval (run order
+/// 0), waiting for that approval to be given, so both come before the deploys.
+fn gates(manifest: &Manifest, stage: &ferry_manifest::Stage) -> Option<ActionDef> {
+    let env = manifest.environment(stage.environment.as_deref()?)?;
+    if !env.gates.hold_entry() {
+        return None;
+    }
+    let target = manifest.account(&env.account).map(Target::of)?;
+    let gates = GatesConfig {
+        target,
+        alarms: env.gates.alarms.clone(),
+        windows: env.gates.windows.clone(),
+        soak: env
+            .gates
+            .soak
+            .zip(env.gates.soak_in.clone())
+            .map(|(d, environment)| Soak {
+                environment,
+                secs: d.as_secs(),
+            }),
+        approval: stage
+            .actions
+            .iter()
+            .find(|a| a.run_order == 0 && matches!(a.kind, ActionKind::Approval(_)))
+            .map(|a| a.name.clone()),
+    };
+    Some(ActionDef {
+        name: GATES_ACTION.into(),
+        kind: "gates".into(),
+        run_order: 0,
+        config: config(&gates),
+        inputs: vec![],
+        outputs: vec![],
+        timeout_secs: None,
+    })
 }
 
 fn action(
@@ -88,6 +128,12 @@ fn action(
             .and_then(|a| manifest.account(a))
             .map(Target::of)
     };
+    // The environment's watch after each of its deploys.
+    let after = stage
+        .environment
+        .as_deref()
+        .and_then(|e| manifest.environment(e))
+        .and_then(|e| e.gates.after.as_ref());
     let mut def = ActionDef {
         name: action.name.clone(),
         kind: action.kind.name().to_owned(),
@@ -168,14 +214,14 @@ fn action(
         }
         ActionKind::Ecs(e) => {
             if let Some(target) = target() {
-                let c = EcsConfig::new(e, target);
+                let c = EcsConfig::new(e, target, after);
                 def.timeout_secs = Some(c.action_timeout().as_secs());
                 def.config = config(&c);
             }
         }
         ActionKind::Lambda(l) => {
             if let Some(target) = target() {
-                let c = LambdaConfig::new(l, target);
+                let c = LambdaConfig::new(l, target, after);
                 if let ferry_aws::actions::PackageConfig::Image { .. } = c.package {
                     def.inputs.clear();
                 }
@@ -246,6 +292,7 @@ pub async fn open_engine(
         identity: options.identity.clone(),
         poll: Duration::from_millis(500),
         state_dir: project.state_dir.clone(),
+        clock: ferry_engine::action::Clock::system(),
     };
     let mut registry = Registry::with_builtins();
     let (artifacts, secrets): (Arc<dyn ArtifactStore>, Arc<dyn SecretResolver>) =

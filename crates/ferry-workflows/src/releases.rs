@@ -443,6 +443,7 @@ async fn roll_back_one(
                 images: Vec::new(),
                 timeout: d.timeout,
                 alarms: Vec::new(),
+                watch_after: Duration::ZERO,
                 poll: Duration::from_secs(2),
                 previous: None,
                 idempotency_key: None,

@@ -27,6 +27,9 @@ pub struct ExecutionView {
     /// Its release is blocked: promoted nowhere, approved by no one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<ferry_engine::model::ReleaseBlock>,
+    /// Its stages' gates as last checked: what holds each, and any override.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<ferry_engine::model::GateState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -77,6 +80,7 @@ impl ExecutionView {
             actions,
             pending_approvals: approvals,
             blocked,
+            gates,
         } = snapshot;
         ExecutionView {
             id: exec.id.clone(),
@@ -131,6 +135,7 @@ impl ExecutionView {
                 })
                 .collect(),
             blocked: blocked.clone(),
+            gates: gates.clone(),
         }
     }
 

@@ -12,11 +12,8 @@ fn orders() -> Project {
     Project::new(&manifest, Some(Path::new("/nonexistent")))
 }
 
-#[test]
-fn every_action_of_the_orders_pipeline_is_read_back_by_its_kind() {
-    let project = orders();
-    let manifest = project.load().unwrap();
-    let def = definition(&project, &manifest);
+/// The kinds the server and the CLI register, on an SDK config that is never called.
+fn registry() -> ferry_engine::Registry {
     let mut registry = ferry_engine::Registry::with_builtins();
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
@@ -25,6 +22,15 @@ fn every_action_of_the_orders_pipeline_is_read_back_by_its_kind() {
         &mut registry,
         &ferry_aws::session::Aws::with_config(sdk, "test"),
     );
+    registry
+}
+
+#[test]
+fn every_action_of_the_orders_pipeline_is_read_back_by_its_kind() {
+    let project = orders();
+    let manifest = project.load().unwrap();
+    let def = definition(&project, &manifest);
+    let registry = registry();
     let mut kinds = Vec::new();
     for stage in &def.stages {
         for action in &stage.actions {
@@ -36,7 +42,10 @@ fn every_action_of_the_orders_pipeline_is_read_back_by_its_kind() {
     }
     kinds.sort_unstable();
     kinds.dedup();
-    assert_eq!(kinds, ["approval", "build", "ecs", "lambda", "source"]);
+    assert_eq!(
+        kinds,
+        ["approval", "build", "ecs", "gates", "lambda", "source"]
+    );
 }
 
 #[test]
@@ -55,4 +64,95 @@ fn deploys_carry_their_target_account_and_the_ecs_timeout_rule() {
         config.release_target().to_string(),
         format!("ecs:{}/{}", config.cluster, config.service)
     );
+}
+
+/// An environment's gates become a `gates` action first in its stage, beside its approval,
+/// which they wait for; their kind reads them back.
+#[test]
+fn an_environments_gates_run_first_in_its_stage_and_wait_for_its_approval() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["buildspec.yml", "buildspec-test.yml"] {
+        std::fs::copy(example.join(file), dir.path().join(file)).unwrap();
+    }
+    let text = std::fs::read_to_string(example.join("ferry.yaml")).unwrap();
+    let gates = "    gates: {alarms: [orders-api-5xx-prod]}\n";
+    assert!(text.contains(gates));
+    let gated = text.replace(
+        gates,
+        "    gates:\n      alarms: [orders-p99-prod]\n      windows:\n        - allow: '* 9-16 * * MON-THU'\n          time_zone: Europe/Berlin\n      soak: 2h\n      after: {watch: 20m, alarms: [orders-p99-prod, orders-api-5xx-prod]}\n",
+    );
+    std::fs::write(dir.path().join("ferry.yaml"), gated).unwrap();
+    let project = Project::new(
+        &dir.path().join("ferry.yaml"),
+        Some(Path::new("/nonexistent")),
+    );
+    let manifest = project.load().unwrap();
+    let def = definition(&project, &manifest);
+
+    let gated: Vec<&str> = def
+        .stages
+        .iter()
+        .filter(|s| s.actions.iter().any(|a| a.kind == "gates"))
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(gated, ["prod"]);
+    let prod = def.stage("prod").unwrap();
+    let gates = prod.actions.iter().find(|a| a.kind == "gates").unwrap();
+    assert_eq!(
+        (gates.name.as_str(), gates.run_order),
+        (ferry_manifest::GATES_ACTION, 0)
+    );
+    let config: ferry_aws::gates::GatesConfig =
+        serde_json::from_value(gates.config.clone()).unwrap();
+    let approval = prod.actions.iter().find(|a| a.kind == "approval").unwrap();
+    assert_eq!(config.approval.as_deref(), Some(approval.name.as_str()));
+    assert_eq!(config.alarms, ["orders-p99-prod"]);
+    assert_eq!(
+        config.soak,
+        Some(ferry_aws::gates::Soak {
+            environment: "qa".into(),
+            secs: 7200
+        })
+    );
+    assert_eq!(config.windows.len(), 1);
+    assert_eq!(
+        config.windows[0].to_string(),
+        "allow `* 9-16 * * MON-THU` (Europe/Berlin)"
+    );
+    assert_eq!(
+        config.target,
+        ferry_aws::actions::Target::of(manifest.account("prod").unwrap())
+    );
+    let registry = registry();
+    assert!(registry.action(gates).is_ok());
+
+    // `after`: prod's deploys watch their own alarms and the gate's, 20 minutes past done.
+    let ecs = prod.actions.iter().find(|a| a.kind == "ecs").unwrap();
+    let e: ferry_aws::actions::EcsConfig = serde_json::from_value(ecs.config.clone()).unwrap();
+    assert_eq!(e.alarms, ["orders-api-5xx-prod", "orders-p99-prod"]);
+    assert_eq!(e.watch_after, std::time::Duration::from_secs(20 * 60));
+    assert_eq!(ecs.timeout_secs, Some(e.action_timeout().as_secs()));
+    assert_eq!(
+        e.action_timeout(),
+        2 * e.timeout + e.watch_after + std::time::Duration::from_secs(300)
+    );
+    let lambda = prod.actions.iter().find(|a| a.kind == "lambda").unwrap();
+    let l: ferry_aws::actions::LambdaConfig =
+        serde_json::from_value(lambda.config.clone()).unwrap();
+    assert_eq!(
+        l.alarms,
+        [
+            "orders-fn-errors-prod",
+            "orders-p99-prod",
+            "orders-api-5xx-prod"
+        ]
+    );
+    assert_eq!(l.watch_after, std::time::Duration::from_secs(20 * 60));
+    // qa has no watch after its deploys.
+    let qa = def.stage("qa").unwrap();
+    let qa_lambda = qa.actions.iter().find(|a| a.kind == "lambda").unwrap();
+    let l: ferry_aws::actions::LambdaConfig =
+        serde_json::from_value(qa_lambda.config.clone()).unwrap();
+    assert_eq!(l.watch_after, std::time::Duration::ZERO);
 }

@@ -48,6 +48,13 @@ pub enum Command {
     Retry(RetryArgs),
     /// Stop an execution
     Stop(StopArgs),
+    /// Let a release past the gates holding a stage (a window, a freeze, an alarm, a soak)
+    #[command(
+        after_help = "The reason is kept with the stage's releases in the ledger \
+(`ferry releases`) and, under `ferry serve`, in the audit log.\n\n\
+Example:\n  ferry override 12 prod --reason \"hotfix for INC-481, approved by the on-call lead\""
+    )]
+    Override(OverrideArgs),
     /// Deploy an ECS service or a Lambda function directly, from any CI
     #[command(subcommand)]
     Deploy(DeployCommand),
@@ -445,6 +452,30 @@ pub struct RetryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The stage's entry gates (alarms, deployment windows and freezes, soak; `environments[].gates`\n\
+in ferry.yaml) stop holding it: its deploys start once its approval, if it has one, is given.\n\
+`ferry status` shows what holds a stage. The reason goes into the ledger of the releases the stage\n\
+makes, and with --server into the server's audit log (an Approver token is needed).\n\n\
+Examples:\n  ferry override 3 prod --reason \"hotfix for INC-42, freeze lifted by the CAB\"\n  ferry override orders-3 qa --reason \"alarm is the load test\" --server https://ferry.example.com"
+)]
+pub struct OverrideArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// An execution id or number
+    pub execution: String,
+    /// The stage whose gates hold it
+    pub stage: String,
+    /// Why the gates are overridden (required)
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
 pub struct StopArgs {
     #[command(flatten)]
     pub state: StateArgs,
@@ -488,6 +519,10 @@ pub struct TargetArgs {
     /// An alarm to watch; one that enters ALARM rolls the deploy back (repeatable)
     #[arg(long = "alarm", value_name = "NAME")]
     pub alarms: Vec<String>,
+    /// Once the deploy is done, keep watching the alarms this long (`15m`); one that enters
+    /// ALARM meanwhile rolls it back
+    #[arg(long, value_name = "DURATION", requires = "alarms", value_parser = ferry_manifest::values::parse_duration)]
+    pub watch: Option<std::time::Duration>,
     /// Output format: text progress, or one JSON result document on standard output
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -496,8 +531,9 @@ pub struct TargetArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Traffic: `all-at-once`; `canary 10% 5m` (10% for 5 minutes, then all); `linear 10% every 1m`\n\
-(10% more each minute). During every wait the alarms are watched; an alarm that enters ALARM\n\
-(and was not in ALARM when the deploy began) puts the alias back on the old version.\n\
+(10% more each minute). During every wait, and for --watch once all traffic is shifted, the alarms\n\
+are watched; an alarm that enters ALARM (and was not in ALARM when the deploy began) puts the\n\
+alias back on the old version.\n\
 A deploy of code the alias already serves publishes nothing.\n\n\
 Examples:\n  ferry deploy lambda --function orders-fn --alias live --zip dist/function.zip\n  \
 ferry deploy lambda --function orders-fn --alias live --zip fn.zip \\\n      \
@@ -538,11 +574,11 @@ pub struct DeployLambdaArgs {
   [{\"name\": \"web\", \"imageUri\": \"111111111111.dkr.ecr.us-east-1.amazonaws.com/orders-api:v42\"}]\n\
 or imageDetail.json ({\"ImageURI\": \"…\"}, for a task definition with one container of that repository).\n\
 The service's task definition is copied with the new images; the service is updated and watched\n\
-until its new deployment is steady (one deployment left, running = desired). On failure, timeout\n\
-or alarm it goes back to the task definition it ran before, and is awaited again.\n\n\
+until its new deployment is steady (one deployment left, running = desired), then for --watch more.\n\
+On failure, timeout or alarm it goes back to the task definition it ran before, and is awaited again.\n\n\
 Examples:\n  ferry deploy ecs --cluster orders --service orders-api --image-definitions imagedefinitions.json\n  \
 ferry deploy ecs --cluster orders --service orders-api --image-definitions imagedefinitions.json \\\n      \
---role-arn arn:aws:iam::222222222222:role/ferry-deploy --timeout 15m --alarm orders-api-5xx --format json"
+--role-arn arn:aws:iam::222222222222:role/ferry-deploy --timeout 15m --alarm orders-api-5xx --watch 10m --format json"
 )]
 pub struct DeployEcsArgs {
     /// The cluster's name or ARN

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Reject(args) => commands::pipeline::decide(&args, false),
         Command::Retry(args) => commands::pipeline::retry(&args),
         Command::Stop(args) => commands::pipeline::stop(&args),
+        Command::Override(args) => commands::pipeline::override_gates(&args),
         Command::Deploy(cli::DeployCommand::Lambda(args)) => commands::deploy::lambda(&args),
         Command::Deploy(cli::DeployCommand::Ecs(args)) => commands::deploy::ecs(&args),
         Command::Rollback(args) => commands::deploy::rollback(&args),

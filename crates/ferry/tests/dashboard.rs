@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_test_support::admin_config_at;
-use ferry_test_support::fixtures::live_alias;
+use ferry_test_support::fixtures::{live_alias, recover, trip};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -267,6 +267,16 @@ async fn decide(url: &str, token: &str, execution: &str, stage: &str, comment: &
     );
 }
 
+/// Sets an alarm's state as a breached metric (or its recovery) would.
+async fn set_alarm(endpoint: &str, account: &str, name: &str, firing: bool) {
+    let config = admin_config_at(endpoint, account).await;
+    if firing {
+        trip(&config, name).await;
+    } else {
+        recover(&config, name).await;
+    }
+}
+
 /// The figures the notes quote (`--no-capture` shows them): measured, never asserted.
 #[allow(clippy::print_stdout)]
 fn report(figures: &str) {
@@ -349,6 +359,43 @@ fn a_person_in_a_browser_watches_approves_and_rolls_back_the_orders_pipeline() {
     );
     b.must(&json!({"op": "click", "page": "alice", "selector": "button:has-text(\"Approve\")"}));
     b.wait_text("alice", "[role=alert]", "comment");
+
+    // prod's 5xx alarm fires while its approval waits: the gates hold prod, ops's page says
+    // so, and alice lets the release past with a reason, in the browser.
+    rt.block_on(set_alarm(
+        &endpoint,
+        "444444444444",
+        "orders-api-5xx-prod",
+        true,
+    ));
+    b.wait_text("ops", "main", "Stage prod is held by its gates");
+    b.wait_text("ops", "main", "alarm `orders-api-5xx-prod` is in ALARM");
+    b.goto("carol", &format!("{url}/executions/{execution}"));
+    b.wait_text("carol", "main", "Stage prod is held by its gates");
+    assert_eq!(
+        b.count("carol", "button:has-text(\"Override the gates\")"),
+        0,
+        "a viewer may not override"
+    );
+    b.goto("alice", &format!("{url}/executions/{execution}"));
+    b.wait_text("alice", "main", "Stage prod is held by its gates");
+    b.screenshot("alice", "gates.png");
+    b.must(&json!({"op": "click", "page": "alice", "selector": "button:has-text(\"Override the gates\")"}));
+    b.wait_text("alice", "[role=alert]", "reason");
+    b.must(&json!({"op": "fill", "page": "alice", "selector": "#reason-prod", "text": "the 5xx are the load test"}));
+    b.must(&json!({"op": "click", "page": "alice", "selector": "button:has-text(\"Override the gates\")"}));
+    b.wait_text("alice", "[role=status]", "Overridden");
+    b.wait_text(
+        "ops",
+        "main",
+        "Gates of prod overridden by alice: the 5xx are the load test",
+    );
+    rt.block_on(set_alarm(
+        &endpoint,
+        "444444444444",
+        "orders-api-5xx-prod",
+        false,
+    ));
 
     // prod needs alice and bob; then the release is everywhere.
     rt.block_on(async {

@@ -241,6 +241,36 @@ fn bad_input_is_a_usage_error_that_says_what_to_write() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("canary <percent>% <bake>"));
 
+    // A watch after the deploy needs alarms to watch, and a duration.
+    let lambda = [
+        "deploy",
+        "lambda",
+        "--function",
+        "f",
+        "--alias",
+        "live",
+        "--image-uri",
+        "x",
+    ];
+    let out = ferry()
+        .args(lambda)
+        .args(["--watch", "10m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--alarm <NAME>"));
+    let out = ferry()
+        .args(lambda)
+        .args(["--alarm", "errors", "--watch", "ten minutes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("write it like `30s`, `10m`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let defs = dir.path().join("imagedefinitions.json");
     std::fs::write(&defs, "[{\"name\": \"web\",\n  \"imageUri\": }]").unwrap();
     let out = ferry()

@@ -1593,3 +1593,136 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
     assert!(revoke.status.success());
     assert_eq!(session_status(&http, &s.url, &cookie).await, 401);
 }
+
+/// Entry gates through the server: a freeze holds dev, the execution's view says so, and only
+/// an approver with a reason lets the release past — from the command line, through the
+/// server; the ledger and the audit log keep who and why.
+#[tokio::test]
+async fn a_freeze_holds_a_release_until_an_approver_overrides_it_with_a_reason() {
+    let w = world().await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    s3(&w.shared)
+        .create_bucket()
+        .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
+        .send()
+        .await
+        .unwrap();
+    let frozen = lambda_manifest(&w).replace(
+        "    approval: {approvers: [alice]}\n",
+        "    gates:\n      windows:\n        - deny: '* * * * *'\n          time_zone: Europe/Berlin\n",
+    );
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let rev = remote.commit(&[
+        ("ferry.yaml", &frozen),
+        ("index.py", "def handler(e, c):\n    return 'v2'\n"),
+    ]);
+    let mut s = Served::configure(&w, root.path(), &pipeline_entry("orders", &remote), "");
+    let viewer = s.token("watcher", "viewer", &[]);
+    let alice = s.token("alice", "approver", &[]);
+    let admin = s.token("root", "admin", &[]);
+    s.start();
+    let (code, answer) = s.github_push("orders", "g-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    let held = s
+        .wait(&viewer, &id, "held by the freeze", |d| {
+            d["gates"][0]["holds"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty())
+        })
+        .await;
+    assert_eq!(held["gates"][0]["stage"], "dev", "{held:#}");
+    let hold = held["gates"][0]["holds"][0].as_str().unwrap();
+    assert!(
+        hold.starts_with(
+            "frozen by deny `* * * * *` (Europe/Berlin); stays closed for the next 31 days"
+        ),
+        "{hold}"
+    );
+
+    let over = format!("/api/v1/executions/{id}/stages/dev/override");
+    let (code, answer) = s.post(&over, &viewer, json!({"reason": "x"})).await;
+    assert_eq!(code, 403, "{answer}");
+    let (code, answer) = s.post(&over, &alice, json!({"reason": " "})).await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (400, Some("reason_required")),
+        "{answer}"
+    );
+    let (code, answer) = s
+        .post(
+            &format!("/api/v1/executions/{id}/stages/build/override"),
+            &alice,
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (409, Some("no_gate_holding")),
+        "{answer}"
+    );
+
+    let out = s
+        .cli(&alice)
+        .args([
+            "override",
+            &id,
+            "dev",
+            "--reason",
+            "hotfix for INC-42",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = common::json(&out);
+    assert_eq!(
+        report["gates"]["overridden"]["identity"], "alice",
+        "{report:#}"
+    );
+
+    let done = s
+        .wait(&viewer, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+    assert_eq!(live_alias(&w.dev, "orders-fn").await.0, "2", "{done:#}");
+    let (_, ledger) = s
+        .get("/api/v1/environments/orders/dev/releases", &viewer)
+        .await;
+    assert_eq!(
+        ledger["releases"][0]["gate_override"], "alice: hotfix for INC-42",
+        "{ledger:#}"
+    );
+    let (_, audit) = s.get("/api/v1/audit", &admin).await;
+    let overrides: Vec<(&str, &str, u64)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "override")
+        .map(|e| {
+            (
+                e["identity"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .rev()
+        .collect();
+    let ok = format!("{id} dev: hotfix for INC-42");
+    assert_eq!(
+        overrides,
+        [
+            ("watcher", format!("{id} dev: x").as_str(), 403),
+            ("alice", format!("{id} dev").as_str(), 400),
+            ("alice", format!("{id} build: x").as_str(), 409),
+            ("alice", ok.as_str(), 200),
+        ],
+        "{audit:#}"
+    );
+}

@@ -312,6 +312,7 @@ impl Fixture {
                 identity: "tester".into(),
                 poll: Duration::from_millis(50),
                 state_dir: self.dir.path().join(".ferry"),
+                clock: ferry_engine::action::Clock::system(),
             },
         }
     }

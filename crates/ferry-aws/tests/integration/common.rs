@@ -108,3 +108,18 @@ pub async fn artifact_store(w: &World) -> (S3Artifacts, String) {
         key_arn,
     )
 }
+
+/// A deploy's progress lines, and whether one containing `mark` was said yet: a test acts
+/// at that point of the deploy (as the world would) without guessing when it comes.
+#[derive(Clone, Default)]
+pub struct Said(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Said {
+    pub fn hear(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_owned());
+    }
+
+    pub fn has(&self, mark: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|l| l.contains(mark))
+    }
+}

@@ -23,6 +23,7 @@ fn request(image: &str, timeout: Duration, alarms: &[&str]) -> EcsDeploy {
         }],
         timeout,
         alarms: alarms.iter().map(|s| (*s).to_owned()).collect(),
+        watch_after: Duration::ZERO,
         poll: Duration::from_millis(100),
         previous: None,
         idempotency_key: None,
@@ -185,6 +186,50 @@ async fn an_unknown_container_changes_nothing() {
         err.to_string()
             .contains("no container `api`; its containers are: web, log-router"),
         "{err}"
+    );
+    assert_eq!(service_task_definition(&w.dev).await, v1);
+}
+
+/// `gates.after`: a steady service is watched a while longer; an alarm then rolls it back.
+#[tokio::test]
+async fn an_alarm_in_the_watch_after_steady_state_rolls_the_service_back() {
+    let w = world().await;
+    let v1 = ecs_service(&w.dev, 1).await;
+    alarm(&w.dev, "orders-api-5xx").await;
+    let account = w.in_dev().await;
+    let said = Said::default();
+    let tripper = {
+        let (dev, said) = (w.dev.clone(), said.clone());
+        tokio::spawn(async move {
+            eventually("the watch after the deploy", || async {
+                said.has("after the deploy")
+            })
+            .await;
+            trip(&dev, "orders-api-5xx").await;
+        })
+    };
+    let mut req = request(
+        &format!("{REPO}:v2"),
+        Duration::from_secs(30),
+        &["orders-api-5xx"],
+    );
+    req.watch_after = Duration::from_secs(600);
+    let report = ecs::deploy(&account, &req, &|l| said.hear(l))
+        .await
+        .unwrap();
+    tripper.await.unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
+    assert_eq!(
+        report.error.as_deref(),
+        Some("alarm orders-api-5xx entered ALARM during the watch after the deploy")
+    );
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s.ends_with("is steady on orders-api:2")),
+        "{:?}",
+        report.steps
     );
     assert_eq!(service_task_definition(&w.dev).await, v1);
 }

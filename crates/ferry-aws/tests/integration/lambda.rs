@@ -15,6 +15,7 @@ fn request(code: Vec<u8>, traffic: Traffic, alarms: &[&str]) -> LambdaDeploy {
         package: Package::Zip(code),
         traffic,
         alarms: alarms.iter().map(|s| (*s).to_owned()).collect(),
+        watch_after: Duration::ZERO,
         prune_keep: None,
         referenced: Vec::new(),
         poll: Duration::from_millis(100),
@@ -198,4 +199,53 @@ async fn a_missing_function_is_an_error_that_names_account_role_action_and_resou
         assert!(text.contains(needle), "{needle} missing from: {text}");
     }
     assert!(err.is_not_found(), "{err:?}");
+}
+
+/// `gates.after`: once all traffic is on the new version the alarms are watched a while
+/// longer, and one firing then still puts the old version back.
+#[tokio::test]
+async fn an_alarm_in_the_watch_after_the_deploy_puts_the_old_version_back() {
+    let w = world().await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    alarm(&w.dev, "orders-errors").await;
+    let account = w.in_dev().await;
+    let said = Said::default();
+    let tripper = {
+        let (dev, said) = (w.dev.clone(), said.clone());
+        tokio::spawn(async move {
+            eventually("the watch after the deploy", || async {
+                said.has("after the deploy")
+            })
+            .await;
+            trip(&dev, "orders-errors").await;
+        })
+    };
+    let mut req = request(lambda_zip("v2"), Traffic::AllAtOnce, &["orders-errors"]);
+    req.watch_after = Duration::from_secs(600);
+    let report = lambda::deploy(&account, &req, &|l| said.hear(l))
+        .await
+        .unwrap();
+    tripper.await.unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
+    assert_eq!(
+        report.error.as_deref(),
+        Some("alarm orders-errors entered ALARM during the watch after the deploy")
+    );
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s == "watching 1 alarm(s) for 10m after the deploy"),
+        "{:?}",
+        report.steps
+    );
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("1".into(), vec![]));
+
+    // A quiet watch: deployed once it is over.
+    recover(&w.dev, "orders-errors").await;
+    let mut req = request(lambda_zip("v3"), Traffic::AllAtOnce, &["orders-errors"]);
+    req.watch_after = Duration::from_secs(1);
+    let report = lambda::deploy(&account, &req, &quiet).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Deployed, "{report:?}");
+    assert!(report.verified);
 }

@@ -1,7 +1,8 @@
 //! The AWS layer inside the engine: artifacts in the shared account's S3 bucket under its KMS
 //! key, read back by a target account's deploy role; a Secrets Manager secret in a build,
 //! masked in its log; the `lambda` and `ecs` actions deploying from a build's artifact and
-//! writing the release ledger.
+//! writing the release ledger; an environment's entry gates holding a stage and letting it in,
+//! or an override letting it past.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use ferry_engine::artifact::{ArtifactError, ArtifactStore};
 use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef, Status};
 use ferry_engine::store::{SqliteStore, Store};
 use ferry_engine::{Engine, Registry};
-use ferry_test_support::REGION;
+use ferry_test_support::{REGION, admin_config};
 use serde_json::json;
 
 use crate::common::*;
@@ -225,6 +226,7 @@ artifacts:
         identity: "tester".into(),
         poll: Duration::from_millis(100),
         state_dir: state.clone(),
+        clock: ferry_engine::action::Clock::system(),
     };
     let engine = Engine::new(
         db.clone(),
@@ -355,4 +357,313 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// An engine on a fresh state directory in `dir`, with ferry's AWS actions and `clock`.
+fn engine_at(
+    w: &World,
+    store: &artifacts::S3Artifacts,
+    dir: &std::path::Path,
+    clock: ferry_engine::action::Clock,
+) -> (Engine, Arc<dyn Store>, Arc<Lines>) {
+    let state = dir.join(".ferry");
+    let db: Arc<dyn Store> = Arc::new(SqliteStore::open(&state.join("state.db")).unwrap());
+    let mut registry = Registry::with_builtins();
+    ferry_aws::register(&mut registry, &w.aws);
+    let lines = Arc::new(Lines::default());
+    let settings = Settings {
+        auto_approve: true,
+        identity: "tester".into(),
+        poll: Duration::from_millis(50),
+        state_dir: state,
+        clock,
+    };
+    let engine = Engine::new(
+        db.clone(),
+        registry,
+        Arc::new(store.clone()),
+        Arc::new(AwsSecrets::new(&w.aws.own(None))),
+        lines.clone(),
+        settings,
+    );
+    (engine, db, lines)
+}
+
+/// A repository with a Lambda handler, checked out by the `source` stage.
+fn source_stage(dir: &std::path::Path) -> StageDef {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("index.py"),
+        "def handler(event, context):\n    return 'v2'\n",
+    )
+    .unwrap();
+    StageDef {
+        name: "source".into(),
+        environment: None,
+        actions: vec![action(
+            "checkout",
+            "source",
+            json!({"repo": repo.display().to_string()}),
+            &[],
+            &["source"],
+        )],
+    }
+}
+
+/// A build action that only says where it ran.
+fn smoke(name: &str) -> ActionDef {
+    let buildspec =
+        format!("version: 0.2\nphases:\n  build:\n    commands:\n      - echo {name}\n");
+    action(
+        name,
+        "build",
+        json!({"inline": {"text": buildspec, "origin": "test"}}),
+        &["source"],
+        &[],
+    )
+}
+
+/// The `gates` action as `ferry-workflows` lays it: first in its stage.
+fn gates(config: serde_json::Value) -> ActionDef {
+    ActionDef {
+        run_order: 0,
+        ..action(ferry_manifest::GATES_ACTION, "gates", config, &[], &[])
+    }
+}
+
+/// What holds `stage` of `id` now, as the gates action last recorded it.
+fn holds(db: &Arc<dyn Store>, id: &str, stage: &str) -> Option<Vec<String>> {
+    db.gates(id)
+        .unwrap()
+        .into_iter()
+        .find(|g| g.stage == stage)
+        .map(|g| g.holds)
+}
+
+/// moto does evaluate alarm state changes (SetAlarmState) and reports StateUpdatedTimestamp,
+/// so the alarm gate is tested on the emulator; the windows and the soak on an injected clock.
+#[tokio::test]
+async fn gates_hold_entry_through_a_freeze_a_soak_and_a_new_alarm_and_let_it_in_as_each_clears() {
+    let w = world().await;
+    let (store, _) = artifact_store(&w).await;
+    let qa = admin_config(&w.accounts.qa).await;
+    alarm(&qa, "orders-errors-qa").await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = ferry_engine::model::now_ms();
+    let today = jiff::Timestamp::from_millisecond(start)
+        .unwrap()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    // A freeze on today's date, in UTC: the clock moved past tomorrow is out of it.
+    let freeze = format!("* * {} {} *", today.day(), today.month());
+    let clock = ferry_engine::action::Clock::manual(start);
+    let (engine, db, lines) = engine_at(&w, &store, dir.path(), clock.clone());
+    let target = json!({"account_id": w.accounts.qa, "region": REGION, "role_arn": w.deploy_role(&w.accounts.qa).role_arn});
+    let def = PipelineDef {
+        name: "orders".into(),
+        mode: Mode::Queued,
+        stages: vec![
+            source_stage(dir.path()),
+            StageDef {
+                name: "dev".into(),
+                environment: Some("dev".into()),
+                actions: vec![smoke("smoke-dev")],
+            },
+            StageDef {
+                name: "qa".into(),
+                environment: Some("qa".into()),
+                actions: vec![
+                    gates(json!({
+                        "target": target,
+                        "alarms": ["orders-errors-qa"],
+                        "windows": [{"rule": "deny", "cron": freeze, "time_zone": "UTC"}],
+                        "soak": {"environment": "dev", "secs": 3600},
+                    })),
+                    smoke("smoke-qa"),
+                ],
+            },
+        ],
+    };
+    let exec = engine.start(&def, "local", "test").unwrap();
+    let driving = tokio::spawn({
+        let engine = engine.clone();
+        let id = exec.id.clone();
+        async move { engine.drive(&id, None).await }
+    });
+
+    // Frozen today, and dev finished moments ago.
+    eventually("the freeze and the soak to hold qa", || async {
+        holds(&db, &exec.id, "qa").is_some_and(|h| {
+            h.len() == 2
+                && h[0].starts_with(&format!("frozen by deny `{freeze}` (UTC); opens "))
+                && h[1].starts_with("soak: it must run in dev for 1h, until ")
+        })
+    })
+    .await;
+    assert!(
+        db.action_runs(&exec.id)
+            .unwrap()
+            .iter()
+            .all(|r| r.action != "smoke-qa"),
+        "qa's deploys started behind its gates"
+    );
+
+    // An alarm that fires after the execution started holds it too. moto stamps the change
+    // in whole seconds: wait until one has passed since the start.
+    while ferry_engine::model::now_ms() < start + 1000 {
+        tokio::task::yield_now().await;
+    }
+    trip(&qa, "orders-errors-qa").await;
+    let alarm_hold =
+        "alarm `orders-errors-qa` is in ALARM, and entered it after this execution started";
+    eventually(
+        "the alarm to hold qa beside the freeze and the soak",
+        || async { holds(&db, &exec.id, "qa").is_some_and(|h| h.len() == 3 && h[0] == alarm_hold) },
+    )
+    .await;
+    // Past tomorrow: the freeze has ended and the soak is done; the alarm still holds.
+    clock.set(start + 36 * 3600 * 1000);
+    eventually("only the alarm to hold qa", || async {
+        holds(&db, &exec.id, "qa").is_some_and(|h| h == [alarm_hold])
+    })
+    .await;
+
+    recover(&qa, "orders-errors-qa").await;
+    let done = tokio::time::timeout(Duration::from_secs(60), driving)
+        .await
+        .expect("the execution finishes once the alarm is OK")
+        .unwrap()
+        .unwrap();
+    let log = lines.0.lock().unwrap().join("\n");
+    assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
+    assert_eq!(holds(&db, &exec.id, "qa"), Some(vec![]));
+    assert!(log.contains("[ferry] every gate is open"), "{log}");
+    let kinds: Vec<String> = db
+        .events(&exec.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.starts_with("gates-"))
+        .map(|e| e.kind)
+        .collect();
+    // One event per change: freeze and soak; and the alarm; the alarm alone; open.
+    assert_eq!(
+        kinds,
+        ["gates-held", "gates-held", "gates-held", "gates-open"]
+    );
+}
+
+#[tokio::test]
+async fn an_override_lets_a_release_past_a_freeze_and_the_ledger_keeps_who_and_why() {
+    let w = world().await;
+    let (store, _) = artifact_store(&w).await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, db, lines) = engine_at(
+        &w,
+        &store,
+        dir.path(),
+        ferry_engine::action::Clock::system(),
+    );
+    let target = json!({"account_id": w.accounts.dev, "region": REGION, "role_arn": w.deploy_role(&w.accounts.dev).role_arn});
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p dist && python3 -m zipfile -c dist/fn.zip index.py\nartifacts:\n  base-directory: dist\n  files: ['**/*']\n";
+    let def = PipelineDef {
+        name: "orders".into(),
+        mode: Mode::Queued,
+        stages: vec![
+            source_stage(dir.path()),
+            StageDef {
+                name: "build".into(),
+                environment: None,
+                actions: vec![action(
+                    "package",
+                    "build",
+                    json!({"inline": {"text": buildspec, "origin": "test"}}),
+                    &["source"],
+                    &["app"],
+                )],
+            },
+            StageDef {
+                name: "dev".into(),
+                environment: Some("dev".into()),
+                actions: vec![
+                    // Frozen every minute: only an override lets it in.
+                    gates(json!({
+                        "target": target,
+                        "windows": [{"rule": "deny", "cron": "* * * * *", "time_zone": "Europe/Berlin"}],
+                    })),
+                    action(
+                        "fn",
+                        "lambda",
+                        json!({"function": "orders-fn", "alias": "live", "package": {"zip": {"artifact": "app", "path": "fn.zip"}}, "traffic": "all-at-once", "target": target}),
+                        &["app"],
+                        &[],
+                    ),
+                ],
+            },
+        ],
+    };
+    let exec = engine.start(&def, "local", "test").unwrap();
+    let driving = tokio::spawn({
+        let engine = engine.clone();
+        let id = exec.id.clone();
+        async move { engine.drive(&id, None).await }
+    });
+    eventually("the freeze to hold dev", || async {
+        holds(&db, &exec.id, "dev").is_some_and(|h| !h.is_empty())
+    })
+    .await;
+
+    // An override names why, and only a stage a gate holds can be overridden.
+    let refused = engine
+        .override_gate(&exec.id, "dev", "alice", "  ")
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ferry_engine::EngineError::Refused(ferry_engine::Refused::ReasonRequired)
+        ),
+        "{refused}"
+    );
+    let refused = engine
+        .override_gate(&exec.id, "build", "alice", "hotfix")
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ferry_engine::EngineError::Refused(ferry_engine::Refused::NoGateHolding { holding, .. }) if holding == &["dev"]),
+        "{refused}"
+    );
+    let gate = engine
+        .override_gate(&exec.id, "dev", "alice", "hotfix for INC-42")
+        .unwrap();
+    assert_eq!(
+        gate.overridden.as_ref().map(|o| o.identity.as_str()),
+        Some("alice")
+    );
+
+    let done = tokio::time::timeout(Duration::from_secs(60), driving)
+        .await
+        .expect("the execution finishes once overridden")
+        .unwrap()
+        .unwrap();
+    let log = lines.0.lock().unwrap().join("\n");
+    assert_eq!(done.status, Status::Succeeded, "{:?}\n{log}", done.reason);
+    assert!(
+        log.contains("[ferry] gates overridden by alice: hotfix for INC-42"),
+        "{log}"
+    );
+    let release = db
+        .releases("orders", Some("dev"), None, 10)
+        .unwrap()
+        .remove(0);
+    let kept = release
+        .gate_override
+        .expect("the release records its override");
+    assert_eq!(kept, "alice: hotfix for INC-42");
+    assert!(
+        db.events(&exec.id)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "gates-overridden"
+                && e.detail.as_deref() == Some("alice: hotfix for INC-42")),
+        "the override is an event of the execution"
+    );
 }

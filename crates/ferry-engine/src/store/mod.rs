@@ -146,6 +146,7 @@ pub trait Store: Send + Sync {
         execution: &Execution,
         environment: &str,
         approved_by: Option<&str>,
+        gate_override: Option<&str>,
         record: &ReleaseRecord,
     ) -> Result<i64>;
     /// Records that `identity` put `release` back in place of `replaced` (`ferry rollback`):
@@ -171,6 +172,18 @@ pub trait Store: Send + Sync {
     /// Lifts the block; `None` when the release was not blocked.
     fn unblock_release(&self, id: &str, identity: &str) -> Result<Option<ReleaseBlock>>;
     fn release_block(&self, id: &str) -> Result<Option<ReleaseBlock>>;
+
+    /// Records what a stage's gates hold now (empty: open). A change leaves an event row.
+    fn record_gate(&self, id: &str, stage: &str, holds: &[String]) -> Result<()>;
+    /// Records that `identity` lets the release past the stage's gates, for `reason`.
+    fn override_gate(
+        &self,
+        id: &str,
+        stage: &str,
+        identity: &str,
+        reason: &str,
+    ) -> Result<GateState>;
+    fn gates(&self, id: &str) -> Result<Vec<GateState>>;
 
     fn events(&self, id: &str) -> Result<Vec<Event>>;
 }

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_approvers.sql"),
     include_str!("../../migrations/003_listing.sql"),
     include_str!("../../migrations/004_release_blocks.sql"),
+    include_str!("../../migrations/005_gates.sql"),
 ];
 
 /// Called after each committed transition (the crash test kills the process there).
@@ -403,6 +404,34 @@ fn block_in(conn: &Connection, id: &str) -> Result<Option<ReleaseBlock>> {
         .optional()?)
 }
 
+fn gates_in(conn: &Connection, id: &str) -> Result<Vec<GateState>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT stage, holds, checked_ms, override_identity, override_reason, override_ms FROM gates WHERE execution_id = ?1 ORDER BY stage",
+    )?;
+    let rows = stmt.query_map(params![id], |r| {
+        let holds: String = r.get(1)?;
+        let overridden = match (r.get(3)?, r.get(4)?, r.get(5)?) {
+            (Some(identity), Some(reason), Some(at_ms)) => Some(GateOverride {
+                identity,
+                reason,
+                at_ms,
+            }),
+            _ => None,
+        };
+        Ok((r.get::<_, String>(0)?, holds, r.get(2)?, overridden))
+    })?;
+    rows.map(|row| {
+        let (stage, holds, checked_ms, overridden) = row?;
+        Ok(GateState {
+            stage,
+            holds: serde_json::from_str(&holds).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            checked_ms,
+            overridden,
+        })
+    })
+    .collect()
+}
+
 fn artifacts_in(tx: &Connection, id: &str) -> Result<Vec<ArtifactRef>> {
     let mut stmt = tx.prepare_cached("SELECT name, sha256, size, location, envelope FROM artifacts WHERE execution_id = ?1 ORDER BY name")?;
     let rows = stmt.query_map(params![id], |r| {
@@ -521,6 +550,7 @@ impl Store for SqliteStore {
             actions: action_runs_in(&tx, id)?,
             pending_approvals: pending_in(&tx, Some(id))?,
             blocked: block_in(&tx, id)?,
+            gates: gates_in(&tx, id)?,
         };
         tx.finish()?;
         Ok(Some(snapshot))
@@ -931,12 +961,13 @@ impl Store for SqliteStore {
         execution: &Execution,
         environment: &str,
         approved_by: Option<&str>,
+        gate_override: Option<&str>,
         r: &ReleaseRecord,
     ) -> Result<i64> {
         self.transition((&execution.id, None, None, "release", Some(&format!("{environment} {} {}", r.target, r.version))), |tx| {
             tx.execute(
-                "INSERT INTO releases (pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO releases (pipeline, environment, target, execution_id, revision, version, digest, previous_version, details, approved_by, outcome, verified, created_ms, gate_override)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     execution.pipeline,
                     environment,
@@ -950,7 +981,8 @@ impl Store for SqliteStore {
                     approved_by,
                     r.outcome,
                     i64::from(r.verified),
-                    now_ms()
+                    now_ms(),
+                    gate_override
                 ],
             )?;
             Ok(tx.last_insert_rowid())
@@ -999,7 +1031,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Release>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT r.id, r.pipeline, r.environment, r.target, r.execution_id, r.revision, r.version, r.digest, r.previous_version, r.details, r.approved_by, r.outcome, r.verified, r.created_ms, b.reason
+            "SELECT r.id, r.pipeline, r.environment, r.target, r.execution_id, r.revision, r.version, r.digest, r.previous_version, r.details, r.approved_by, r.outcome, r.verified, r.created_ms, b.reason, r.gate_override
              FROM releases r LEFT JOIN release_blocks b ON b.execution_id = r.execution_id
              WHERE r.pipeline = ?1 AND (?2 IS NULL OR r.environment = ?2) AND (?3 IS NULL OR r.target = ?3)
              ORDER BY r.id DESC LIMIT ?4",
@@ -1026,6 +1058,7 @@ impl Store for SqliteStore {
                     verified: r.get::<_, i64>(12)? != 0,
                 },
                 blocked: r.get(14)?,
+                gate_override: r.get(15)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1046,6 +1079,67 @@ impl Store for SqliteStore {
             )?;
             block_in(tx, id)?.ok_or_else(|| StoreError::NotFound("release block".into()))
         })
+    }
+
+    fn record_gate(&self, id: &str, stage: &str, holds: &[String]) -> Result<()> {
+        let json = serde_json::to_string(holds).unwrap_or_else(|_| "[]".into());
+        let same = {
+            let conn = self.read();
+            let before: Option<String> = conn
+                .prepare_cached("SELECT holds FROM gates WHERE execution_id = ?1 AND stage = ?2")?
+                .query_row(params![id, stage], |r| r.get(0))
+                .optional()?;
+            before.as_deref() == Some(json.as_str())
+        };
+        let upsert = |tx: &Connection| -> Result<()> {
+            tx.execute(
+                "INSERT INTO gates (execution_id, stage, holds, checked_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (execution_id, stage) DO UPDATE SET holds = excluded.holds, checked_ms = excluded.checked_ms",
+                params![id, stage, json, now_ms()],
+            )?;
+            Ok(())
+        };
+        if same {
+            // Only the time of the check moved: no event, no transition.
+            return upsert(&self.conn());
+        }
+        let (kind, detail) = if holds.is_empty() {
+            ("gates-open", None)
+        } else {
+            ("gates-held", Some(holds.join("; ")))
+        };
+        self.transition((id, Some(stage), None, kind, detail.as_deref()), |tx| {
+            upsert(tx)
+        })
+    }
+
+    fn override_gate(
+        &self,
+        id: &str,
+        stage: &str,
+        identity: &str,
+        reason: &str,
+    ) -> Result<GateState> {
+        self.transition(
+            (id, Some(stage), None, "gates-overridden", Some(&format!("{identity}: {reason}"))),
+            |tx| {
+                let changed = tx.execute(
+                    "UPDATE gates SET override_identity = ?3, override_reason = ?4, override_ms = ?5 WHERE execution_id = ?1 AND stage = ?2",
+                    params![id, stage, identity, reason, now_ms()],
+                )?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("no gates of stage `{stage}` in `{id}`")));
+                }
+                gates_in(tx, id)?
+                    .into_iter()
+                    .find(|g| g.stage == stage)
+                    .ok_or_else(|| StoreError::NotFound("gate".into()))
+            },
+        )
+    }
+
+    fn gates(&self, id: &str) -> Result<Vec<GateState>> {
+        gates_in(&self.read(), id)
     }
 
     fn unblock_release(&self, id: &str, identity: &str) -> Result<Option<ReleaseBlock>> {

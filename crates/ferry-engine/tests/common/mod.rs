@@ -82,6 +82,7 @@ pub fn settings(state: &Path, auto_approve: bool) -> Settings {
         identity: "tester".into(),
         poll: Duration::from_millis(50),
         state_dir: state.to_owned(),
+        clock: ferry_engine::action::Clock::system(),
     }
 }
 

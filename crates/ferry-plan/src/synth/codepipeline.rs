@@ -323,6 +323,12 @@ pub fn codepipeline(names: &Names<'_>) -> (Pipeline, Vec<String>) {
         }],
         on_failure: None,
     }];
+    for env in m.environments.iter().filter(|e| e.gates.hold_entry()) {
+        notes.push(format!(
+            "{}: its `gates` (alarms, windows, soak) hold releases only when ferry runs the pipeline; this definition does not lay them as stage entry conditions",
+            env.name
+        ));
+    }
     for stage in &m.stages {
         let account = stage.account.as_deref().and_then(|a| m.account(a));
         // CodePipeline's run orders start at 1; an environment's approval has 0.

@@ -97,6 +97,8 @@ impl From<FlowError> for ApiError {
                 }
                 Refused::NoSuchStage { .. } => (StatusCode::NOT_FOUND, "not_found"),
                 Refused::AlreadyEnded { .. } => (StatusCode::CONFLICT, "already_ended"),
+                Refused::NoGateHolding { .. } => (StatusCode::CONFLICT, "no_gate_holding"),
+                Refused::ReasonRequired => (StatusCode::BAD_REQUEST, "reason_required"),
             },
             FlowError::Engine(ferry_engine::EngineError::NotFound(_)) => {
                 (StatusCode::NOT_FOUND, "not_found")

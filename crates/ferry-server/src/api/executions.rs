@@ -11,13 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_engine::model::{ExecutionQuery, Status, Trigger};
 use ferry_workflows::Quiet;
-use ferry_workflows::control::{self, DecideInput, DecideReport, RetryInput, StopInput};
+use ferry_workflows::control::{
+    self, DecideInput, DecideReport, OverrideInput, OverrideReport, RetryInput, StopInput,
+};
 use ferry_workflows::history::{ExecutionSummary, list};
 use ferry_workflows::view::ExecutionView;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::executions_types::{DecideBody, RetryBody, StartBody, StopBody};
+use super::executions_types::{DecideBody, OverrideBody, RetryBody, StartBody, StopBody};
 use super::{ApiError, AppState, Audit, Body, Client, Endpoint, Params, json, require};
 use crate::auth::Role;
 use crate::service::Start;
@@ -56,6 +58,10 @@ pub fn endpoints() -> Vec<Endpoint> {
             .role(Role::Approver)
             .body::<DecideBody>()
             .answers::<DecideReport>(200, "the decision, recorded: the stage fails"),
+        Endpoint::new(Method::POST, "/api/v1/executions/{id}/stages/{stage}/override", "Let a release past the gates that hold a stage (alarms, windows, soak), with a reason the ledger keeps", post(override_gates))
+            .role(Role::Approver)
+            .body::<OverrideBody>()
+            .answers::<OverrideReport>(200, "the override, recorded: the stage goes on (after its approval, when it has one)"),
     ]
 }
 
@@ -287,6 +293,59 @@ async fn decide(
                 "status": report.approval.status,
                 "votes": report.approval.votes.len(),
                 "required": report.approval.required,
+            }),
+        );
+        Ok::<_, ApiError>((StatusCode::OK, report))
+    }
+    .await;
+    audit.finish(result)
+}
+
+async fn override_gates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    Path((id, stage)): Path<(String, String)>,
+    Body(body): Body<OverrideBody>,
+) -> Response {
+    // The audit log keeps why, beside who.
+    let reason: String = body.reason.trim().chars().take(500).collect();
+    let target = if reason.is_empty() {
+        format!("{id} {stage}")
+    } else {
+        format!("{id} {stage}: {reason}")
+    };
+    let (caller, audit) = match Audit::begin(
+        &state,
+        &headers,
+        client,
+        Role::Approver,
+        "override",
+        &target,
+    ) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let result = async {
+        let project = state.project_of(&id).await?;
+        let input = OverrideInput {
+            execution: id.clone(),
+            stage: stage.clone(),
+            identity: caller.name.clone(),
+            reason: body.reason.clone(),
+            continue_here: false,
+        };
+        let report = control::override_gates(&project, &input, None, Arc::new(Quiet)).await?;
+        let pipeline = id.rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
+        state.hub.publish(
+            "gates",
+            pipeline,
+            &id,
+            serde_json::json!({
+                "type": "gates",
+                "stage": stage,
+                "identity": caller.name,
+                "overridden": true,
             }),
         );
         Ok::<_, ApiError>((StatusCode::OK, report))

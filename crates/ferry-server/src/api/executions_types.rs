@@ -31,6 +31,14 @@ pub struct DecideBody {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    /// Why the release goes past its gates: the ledger of the stage's releases and the audit
+    /// log keep it.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct RollbackBody {
     /// One deploy: its action name or target (`lambda:orders-fn:live`); default: all.
     pub target: Option<String>,

@@ -25,6 +25,7 @@ fn target(t: &TargetArgs) -> DeployTarget {
         external_id: t.external_id.clone(),
         region: t.region.clone(),
         alarms: t.alarms.clone(),
+        watch_after: t.watch.unwrap_or_default(),
     }
 }
 

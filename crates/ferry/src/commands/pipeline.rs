@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use ferry_engine::model::{Status, StopMode};
-use ferry_workflows::control::{self, DecideInput, RetryInput, StopInput};
+use ferry_workflows::control::{self, DecideInput, OverrideInput, RetryInput, StopInput};
 use ferry_workflows::logs::{self, LogText, LogsInput};
 use ferry_workflows::run::{self, RunInput, Stops};
 use ferry_workflows::view::ExecutionView;
 use ferry_workflows::{history, local_identity};
 
 use super::{project, remote};
-use crate::cli::{DecideArgs, HistoryArgs, LogsArgs, RetryArgs, RunArgs, StatusArgs, StopArgs};
+use crate::cli::{
+    DecideArgs, HistoryArgs, LogsArgs, OverrideArgs, RetryArgs, RunArgs, StatusArgs, StopArgs,
+};
 use crate::live::Console;
 use crate::output::{
     self, BOLD, DIM, ERROR, Exit, Format, OK, WARNING, fail, paint, runtime, short_revision,
@@ -229,6 +231,28 @@ fn print_status(view: &ExecutionView) {
             );
         }
     }
+    for gate in &view.gates {
+        if let Some(o) = &gate.overridden {
+            anstream::println!(
+                "  {} gates of {} overridden by {}: {}",
+                paint(WARNING, "!"),
+                gate.stage,
+                o.identity,
+                o.reason
+            );
+            continue;
+        }
+        for hold in &gate.holds {
+            anstream::println!("  {} {} held: {hold}", paint(WARNING, "⏸"), gate.stage);
+        }
+        if !gate.holds.is_empty() && !view.status.is_final() {
+            anstream::println!(
+                "    to let it in anyway: ferry override {} {} --reason \"…\"",
+                view.id,
+                gate.stage
+            );
+        }
+    }
     for a in &view.pending_approvals {
         anstream::println!("  {} waiting: {}", paint(WARNING, "→"), a.approve);
     }
@@ -423,6 +447,67 @@ pub fn retry(args: &RetryArgs) -> Exit {
         Ok(view) => after(&view, args.format),
         Err(e) => fail(&e),
     }
+}
+
+pub fn override_gates(args: &OverrideArgs) -> Exit {
+    if args.remote.server.is_some() {
+        return override_remote(args);
+    }
+    let input = OverrideInput {
+        execution: args.execution.clone(),
+        stage: args.stage.clone(),
+        identity: local_identity(),
+        reason: args.reason.clone(),
+        continue_here: true,
+    };
+    let project = project(&args.state);
+    let report = match driving(async |stops, console| {
+        control::override_gates(&project, &input, stops, console).await
+    }) {
+        Ok(report) => report,
+        Err(e) => return fail(&e),
+    };
+    if args.format == Format::Json {
+        output::json(&report);
+        return Exit::Ok;
+    }
+    overridden(&report);
+    match &report.execution {
+        Some(view) => after(view, args.format),
+        None => Exit::Ok,
+    }
+}
+
+/// `ferry override --server`: the server records it as the token's identity and continues
+/// the execution.
+fn override_remote(args: &OverrideArgs) -> Exit {
+    let done = remote::client(&args.remote).and_then(|c| {
+        let id = remote::execution_id(&args.state, &args.execution)?;
+        runtime()
+            .block_on(c.override_gates(&id, &args.stage, &args.reason))
+            .map_err(|e| remote::failed(&e))
+    });
+    let report = match done {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    if args.format == Format::Json {
+        output::json(&report);
+    } else {
+        overridden(&report);
+    }
+    Exit::Ok
+}
+
+fn overridden(report: &control::OverrideReport) {
+    let by = report.gates.overridden.as_ref();
+    anstream::println!(
+        "{} gates of {} overridden by {}: {}",
+        paint(WARNING, "!"),
+        report.gates.stage,
+        by.map_or("?", |o| o.identity.as_str()),
+        by.map_or("", |o| o.reason.as_str()),
+    );
 }
 
 pub fn stop(args: &StopArgs) -> Exit {

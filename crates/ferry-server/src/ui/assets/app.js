@@ -253,7 +253,7 @@ async function execution(id) {
     }, 100);
   };
   const events = new EventSource("/api/v1/events?execution=" + enc(id));
-  for (const kind of ["execution", "stage", "action", "waiting", "approval", "release", "resync"]) {
+  for (const kind of ["execution", "stage", "action", "waiting", "approval", "gates", "release", "resync"]) {
     events.addEventListener(kind, refresh);
   }
   events.onopen = () => { live.textContent = "Live: updates as the pipeline runs."; refresh(); };
@@ -281,6 +281,25 @@ function executionBody(v, out) {
     "Stage " + a.stage + " waits for approval (until " + when(a.deadline_ms) + "). ",
     h("a", { href: "/executions/" + enc(v.id) + "/review/" + enc(a.stage) }, "Review what it releases and decide"),
   ]));
+  // Entry gates (alarms, windows, soak): what holds a stage, and who let a release past them.
+  const gates = (v.gates || []).map((g) => {
+    if (g.overridden) {
+      return notice("ok", "Gates of " + g.stage + " overridden by " + g.overridden.identity + ": " + g.overridden.reason);
+    }
+    if (!g.holds.length || !running) return null;
+    let decide = null;
+    if (may("approver")) {
+      const reason = h("input", { type: "text", id: "reason-" + g.stage, name: "reason", placeholder: "Kept in the ledger and the audit log" });
+      decide = h("div", { class: "row" },
+        h("label", { for: "reason-" + g.stage }, "Reason"), reason,
+        actionButton("Override the gates", "danger", out, async () => {
+          await api("POST", "/api/v1/executions/" + enc(v.id) + "/stages/" + enc(g.stage) + "/override", { reason: reason.value });
+          return "Overridden: " + g.stage + " goes on.";
+        }));
+    }
+    return notice("wait", ["Stage " + g.stage + " is held by its gates (checked " + ago(g.checked_ms) + "):",
+      h("ul", {}, g.holds.map((x) => h("li", {}, x))), decide]);
+  });
   const stages = h("div", { class: "stages", role: "list", "aria-label": "Stages, in order" }, v.stages.map((s) => {
     const retry = may("operator") && ["Failed", "Stopped"].includes(s.status) && !running
       ? actionButton("Retry", "secondary", out, async () => {
@@ -301,7 +320,7 @@ function executionBody(v, out) {
       retry ? h("div", { class: "row" }, retry) : null,
     );
   }));
-  return h("div", {}, summary, controls, waiting, h("h2", {}, "Stages"), stages);
+  return h("div", {}, summary, controls, waiting, gates, h("h2", {}, "Stages"), stages);
 }
 
 // ANSI SGR colours and bold as classes; every other escape is dropped.
