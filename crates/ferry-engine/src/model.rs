@@ -225,6 +225,7 @@ pub struct GateState {
     pub stage: String,
     /// Why the release may not enter yet, one line per holding gate; empty: open.
     pub holds: Vec<String>,
+    /// When the gates were last recorded: the action records them when what holds changes.
     pub checked_ms: i64,
     /// An operator let the release past them (`ferry override`).
     pub overridden: Option<GateOverride>,

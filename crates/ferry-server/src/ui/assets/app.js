@@ -289,7 +289,7 @@ function executionBody(v, out) {
     if (!g.holds.length || !running) return null;
     let decide = null;
     if (may("approver")) {
-      const reason = h("input", { type: "text", id: "reason-" + g.stage, name: "reason", placeholder: "Kept in the ledger and the audit log" });
+      const reason = h("input", { type: "text", id: "reason-" + g.stage, name: "reason", placeholder: "Why: the ledger keeps it" });
       decide = h("div", { class: "row" },
         h("label", { for: "reason-" + g.stage }, "Reason"), reason,
         actionButton("Override the gates", "danger", out, async () => {
@@ -297,7 +297,7 @@ function executionBody(v, out) {
           return "Overridden: " + g.stage + " goes on.";
         }));
     }
-    return notice("wait", ["Stage " + g.stage + " is held by its gates (checked " + ago(g.checked_ms) + "):",
+    return notice("wait", ["Stage " + g.stage + " is held by its gates (recorded " + ago(g.checked_ms) + "):",
       h("ul", {}, g.holds.map((x) => h("li", {}, x))), decide]);
   });
   const stages = h("div", { class: "stages", role: "list", "aria-label": "Stages, in order" }, v.stages.map((s) => {
