@@ -49,11 +49,6 @@ pub enum Command {
     /// Stop an execution
     Stop(StopArgs),
     /// Let a release past the gates holding a stage (a window, a freeze, an alarm, a soak)
-    #[command(
-        after_help = "The reason is kept with the stage's releases in the ledger \
-(`ferry releases`) and, under `ferry serve`, in the audit log.\n\n\
-Example:\n  ferry override 12 prod --reason \"hotfix for INC-481, approved by the on-call lead\""
-    )]
     Override(OverrideArgs),
     /// Deploy an ECS service or a Lambda function directly, from any CI
     #[command(subcommand)]
