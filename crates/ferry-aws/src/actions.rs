@@ -15,7 +15,7 @@ use ferry_engine::action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
 };
 use ferry_engine::model::{ActionDef, ReleaseRecord};
-use ferry_manifest::{AfterWatch, LambdaPackage, ReleaseTarget, Traffic};
+use ferry_manifest::{AfterWatch, EcsStrategy, LambdaPackage, ReleaseTarget, Traffic};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -69,6 +69,9 @@ pub struct EcsConfig {
     /// The environment's `gates.after` watch, once steady.
     #[serde(default, with = "duration")]
     pub watch_after: Duration,
+    /// Rolling, or ECS's own traffic shifting.
+    #[serde(default = "rolling")]
+    pub strategy: EcsStrategy,
     pub target: Target,
 }
 
@@ -87,6 +90,7 @@ impl EcsConfig {
             timeout: deploy.timeout,
             alarms: deploy.alarms.clone(),
             watch_after: Duration::ZERO,
+            strategy: deploy.strategy,
             target,
         }
         .watching(after)
@@ -99,16 +103,21 @@ impl EcsConfig {
         }
     }
 
-    /// The longest the action may run: the wait for steady state, the watch after it, and
-    /// the wait for a rollback's steady state, with room for the calls.
+    /// The longest the action may run: the wait for steady state (with the time ECS's own
+    /// traffic shifting takes by design), the watch after it, and the wait for a rollback's
+    /// steady state, with room for the calls.
     pub fn action_timeout(&self) -> Duration {
-        2 * self.timeout + self.watch_after + Duration::from_secs(300)
+        2 * self.timeout + self.strategy.planned() + self.watch_after + Duration::from_secs(300)
     }
 
     fn watching(mut self, after: Option<&AfterWatch>) -> EcsConfig {
         (self.alarms, self.watch_after) = watched(self.alarms, after);
         self
     }
+}
+
+fn rolling() -> EcsStrategy {
+    EcsStrategy::Rolling
 }
 
 /// A deploy's alarms with the environment's `gates.after` alarms added (watched from the
@@ -505,6 +514,7 @@ impl Action for EcsAction {
             timeout: self.config.timeout,
             alarms: self.config.alarms.clone(),
             watch_after: self.config.watch_after,
+            strategy: self.config.strategy,
             poll: ctx.settings.poll,
             previous,
             idempotency_key: Some(ctx.idempotency_key.clone()),

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition, TaskDefinitionField};
 use serde::{Deserialize, Serialize};
 
+use ferry_manifest::EcsStrategy;
+
 use crate::alarms::AlarmWatch;
 use crate::deploy::{Outcome, StepLog};
 use crate::error::AwsError;
+use crate::service_deployment::{self, Decision, ServiceDeploymentState};
 use crate::session::AccountConfig;
 
 /// One container's new image.
@@ -338,6 +341,9 @@ pub struct EcsDeploy {
     /// Once steady, watch `alarms` this long more; one entering ALARM rolls the deploy back
     /// (`gates.after`). Zero: done when steady.
     pub watch_after: Duration,
+    /// Rolling (ferry follows the service to steady state) or ECS's own traffic shifting
+    /// (ferry follows the service deployment).
+    pub strategy: EcsStrategy,
     pub poll: Duration,
     /// Where to return if the service already runs the new images but does not become
     /// steady (a deploy resumed after a crash): the last verified-good task definition.
@@ -361,6 +367,15 @@ pub struct EcsReport {
     pub steps: Vec<String>,
     pub error: Option<String>,
     pub duration_ms: u64,
+}
+
+/// How a followed service deployment ended.
+enum Followed {
+    Done,
+    /// Back on the old revision; why.
+    RolledBack(String),
+    /// Stopped, or its rollback failed or did not finish; why.
+    Failed(String),
 }
 
 struct Deployer<'a> {
@@ -508,6 +523,123 @@ impl Deployer<'_> {
         Ok(())
     }
 
+    /// UpdateService to `task_definition` with the strategy's deployment configuration: the
+    /// service deployment it started.
+    async fn update_shifted(&self, task_definition: &str) -> Result<String, AwsError> {
+        let out = self
+            .account
+            .call(
+                "ecs:UpdateService",
+                &self.resource(),
+                self.client
+                    .update_service()
+                    .cluster(&self.req.cluster)
+                    .service(&self.req.service)
+                    .task_definition(task_definition)
+                    .set_deployment_configuration(service_deployment::configuration(
+                        &self.req.strategy,
+                    ))
+                    .send(),
+            )
+            .await?;
+        out.service()
+            .and_then(|s| s.current_service_deployment())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                self.account.fail(
+                    "ecs:UpdateService",
+                    &self.resource(),
+                    "NoServiceDeployment",
+                    "ECS named no service deployment for the update",
+                )
+            })
+    }
+
+    async fn service_deployment(&self, arn: &str) -> Result<ServiceDeploymentState, AwsError> {
+        let out = self
+            .account
+            .call(
+                "ecs:DescribeServiceDeployments",
+                arn,
+                self.client
+                    .describe_service_deployments()
+                    .service_deployment_arns(arn)
+                    .send(),
+            )
+            .await?;
+        match out.service_deployments().first() {
+            Some(d) => Ok(ServiceDeploymentState::from_sdk(d)),
+            None => Err(self.account.fail(
+                "ecs:DescribeServiceDeployments",
+                arn,
+                "ServiceDeploymentNotFound",
+                "no such service deployment",
+            )),
+        }
+    }
+
+    /// Asks ECS to stop the deployment and return to the old revision.
+    async fn stop_with_rollback(&self, arn: &str) -> Result<(), AwsError> {
+        self.account
+            .call(
+                "ecs:StopServiceDeployment",
+                arn,
+                self.client
+                    .stop_service_deployment()
+                    .service_deployment_arn(arn)
+                    .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
+                    .send(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Follows the service deployment `arn` until it is done, rolled back or failed, as
+    /// `service_deployment::decide` says: an alarm or the timeout asks ECS to roll back, which
+    /// is then followed for as long again.
+    async fn follow(
+        &mut self,
+        arn: &str,
+        watch: &AlarmWatch,
+        until_shifted: bool,
+    ) -> Result<Followed, AwsError> {
+        let time = self.req.timeout + self.req.strategy.planned();
+        let mut deadline = Instant::now() + time;
+        let mut stopping: Option<String> = None;
+        let mut last = String::new();
+        loop {
+            let fired = match &stopping {
+                None => watch.fired().await?,
+                Some(_) => None,
+            };
+            let progress =
+                service_deployment::assess(&self.service_deployment(arn).await?, until_shifted);
+            match service_deployment::decide(
+                stopping.as_deref(),
+                fired.as_deref(),
+                Instant::now() >= deadline,
+                progress,
+            ) {
+                Decision::Wait(what) => {
+                    if what != last {
+                        self.step(format!("{}: {what}", self.req.service));
+                        last = what;
+                    }
+                }
+                Decision::StopWithRollback(why) => {
+                    self.step(format!("{why}: asking ECS to roll back"));
+                    self.stop_with_rollback(arn).await?;
+                    deadline = Instant::now() + time;
+                    stopping = Some(why);
+                }
+                Decision::Done => return Ok(Followed::Done),
+                Decision::RolledBack(why) => return Ok(Followed::RolledBack(why)),
+                Decision::Failed(why) => return Ok(Followed::Failed(why)),
+            }
+            tokio::time::sleep(self.req.poll).await;
+        }
+    }
+
     /// Waits for `target` to be steady. `Ok(None)`: steady; `Ok(Some(why))`: it failed, timed
     /// out or an alarm fired.
     async fn wait_steady(
@@ -645,6 +777,53 @@ pub async fn deploy(
     }
     let to = d.register(td, tags, containers).await?;
     d.step(format!("registered {}", short_td(&to)));
+    if let EcsStrategy::Shifted { until_shifted, .. } = req.strategy {
+        let arn = d.update_shifted(&to).await?;
+        d.step(format!(
+            "updated {} to {}; ECS shifts the traffic ({arn})",
+            req.service,
+            short_td(&to)
+        ));
+        let followed = d
+            .follow(&arn, &watch, until_shifted)
+            .await
+            .unwrap_or_else(|e| Followed::Failed(e.to_string()));
+        let failure = match followed {
+            Followed::Done => {
+                d.step(format!("{} is on {}", req.service, short_td(&to)));
+                match watch.after(&mut d.log, req.watch_after, req.poll).await {
+                    Ok(None) => return Ok(report(&d, Outcome::Deployed, Some(to), true, None)),
+                    Ok(Some(why)) => why,
+                    Err(e) => e.to_string(),
+                }
+            }
+            Followed::RolledBack(why) => {
+                d.step(format!(
+                    "ECS put {} back on {}",
+                    req.service,
+                    short_td(&from)
+                ));
+                return Ok(report(&d, Outcome::RolledBack, Some(to), false, Some(why)));
+            }
+            Followed::Failed(why) => {
+                let state = format!(
+                    "{why}; the service may run {} or {}",
+                    short_td(&from),
+                    short_td(&to)
+                );
+                return Ok(report(
+                    &d,
+                    Outcome::RollbackFailed,
+                    Some(to),
+                    false,
+                    Some(state),
+                ));
+            }
+        };
+        // The deployment succeeded and then an alarm fired: a deployment back to `from`.
+        let (outcome, error) = roll_back(&mut d, failure, &from, &to).await;
+        return Ok(report(&d, outcome, Some(to), false, Some(error)));
+    }
     d.update(&to).await?;
     d.step(format!("updated {} to {}", req.service, short_td(&to)));
     let steady = match d.wait_steady(&to, Some(&watch)).await {
@@ -721,6 +900,7 @@ pub async fn current_task_definition(
         timeout: Duration::ZERO,
         alarms: Vec::new(),
         watch_after: Duration::ZERO,
+        strategy: EcsStrategy::Rolling,
         poll: Duration::ZERO,
         previous: None,
         idempotency_key: None,

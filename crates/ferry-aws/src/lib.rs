@@ -22,6 +22,7 @@ pub mod foundation;
 pub mod gates;
 pub mod lambda;
 pub mod secrets;
+pub mod service_deployment;
 pub mod session;
 pub mod sns;
 

@@ -434,6 +434,9 @@ fn ecs(d: &mut Decoder, n: &Node) -> Option<EcsDoc> {
         alarms: opt_list(d, &f, "alarms", "`alarms`"),
         task_role: opt_name(d, &f, "task_role", "`task_role`"),
         execution_role: opt_name(d, &f, "execution_role", "`execution_role`"),
+        strategy: opt_name(d, &f, "strategy", "`strategy`"),
+        bake: opt_name(d, &f, "bake", "`bake`"),
+        until: opt_name(d, &f, "until", "`until`"),
     })
 }
 

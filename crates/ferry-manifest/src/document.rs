@@ -528,6 +528,23 @@ pub struct EcsDoc {
     /// role may pass exactly it, the shared repositories' policies let it pull, and its own
     /// policies stay yours: `ferry verify --live` reads them. Omit to use ferry's.
     pub execution_role: Option<Text>,
+    /// How ECS moves the service to the new revision: `rolling` (the default, a rolling
+    /// update), or ECS's own traffic shifting on the service's load balancer — `blue_green`
+    /// (all production traffic at once), `canary 10% 5m` (10% for five minutes, then the
+    /// rest) or `linear 10% every 1m`. ECS's shifting needs the service's load balancer set
+    /// up for it (an alternate target group, production listener rule and its role).
+    /// Durations are whole minutes.
+    pub strategy: Option<Text>,
+    /// With ECS's traffic shifting: how long both revisions stay up once all production
+    /// traffic is on the new one, e.g. `15m` (`bakeTimeInMinutes`); a rollback in that time
+    /// is instant. Default `0m`.
+    #[schemars(regex(pattern = r"^([0-9]+[smhd])+$"))]
+    pub bake: Option<Text>,
+    /// With ECS's traffic shifting: when the deploy is done — `baked` (the deployment
+    /// succeeded, after the bake) or `shifted` (all production traffic is on the new
+    /// revision; ECS finishes the bake by itself, so a long bake does not hold the pipeline).
+    /// Default `baked`.
+    pub until: Option<Text>,
 }
 
 impl EcsDoc {
@@ -540,6 +557,9 @@ impl EcsDoc {
         "alarms",
         "task_role",
         "execution_role",
+        "strategy",
+        "bake",
+        "until",
     ];
 }
 

@@ -388,6 +388,62 @@ pub struct EcsDeploy {
     /// The task definition's own execution role, by name in the target account; `None`:
     /// ferry's.
     pub execution_role: Option<String>,
+    /// How ECS moves the service to the new revision.
+    pub strategy: EcsStrategy,
+}
+
+/// An ECS deployment strategy (`deploymentConfiguration.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum EcsStrategy {
+    /// A rolling update: ferry sends no strategy and follows the service to steady state.
+    Rolling,
+    /// ECS shifts the service's production traffic itself; ferry follows the service
+    /// deployment through its lifecycle.
+    Shifted {
+        shift: EcsShift,
+        /// `bakeTimeInMinutes`.
+        bake_minutes: u32,
+        /// Done once all traffic is shifted, rather than after the bake.
+        until_shifted: bool,
+    },
+}
+
+impl EcsStrategy {
+    /// How long ECS takes by design until the deploy is done — the canary's bake or the
+    /// linear steps, and the bake unless `until: shifted` — on top of the time to start and
+    /// stop tasks (the deploy's `timeout`).
+    pub fn planned(&self) -> Duration {
+        let EcsStrategy::Shifted {
+            shift,
+            bake_minutes,
+            until_shifted,
+        } = self
+        else {
+            return Duration::ZERO;
+        };
+        let shifting = match shift {
+            EcsShift::BlueGreen => 0,
+            EcsShift::Canary { minutes, .. } => *minutes,
+            EcsShift::Linear { percent, minutes } => {
+                u32::from(100u8.div_ceil((*percent).max(1))) * minutes
+            }
+        };
+        let bake = if *until_shifted { 0 } else { *bake_minutes };
+        Duration::from_secs(u64::from(shifting + bake) * 60)
+    }
+}
+
+/// How ECS moves production traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EcsShift {
+    /// `BLUE_GREEN`: all at once.
+    BlueGreen,
+    /// `CANARY`: `percent` for `minutes`, then the rest.
+    Canary { percent: u8, minutes: u32 },
+    /// `LINEAR`: `percent` more every `minutes`.
+    Linear { percent: u8, minutes: u32 },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -571,7 +627,25 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
-    use super::{Globs, Push, ReleaseTarget, Source, Trigger};
+    use std::time::Duration;
+
+    use super::{EcsShift, EcsStrategy, Globs, Push, ReleaseTarget, Source, Trigger};
+
+    #[test]
+    fn an_ecs_strategy_plans_its_shifting_and_its_bake_unless_done_once_shifted() {
+        let linear = |until_shifted| EcsStrategy::Shifted {
+            shift: EcsShift::Linear {
+                percent: 30,
+                minutes: 2,
+            },
+            bake_minutes: 10,
+            until_shifted,
+        };
+        // 30% steps: four of them (30, 60, 90, 100), two minutes each; then the bake.
+        assert_eq!(linear(false).planned(), Duration::from_secs((8 + 10) * 60));
+        assert_eq!(linear(true).planned(), Duration::from_secs(8 * 60));
+        assert_eq!(EcsStrategy::Rolling.planned(), Duration::ZERO);
+    }
 
     fn globs(include: &[&str], exclude: &[&str]) -> Option<Globs> {
         Some(Globs {

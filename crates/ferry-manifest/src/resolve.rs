@@ -1088,6 +1088,108 @@ impl Resolver<'_> {
                 .execution_role
                 .as_ref()
                 .map(|r| self.value(r, vars, "role name", names::iam_role)),
+            strategy: self.ecs_strategy(e, vars),
+        }
+    }
+
+    /// `strategy`, `bake` and `until` of an `ecs` deploy. ECS counts its times in whole
+    /// minutes, up to a day.
+    fn ecs_strategy(&mut self, e: &EcsDoc, vars: Option<&Vars>) -> EcsStrategy {
+        const MAX_MINUTES: u64 = 1440;
+        let minutes = |this: &mut Self, d: Duration, span, what: &str| -> u32 {
+            let secs = d.as_secs();
+            if !secs.is_multiple_of(60) || secs / 60 > MAX_MINUTES {
+                this.error(
+                    "ecs-minutes",
+                    span,
+                    format!(
+                        "ECS counts {what} in whole minutes, up to 1440; this is {}",
+                        format_duration(d)
+                    ),
+                    "write it in minutes, e.g. `5m` or `1h`",
+                );
+            }
+            u32::try_from((secs / 60).min(MAX_MINUTES)).unwrap_or(0)
+        };
+        let shift = match &e.strategy {
+            None => None,
+            Some(t) => {
+                let text = self.text(t, vars).value;
+                match text.as_str() {
+                    "rolling" => None,
+                    "blue_green" => Some(EcsShift::BlueGreen),
+                    other => {
+                        match Traffic::parse(other) {
+                            Ok(Traffic::Canary { percent, bake }) => Some(EcsShift::Canary {
+                                percent,
+                                minutes: minutes(self, bake, t.span, "a canary's bake"),
+                            }),
+                            Ok(Traffic::Linear { percent, interval }) => {
+                                if percent < 3 {
+                                    self.error(
+                                    "ecs-linear-step",
+                                    t.span,
+                                    format!("ECS shifts at least 3% per linear step; this is {percent}%"),
+                                    "write e.g. `linear 10% every 1m`",
+                                );
+                                }
+                                Some(EcsShift::Linear {
+                                    percent,
+                                    minutes: minutes(self, interval, t.span, "a linear step"),
+                                })
+                            }
+                            Ok(Traffic::AllAtOnce) | Err(_) => {
+                                self.error(
+                                "invalid-strategy",
+                                t.span,
+                                format!("`{other}` is not an ECS strategy"),
+                                "write `rolling`, `blue_green`, `canary 10% 5m` or `linear 10% every 1m`",
+                            );
+                                None
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let Some(shift) = shift else {
+            for t in [&e.bake, &e.until].into_iter().flatten() {
+                self.error(
+                    "needs-traffic-shifting",
+                    t.span,
+                    "`bake` and `until` apply only when ECS shifts the traffic",
+                    "add `strategy: blue_green` (or `canary …`, `linear …`), or remove it",
+                );
+            }
+            return EcsStrategy::Rolling;
+        };
+        let bake_minutes = match &e.bake {
+            None => 0,
+            Some(t) => match parse_duration(&t.value) {
+                Ok(d) => minutes(self, d, t.span, "the bake"),
+                Err(why) => {
+                    self.error("invalid-duration", t.span, "`bake` is not a duration", why);
+                    0
+                }
+            },
+        };
+        let until_shifted = match e.until.as_ref().map(|t| (t, t.value.as_str())) {
+            None | Some((_, "baked")) => false,
+            Some((_, "shifted")) => true,
+            Some((t, other)) => {
+                self.error(
+                    "invalid-until",
+                    t.span,
+                    format!("`until: {other}` is not a point of an ECS deployment"),
+                    "write `until: baked` (the default) or `until: shifted`",
+                );
+                false
+            }
+        };
+        EcsStrategy::Shifted {
+            shift,
+            bake_minutes,
+            until_shifted,
         }
     }
 

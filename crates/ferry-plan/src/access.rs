@@ -478,6 +478,30 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                             &format!("update {}/{} and watch it", e.cluster, e.service),
                         ));
                     }
+                    if e.strategy != ferry_manifest::EcsStrategy::Rolling {
+                        let deployments =
+                            Names::service_deployments_arn(account, &e.cluster, &e.service);
+                        let sample = deployments.replace('*', "a1b2c3");
+                        for (action, why) in [
+                            (
+                                "ecs:DescribeServiceDeployments",
+                                "follow ECS's traffic shifting",
+                            ),
+                            (
+                                "ecs:StopServiceDeployment",
+                                "ask ECS to roll back on an alarm",
+                            ),
+                        ] {
+                            let why = format!("{why} on {}/{}", e.cluster, e.service);
+                            // The call names the deployment; IAM authorizes it on the
+                            // service as well (both are its resource types).
+                            out.push(
+                                Edge::new(&scope, &deploy, action, &sample, &why)
+                                    .granted_as(&deployments),
+                            );
+                            out.push(Edge::new(&scope, &deploy, action, &service, &why));
+                        }
+                    }
                     // The family is the service's task definition's, which the manifest does not name.
                     let revision = Names::task_definitions_arn(account)
                         .replace('*', &format!("{}:2", e.service));

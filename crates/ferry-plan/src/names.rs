@@ -231,6 +231,14 @@ impl<'a> Names<'a> {
         )
     }
 
+    /// The service deployments of one service (ECS's own traffic shifting).
+    pub fn service_deployments_arn(account: &Account, cluster: &str, service: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:service-deployment/{cluster}/{service}/*",
+            account.region, account.id
+        )
+    }
+
     pub fn task_definitions_arn(account: &Account) -> String {
         format!(
             "arn:aws:ecs:{}:{}:task-definition/*",

@@ -1202,3 +1202,52 @@ fn an_entry_gate_alarm_is_read_by_that_environments_deploy_role_only() {
     assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
     assert!(report.wider.is_empty(), "{:#?}", report.wider);
 }
+
+/// ECS's own traffic shifting: the deploy role may follow and stop that service's
+/// deployments, and no other service's.
+#[test]
+fn a_blue_green_service_lets_its_deploy_role_follow_and_stop_its_deployments_only() {
+    let m = orders_edited(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      strategy: canary 10% 5m\n      bake: 15m\n",
+    );
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let mut edges: Vec<(String, &str, &str)> = f
+        .edges
+        .iter()
+        .filter(|e| e.action.contains("ServiceDeployment"))
+        .filter(|e| e.principal == "arn:aws:iam::444444444444:role/ferry-deploy")
+        .map(|e| (e.action.clone(), e.resource.as_str(), e.why.as_str()))
+        .collect();
+    edges.sort();
+    assert_eq!(
+        edges,
+        [
+            (
+                "ecs:DescribeServiceDeployments".to_owned(),
+                "arn:aws:ecs:us-east-1:444444444444:service-deployment/orders-prod/orders-api/a1b2c3",
+                "follow ECS's traffic shifting on orders-prod/orders-api"
+            ),
+            (
+                "ecs:DescribeServiceDeployments".to_owned(),
+                "arn:aws:ecs:us-east-1:444444444444:service/orders-prod/orders-api",
+                "follow ECS's traffic shifting on orders-prod/orders-api"
+            ),
+            (
+                "ecs:StopServiceDeployment".to_owned(),
+                "arn:aws:ecs:us-east-1:444444444444:service-deployment/orders-prod/orders-api/a1b2c3",
+                "ask ECS to roll back on an alarm on orders-prod/orders-api"
+            ),
+            (
+                "ecs:StopServiceDeployment".to_owned(),
+                "arn:aws:ecs:us-east-1:444444444444:service/orders-prod/orders-api",
+                "ask ECS to roll back on an alarm on orders-prod/orders-api"
+            ),
+        ]
+    );
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    identity_policies_use_star_only_where_aws_forces_it_in(&m);
+}

@@ -150,6 +150,7 @@ pub async fn ecs(input: &EcsInput, reporter: &dyn Reporter) -> Result<Deployment
         timeout: input.timeout,
         alarms: input.target.alarms.clone(),
         watch_after: input.target.watch_after,
+        strategy: ferry_manifest::EcsStrategy::Rolling,
         poll: Duration::from_secs(2),
         previous: None,
         idempotency_key: None,

@@ -444,6 +444,7 @@ async fn roll_back_one(
                 timeout: d.timeout,
                 alarms: Vec::new(),
                 watch_after: Duration::ZERO,
+                strategy: ferry_manifest::EcsStrategy::Rolling,
                 poll: Duration::from_secs(2),
                 previous: None,
                 idempotency_key: None,

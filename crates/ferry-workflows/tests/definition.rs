@@ -81,6 +81,11 @@ fn an_environments_gates_run_first_in_its_stage_and_wait_for_its_approval() {
     let gated = text.replace(
         gates,
         "    gates:\n      alarms: [orders-p99-prod]\n      windows:\n        - allow: '* 9-16 * * MON-THU'\n          time_zone: Europe/Berlin\n      soak: 2h\n      after: {watch: 20m, alarms: [orders-p99-prod, orders-api-5xx-prod]}\n",
+    )
+    // And the service moves by ECS's canary, done once the traffic has shifted.
+    .replace(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      strategy: canary 10% 5m\n      bake: 30m\n      until: shifted\n",
     );
     std::fs::write(dir.path().join("ferry.yaml"), gated).unwrap();
     let project = Project::new(
@@ -132,10 +137,25 @@ fn an_environments_gates_run_first_in_its_stage_and_wait_for_its_approval() {
     let e: ferry_aws::actions::EcsConfig = serde_json::from_value(ecs.config.clone()).unwrap();
     assert_eq!(e.alarms, ["orders-api-5xx-prod", "orders-p99-prod"]);
     assert_eq!(e.watch_after, std::time::Duration::from_secs(20 * 60));
+    assert_eq!(
+        e.strategy,
+        ferry_manifest::EcsStrategy::Shifted {
+            shift: ferry_manifest::EcsShift::Canary {
+                percent: 10,
+                minutes: 5
+            },
+            bake_minutes: 30,
+            until_shifted: true,
+        }
+    );
     assert_eq!(ecs.timeout_secs, Some(e.action_timeout().as_secs()));
+    // The canary's five minutes count; the bake does not (done once shifted).
     assert_eq!(
         e.action_timeout(),
-        2 * e.timeout + e.watch_after + std::time::Duration::from_secs(300)
+        2 * e.timeout
+            + std::time::Duration::from_secs(5 * 60)
+            + e.watch_after
+            + std::time::Duration::from_secs(300)
     );
     let lambda = prod.actions.iter().find(|a| a.kind == "lambda").unwrap();
     let l: ferry_aws::actions::LambdaConfig =

@@ -41,3 +41,70 @@ fn an_empty_response_is_never_steady() {
         Assessment::Failed(_)
     ));
 }
+
+/// ECS's own traffic shifting: the decision on each recorded DescribeServiceDeployments
+/// response (`tests/data/describe-service-deployments/`, shaped as the API reference
+/// documents it; the emulator implements none of these APIs).
+mod service_deployments {
+    use ferry_aws::service_deployment::{Progress, ServiceDeploymentState, assess};
+    use serde::Deserialize;
+
+    use crate::common::recorded;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Response {
+        service_deployments: Vec<ServiceDeploymentState>,
+    }
+
+    #[test]
+    fn every_recorded_response_gets_the_expected_decision() {
+        let mut failures = Vec::new();
+        for (file, want, response) in recorded::<Response>("describe-service-deployments") {
+            let got = assess(&response.service_deployments[0], false);
+            let (kind, text) = match &got {
+                Progress::Done => ("done", String::new()),
+                Progress::Waiting(t) => ("waiting", t.clone()),
+                Progress::RolledBack(t) => ("rolled-back", t.clone()),
+                Progress::Failed(t) => ("failed", t.clone()),
+            };
+            if kind != want.expect || !text.contains(&want.reason) {
+                failures.push(format!(
+                    "{file}: expected {} ({}), got {got:?}",
+                    want.expect, want.reason
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// `until: shifted`: done once all production traffic is on the new revision, in the
+    /// bake; not while the canary has 10%.
+    #[test]
+    fn until_shifted_is_done_in_the_bake_and_not_before() {
+        let all: Vec<(String, ServiceDeploymentState)> =
+            recorded::<Response>("describe-service-deployments")
+                .into_iter()
+                .map(|(file, _, mut r)| (file, r.service_deployments.remove(0)))
+                .collect();
+        let of = |name: &str| &all.iter().find(|(f, _)| f == name).unwrap().1;
+        assert_eq!(assess(of("bake-time.json"), true), Progress::Done);
+        assert!(matches!(
+            assess(of("canary-production-traffic-shift.json"), true),
+            Progress::Waiting(_)
+        ));
+        // A rollback is a rollback whatever the point the manifest names.
+        assert!(matches!(
+            assess(of("circuit-breaker-rollback-successful.json"), true),
+            Progress::RolledBack(_)
+        ));
+    }
+
+    #[test]
+    fn an_empty_or_unknown_status_is_never_done() {
+        assert!(matches!(
+            assess(&ServiceDeploymentState::default(), true),
+            Progress::Failed(_)
+        ));
+    }
+}

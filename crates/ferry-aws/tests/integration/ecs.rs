@@ -24,6 +24,7 @@ fn request(image: &str, timeout: Duration, alarms: &[&str]) -> EcsDeploy {
         timeout,
         alarms: alarms.iter().map(|s| (*s).to_owned()).collect(),
         watch_after: Duration::ZERO,
+        strategy: ferry_manifest::EcsStrategy::Rolling,
         poll: Duration::from_millis(100),
         previous: None,
         idempotency_key: None,

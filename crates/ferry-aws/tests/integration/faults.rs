@@ -142,6 +142,7 @@ async fn ecs_deploys_through_a_flaky_api_end_right_and_nearly_all_succeed() {
             timeout: Duration::from_secs(30),
             alarms: vec![],
             watch_after: Duration::ZERO,
+            strategy: ferry_manifest::EcsStrategy::Rolling,
             poll: Duration::from_millis(50),
             previous: None,
             idempotency_key: Some(format!("deploy-{i}")),

@@ -395,6 +395,9 @@ pub fn codepipeline(names: &Names<'_>) -> (Pipeline, Vec<String>) {
                     if !e.alarms.is_empty() {
                         notes.push(format!("{}.{}: the ECS deploy action does not watch alarms ({}); the stage rolls back when the action fails", stage.name, action.name, e.alarms.join(", ")));
                     }
+                    if e.strategy != ferry_manifest::EcsStrategy::Rolling {
+                        notes.push(format!("{}.{}: the ECS deploy action does a rolling update; its `strategy` applies only when ferry runs the pipeline", stage.name, action.name));
+                    }
                 }
                 ActionKind::Lambda(l) => {
                     a.configuration = config([("ProjectName", project)]);
