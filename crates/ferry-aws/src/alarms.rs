@@ -90,7 +90,7 @@ impl AlarmWatch {
         Ok(self
             .watch(period, poll)
             .await?
-            .map(|alarm| format!("alarm {alarm} entered ALARM during the watch after the deploy")))
+            .map(|alarm| format!("{} during the watch after the deploy", entered(&alarm))))
     }
 
     /// Watches for `period`, polling every `poll`; returns the alarm that fired, if one did.
@@ -111,6 +111,11 @@ impl AlarmWatch {
             tokio::time::sleep(poll.min(end - now)).await;
         }
     }
+}
+
+/// Why a deploy rolls back when `alarm` fires.
+pub fn entered(alarm: &str) -> String {
+    format!("alarm {alarm} entered ALARM")
 }
 
 /// An alarm's state as DescribeAlarms reports it.

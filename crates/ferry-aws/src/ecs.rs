@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use ferry_manifest::EcsStrategy;
 
-use crate::alarms::AlarmWatch;
+use crate::alarms::{self, AlarmWatch};
 use crate::deploy::{Outcome, StepLog};
 use crate::error::AwsError;
-use crate::service_deployment::{self, Decision, ServiceDeploymentState};
+use crate::service_deployment::{self, Decision, Ended, ServiceDeploymentState};
 use crate::session::AccountConfig;
 
 /// One container's new image.
@@ -369,15 +369,6 @@ pub struct EcsReport {
     pub duration_ms: u64,
 }
 
-/// How a followed service deployment ended.
-enum Followed {
-    Done,
-    /// Back on the old revision; why.
-    RolledBack(String),
-    /// Stopped, or its rollback failed or did not finish; why.
-    Failed(String),
-}
-
 struct Deployer<'a> {
     client: aws_sdk_ecs::Client,
     account: &'a AccountConfig,
@@ -602,7 +593,7 @@ impl Deployer<'_> {
         arn: &str,
         watch: &AlarmWatch,
         until_shifted: bool,
-    ) -> Result<Followed, AwsError> {
+    ) -> Result<Ended, AwsError> {
         let time = self.req.timeout + self.req.strategy.planned();
         let mut deadline = Instant::now() + time;
         let mut stopping: Option<String> = None;
@@ -632,9 +623,7 @@ impl Deployer<'_> {
                     deadline = Instant::now() + time;
                     stopping = Some(why);
                 }
-                Decision::Done => return Ok(Followed::Done),
-                Decision::RolledBack(why) => return Ok(Followed::RolledBack(why)),
-                Decision::Failed(why) => return Ok(Followed::Failed(why)),
+                Decision::End(ended) => return Ok(ended),
             }
             tokio::time::sleep(self.req.poll).await;
         }
@@ -653,7 +642,7 @@ impl Deployer<'_> {
             if let Some(w) = watch
                 && let Some(alarm) = w.fired().await?
             {
-                return Ok(Some(format!("alarm {alarm} entered ALARM")));
+                return Ok(Some(alarms::entered(&alarm)));
             }
             match assess(&self.describe().await?, target) {
                 Assessment::Steady => return Ok(None),
@@ -787,9 +776,9 @@ pub async fn deploy(
         let followed = d
             .follow(&arn, &watch, until_shifted)
             .await
-            .unwrap_or_else(|e| Followed::Failed(e.to_string()));
+            .unwrap_or_else(|e| Ended::Failed(e.to_string()));
         let failure = match followed {
-            Followed::Done => {
+            Ended::Done => {
                 d.step(format!("{} is on {}", req.service, short_td(&to)));
                 match watch.after(&mut d.log, req.watch_after, req.poll).await {
                     Ok(None) => return Ok(report(&d, Outcome::Deployed, Some(to), true, None)),
@@ -797,7 +786,7 @@ pub async fn deploy(
                     Err(e) => e.to_string(),
                 }
             }
-            Followed::RolledBack(why) => {
+            Ended::RolledBack(why) => {
                 d.step(format!(
                     "ECS put {} back on {}",
                     req.service,
@@ -805,7 +794,7 @@ pub async fn deploy(
                 ));
                 return Ok(report(&d, Outcome::RolledBack, Some(to), false, Some(why)));
             }
-            Followed::Failed(why) => {
+            Ended::Failed(why) => {
                 let state = format!(
                     "{why}; the service may run {} or {}",
                     short_td(&from),

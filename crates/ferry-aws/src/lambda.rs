@@ -13,7 +13,7 @@ use aws_sdk_lambda::types::AliasRoutingConfiguration;
 use ferry_manifest::Traffic;
 use serde::Serialize;
 
-use crate::alarms::AlarmWatch;
+use crate::alarms::{self, AlarmWatch};
 pub use crate::deploy::Outcome;
 use crate::deploy::StepLog;
 use crate::error::{AwsError, AwsErrorKind};
@@ -479,7 +479,7 @@ pub async fn deploy(
                     req.alarms.len()
                 ));
                 if let Some(alarm) = watch.watch(wait, req.poll).await? {
-                    return Ok(Some(format!("alarm {alarm} entered ALARM")));
+                    return Ok(Some(alarms::entered(&alarm)));
                 }
             }
         }
@@ -487,10 +487,7 @@ pub async fn deploy(
             return Ok(Some(why));
         }
         // Shifted: one last look before calling it good.
-        Ok(watch
-            .fired()
-            .await?
-            .map(|alarm| format!("alarm {alarm} entered ALARM")))
+        Ok(watch.fired().await?.map(|alarm| alarms::entered(&alarm)))
     }
     .await;
     let failure = match result {

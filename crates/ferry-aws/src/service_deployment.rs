@@ -126,6 +126,13 @@ pub enum Decision {
     Wait(String),
     /// Ask ECS to stop and roll back (StopServiceDeployment ROLLBACK); why.
     StopWithRollback(String),
+    /// Stop following: it ended.
+    End(Ended),
+}
+
+/// How a followed deployment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
     Done,
     /// Back on the old revision; why.
     RolledBack(String),
@@ -144,7 +151,7 @@ pub fn decide(
 ) -> Decision {
     if stopping.is_none() {
         if let Some(alarm) = fired {
-            return Decision::StopWithRollback(format!("alarm {alarm} entered ALARM"));
+            return Decision::StopWithRollback(crate::alarms::entered(alarm));
         }
         if past_deadline && !matches!(progress, Progress::Done) {
             return Decision::StopWithRollback(format!(
@@ -154,17 +161,17 @@ pub fn decide(
         }
     }
     match (progress, stopping) {
-        (Progress::Done, None) => Decision::Done,
+        (Progress::Done, None) => Decision::End(Ended::Done),
         // ECS finished before the stop took: the new revision runs, and ferry's reason stands.
-        (Progress::Done, Some(why)) => Decision::Failed(format!(
+        (Progress::Done, Some(why)) => Decision::End(Ended::Failed(format!(
             "{why}; ECS finished the deployment before it could be stopped"
-        )),
+        ))),
         (Progress::RolledBack(why), stopping) => {
-            Decision::RolledBack(stopping.map_or(why, str::to_owned))
+            Decision::End(Ended::RolledBack(stopping.map_or(why, str::to_owned)))
         }
-        (Progress::Failed(why), _) => Decision::Failed(why),
-        (Progress::Waiting(what), Some(why)) if past_deadline => Decision::Failed(format!(
-            "{why}; ECS's rollback did not finish in time ({what})"
+        (Progress::Failed(why), _) => Decision::End(Ended::Failed(why)),
+        (Progress::Waiting(what), Some(why)) if past_deadline => Decision::End(Ended::Failed(
+            format!("{why}; ECS's rollback did not finish in time ({what})"),
         )),
         (Progress::Waiting(what), _) => Decision::Wait(what),
     }
@@ -257,12 +264,12 @@ mod tests {
                 false,
                 Progress::RolledBack("stopped by user".into())
             ),
-            Decision::RolledBack(why.into())
+            Decision::End(Ended::RolledBack(why.into()))
         );
         // ECS finished first: not a success, and says why.
         assert!(matches!(
             decide(Some(why), None, false, Progress::Done),
-            Decision::Failed(w) if w.contains("finished the deployment before")
+            Decision::End(Ended::Failed(w)) if w.contains("finished the deployment before")
         ));
     }
 
@@ -273,10 +280,13 @@ mod tests {
             Decision::StopWithRollback(w) if w.contains("did not finish in time (shifting")
         ));
         // Done at the deadline is done.
-        assert_eq!(decide(None, None, true, Progress::Done), Decision::Done);
+        assert_eq!(
+            decide(None, None, true, Progress::Done),
+            Decision::End(Ended::Done)
+        );
         assert!(matches!(
             decide(Some("the deployment did not finish in time"), None, true, waiting()),
-            Decision::Failed(w) if w.contains("rollback did not finish")
+            Decision::End(Ended::Failed(w)) if w.contains("rollback did not finish")
         ));
         // ECS's own rollback (circuit breaker, its alarms) is reported with ECS's reason.
         assert_eq!(
@@ -286,7 +296,7 @@ mod tests {
                 false,
                 Progress::RolledBack("circuit breaker".into())
             ),
-            Decision::RolledBack("circuit breaker".into())
+            Decision::End(Ended::RolledBack("circuit breaker".into()))
         );
     }
 

@@ -27,9 +27,8 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 
-pub use action::Clock;
 pub use action::{
-    Action, ActionContext, ActionError, ActionKind, ActionOutput, Observer, Reconciled, Registry,
-    RunEvent, Settings,
+    Action, ActionContext, ActionError, ActionKind, ActionOutput, Clock, Observer, Reconciled,
+    Registry, RunEvent, Settings,
 };
 pub use driver::{Engine, EngineError, Refused, crash_hook_from_env};

@@ -259,12 +259,18 @@ pub struct Gates {
     pub alarms: Vec<String>,
     pub windows: Vec<crate::schedule::Window>,
     /// How long the release must have run in the previous environment.
-    #[serde(serialize_with = "as_opt_duration")]
-    pub soak: Option<Duration>,
-    /// The environment the release must have soaked in: the one before.
-    pub soak_in: Option<String>,
+    pub soak: Option<Soak>,
     /// Alarms watched for a while after each deploy of the environment.
     pub after: Option<AfterWatch>,
+}
+
+/// How long a release must have run in an environment before it enters the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Soak {
+    /// The environment before.
+    pub environment: String,
+    #[serde(serialize_with = "as_duration")]
+    pub duration: Duration,
 }
 
 /// A watch after a deploy: `alarms` observed for `watch` once it is done, rolling it back if
@@ -575,13 +581,6 @@ impl ActionKind {
 
 fn as_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::values::format_duration(*d))
-}
-
-fn as_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => as_duration(d, s),
-        None => s.serialize_none(),
-    }
 }
 
 impl Manifest {

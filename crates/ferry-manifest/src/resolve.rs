@@ -520,16 +520,21 @@ impl Resolver<'_> {
     /// measured.
     fn gates(&mut self, g: &GatesDoc, previous: Option<&str>) -> Gates {
         let week = Duration::from_secs(7 * DAY);
-        let soak = g.soak.as_ref().map(|t| {
-            if previous.is_none() {
+        let soak = g.soak.as_ref().and_then(|t| {
+            let duration = self.duration(Some(t), "`soak`", Duration::from_secs(3600), week);
+            let Some(environment) = previous else {
                 self.error(
                     "soak-without-previous",
                     t.span,
                     "`soak` is measured in the previous environment, and this is the first",
                     "move `soak` to a later environment, or remove it",
                 );
-            }
-            self.duration(Some(t), "`soak`", Duration::from_secs(3600), week)
+                return None;
+            };
+            Some(Soak {
+                environment: environment.to_owned(),
+                duration,
+            })
         });
         let mut windows = Vec::new();
         for w in &g.windows {
@@ -583,7 +588,6 @@ impl Resolver<'_> {
             alarms: g.alarms.iter().map(|t| t.value.clone()).collect(),
             windows,
             soak,
-            soak_in: soak.and(previous.map(str::to_owned)),
             after,
         }
     }

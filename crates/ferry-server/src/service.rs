@@ -25,6 +25,11 @@ use crate::notify::{Notice, Notifier};
 use crate::repo::{GitError, Repo};
 use crate::store::ServerStore;
 
+/// The pipeline of an execution id (`orders-12` → `orders`).
+pub(crate) fn pipeline_of(execution: &str) -> &str {
+    execution.rsplit_once('-').map_or(execution, |(p, _)| p)
+}
+
 /// Why a start or a trigger could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -314,7 +319,7 @@ impl Service {
         if running.contains_key(id) {
             return;
         }
-        let pipeline = id.rsplit_once('-').map_or(id, |(p, _)| p).to_owned();
+        let pipeline = pipeline_of(id).to_owned();
         let this = self.clone();
         let key = id.to_owned();
         let task = tokio::spawn(async move {

@@ -88,14 +88,10 @@ fn gates(manifest: &Manifest, stage: &ferry_manifest::Stage) -> Option<ActionDef
         target,
         alarms: env.gates.alarms.clone(),
         windows: env.gates.windows.clone(),
-        soak: env
-            .gates
-            .soak
-            .zip(env.gates.soak_in.clone())
-            .map(|(d, environment)| Soak {
-                environment,
-                secs: d.as_secs(),
-            }),
+        soak: env.gates.soak.as_ref().map(|s| Soak {
+            environment: s.environment.clone(),
+            secs: s.duration.as_secs(),
+        }),
         approval: stage
             .actions
             .iter()

@@ -343,12 +343,7 @@ deploy:
 async fn rollback_returns_to_the_last_verified_release_and_the_ledger_says_who() {
     let w = world().await;
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
-    s3(&w.shared)
-        .create_bucket()
-        .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
-        .send()
-        .await
-        .unwrap();
+    w.artifact_bucket().await;
     let dir = tempfile::tempdir().unwrap();
     let path = manifest(&w, dir.path());
     for version in ["two", "three"] {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{World, world};
-use ferry_test_support::fixtures::{eventually, lambda_function, lambda_zip, live_alias, s3};
+use ferry_test_support::fixtures::{eventually, lambda_function, lambda_zip, live_alias};
 use serde_json::{Value, json};
 
 const SECRET: &str = "webhook-s3cret";
@@ -860,12 +860,7 @@ async fn a_server_killed_while_an_approval_waits_and_while_a_canary_bakes_finish
 {
     let w = world().await;
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
-    s3(&w.shared)
-        .create_bucket()
-        .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
-        .send()
-        .await
-        .unwrap();
+    w.artifact_bucket().await;
     let root = tempfile::tempdir().unwrap();
     let remote = Remote::new(root.path());
     let rev = remote.commit(&[
@@ -1601,12 +1596,7 @@ async fn a_browser_session_needs_its_csrf_token_to_change_anything_and_ends_with
 async fn a_freeze_holds_a_release_until_an_approver_overrides_it_with_a_reason() {
     let w = world().await;
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
-    s3(&w.shared)
-        .create_bucket()
-        .bucket(format!("ferry-artifacts-{}", w.accounts.shared))
-        .send()
-        .await
-        .unwrap();
+    w.artifact_bucket().await;
     let frozen = lambda_manifest(&w).replace(
         "    approval: {approvers: [alice]}\n",
         "    gates:\n      windows:\n        - deny: '* * * * *'\n          time_zone: Europe/Berlin\n",

@@ -5,7 +5,7 @@
 use ferry_aws::ecs::{Assessment, ServiceState, assess};
 use serde::Deserialize;
 
-use crate::common::recorded;
+use crate::common::check_recorded;
 
 #[derive(Deserialize)]
 struct Response {
@@ -16,22 +16,13 @@ const TARGET: &str = "arn:aws:ecs:us-east-1:222222222222:task-definition/orders-
 
 #[test]
 fn every_recorded_response_gets_the_expected_decision() {
-    let mut failures = Vec::new();
-    for (file, want, response) in recorded::<Response>("describe-services") {
-        let got = assess(&response.services[0], TARGET);
-        let (kind, text) = match &got {
+    check_recorded("describe-services", |r: &Response| {
+        match assess(&r.services[0], TARGET) {
             Assessment::Steady => ("steady", String::new()),
-            Assessment::Waiting(t) => ("waiting", t.clone()),
-            Assessment::Failed(t) => ("failed", t.clone()),
-        };
-        if kind != want.expect || !text.contains(&want.reason) {
-            failures.push(format!(
-                "{file}: expected {} ({}), got {got:?}",
-                want.expect, want.reason
-            ));
+            Assessment::Waiting(t) => ("waiting", t),
+            Assessment::Failed(t) => ("failed", t),
         }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
 
 #[test]
@@ -49,7 +40,7 @@ mod service_deployments {
     use ferry_aws::service_deployment::{Progress, ServiceDeploymentState, assess};
     use serde::Deserialize;
 
-    use crate::common::recorded;
+    use crate::common::{check_recorded, recorded};
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -59,23 +50,15 @@ mod service_deployments {
 
     #[test]
     fn every_recorded_response_gets_the_expected_decision() {
-        let mut failures = Vec::new();
-        for (file, want, response) in recorded::<Response>("describe-service-deployments") {
-            let got = assess(&response.service_deployments[0], false);
-            let (kind, text) = match &got {
-                Progress::Done => ("done", String::new()),
-                Progress::Waiting(t) => ("waiting", t.clone()),
-                Progress::RolledBack(t) => ("rolled-back", t.clone()),
-                Progress::Failed(t) => ("failed", t.clone()),
-            };
-            if kind != want.expect || !text.contains(&want.reason) {
-                failures.push(format!(
-                    "{file}: expected {} ({}), got {got:?}",
-                    want.expect, want.reason
-                ));
-            }
-        }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        check_recorded("describe-service-deployments", |r: &Response| match assess(
+            &r.service_deployments[0],
+            false,
+        ) {
+            Progress::Done => ("done", String::new()),
+            Progress::Waiting(t) => ("waiting", t),
+            Progress::RolledBack(t) => ("rolled-back", t),
+            Progress::Failed(t) => ("failed", t),
+        });
     }
 
     /// `until: shifted`: done once all production traffic is on the new revision, in the

@@ -86,6 +86,25 @@ pub fn recorded<T: serde::de::DeserializeOwned>(dir: &str) -> Vec<(String, Expec
         .collect()
 }
 
+/// Runs `decide` on every recorded response of `tests/data/<dir>/`; `decide` names the
+/// decision (`steady`, `waiting`, …) and its text, which must be what `expected.json` says.
+pub fn check_recorded<T: serde::de::DeserializeOwned>(
+    dir: &str,
+    decide: impl Fn(&T) -> (&'static str, String),
+) {
+    let mut failures = Vec::new();
+    for (file, want, response) in recorded::<T>(dir) {
+        let (kind, text) = decide(&response);
+        if kind != want.expect || !text.contains(&want.reason) {
+            failures.push(format!(
+                "{file}: expected {} ({}), got {kind} ({text})",
+                want.expect, want.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// The shared account's artifact bucket and key, as `ferry bootstrap` makes them.
 pub async fn artifact_store(w: &World) -> (S3Artifacts, String) {
     let kms = aws_sdk_kms::Client::new(&w.shared);
@@ -121,5 +140,19 @@ impl Said {
 
     pub fn has(&self, mark: &str) -> bool {
         self.0.lock().unwrap().iter().any(|l| l.contains(mark))
+    }
+
+    /// Trips `alarm` in `config`'s account once a line with `mark` was said.
+    pub fn trip_when(
+        &self,
+        mark: &'static str,
+        config: &SdkConfig,
+        alarm: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        let (said, config) = (self.clone(), config.clone());
+        tokio::spawn(async move {
+            eventually(mark, || async { said.has(mark) }).await;
+            trip(&config, alarm).await;
+        })
     }
 }

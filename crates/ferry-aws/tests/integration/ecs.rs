@@ -199,16 +199,7 @@ async fn an_alarm_in_the_watch_after_steady_state_rolls_the_service_back() {
     alarm(&w.dev, "orders-api-5xx").await;
     let account = w.in_dev().await;
     let said = Said::default();
-    let tripper = {
-        let (dev, said) = (w.dev.clone(), said.clone());
-        tokio::spawn(async move {
-            eventually("the watch after the deploy", || async {
-                said.has("after the deploy")
-            })
-            .await;
-            trip(&dev, "orders-api-5xx").await;
-        })
-    };
+    let tripper = said.trip_when("after the deploy", &w.dev, "orders-api-5xx");
     let mut req = request(
         &format!("{REPO}:v2"),
         Duration::from_secs(30),

@@ -210,16 +210,7 @@ async fn an_alarm_in_the_watch_after_the_deploy_puts_the_old_version_back() {
     alarm(&w.dev, "orders-errors").await;
     let account = w.in_dev().await;
     let said = Said::default();
-    let tripper = {
-        let (dev, said) = (w.dev.clone(), said.clone());
-        tokio::spawn(async move {
-            eventually("the watch after the deploy", || async {
-                said.has("after the deploy")
-            })
-            .await;
-            trip(&dev, "orders-errors").await;
-        })
-    };
+    let tripper = said.trip_when("after the deploy", &w.dev, "orders-errors");
     let mut req = request(lambda_zip("v2"), Traffic::AllAtOnce, &["orders-errors"]);
     req.watch_after = Duration::from_secs(600);
     let report = lambda::deploy(&account, &req, &|l| said.hear(l))

@@ -13,7 +13,7 @@ use ferry_engine::action::{Observer, RunEvent, Settings};
 use ferry_engine::artifact::{ArtifactError, ArtifactStore};
 use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef, Status};
 use ferry_engine::store::{SqliteStore, Store};
-use ferry_engine::{Engine, Registry};
+use ferry_engine::{Clock, Engine, Registry};
 use ferry_test_support::{REGION, admin_config};
 use serde_json::json;
 
@@ -144,13 +144,6 @@ async fn a_pipeline_builds_with_a_secret_and_deploys_lambda_and_ecs_to_dev() {
     ecs_service(&w.dev, 1).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(
-        repo.join("index.py"),
-        "def handler(event, context):\n    return 'v2'\n",
-    )
-    .unwrap();
     let buildspec = r#"version: 0.2
 env:
   parameter-store: {API_KEY: /orders/api-key, STAGE: /orders/stage}
@@ -171,17 +164,7 @@ artifacts:
         name: "orders".into(),
         mode: Mode::Queued,
         stages: vec![
-            StageDef {
-                name: "source".into(),
-                environment: None,
-                actions: vec![action(
-                    "checkout",
-                    "source",
-                    json!({"repo": repo.display().to_string()}),
-                    &[],
-                    &["source"],
-                )],
-            },
+            source_stage(dir.path()),
             StageDef {
                 name: "build".into(),
                 environment: None,
@@ -216,26 +199,8 @@ artifacts:
         ],
     };
 
+    let (engine, db, lines) = engine_at(&w, &store, dir.path(), Clock::system());
     let state = dir.path().join(".ferry");
-    let db: Arc<dyn Store> = Arc::new(SqliteStore::open(&state.join("state.db")).unwrap());
-    let mut registry = Registry::with_builtins();
-    ferry_aws::register(&mut registry, &w.aws);
-    let lines = Arc::new(Lines::default());
-    let settings = Settings {
-        auto_approve: true,
-        identity: "tester".into(),
-        poll: Duration::from_millis(100),
-        state_dir: state.clone(),
-        clock: ferry_engine::action::Clock::system(),
-    };
-    let engine = Engine::new(
-        db.clone(),
-        registry,
-        Arc::new(store.clone()),
-        Arc::new(AwsSecrets::new(&w.aws.own(None))),
-        lines.clone(),
-        settings,
-    );
     let exec = engine.start(&def, "local", "test").unwrap();
     let done = engine.drive(&exec.id, None).await.unwrap();
     let log = lines.0.lock().unwrap().join("\n");
@@ -364,7 +329,7 @@ fn engine_at(
     w: &World,
     store: &artifacts::S3Artifacts,
     dir: &std::path::Path,
-    clock: ferry_engine::action::Clock,
+    clock: Clock,
 ) -> (Engine, Arc<dyn Store>, Arc<Lines>) {
     let state = dir.join(".ferry");
     let db: Arc<dyn Store> = Arc::new(SqliteStore::open(&state.join("state.db")).unwrap());
@@ -456,7 +421,7 @@ async fn gates_hold_entry_through_a_freeze_a_soak_and_a_new_alarm_and_let_it_in_
         .to_zoned_datetime(jiff::tz::TimeZone::UTC);
     // A freeze on today's date, in UTC: the clock moved past tomorrow is out of it.
     let freeze = format!("* * {} {} *", today.day(), today.month());
-    let clock = ferry_engine::action::Clock::manual(start);
+    let clock = Clock::manual(start);
     let (engine, db, lines) = engine_at(&w, &store, dir.path(), clock.clone());
     let target = json!({"account_id": w.accounts.qa, "region": REGION, "role_arn": w.deploy_role(&w.accounts.qa).role_arn});
     let def = PipelineDef {
@@ -558,12 +523,7 @@ async fn an_override_lets_a_release_past_a_freeze_and_the_ledger_keeps_who_and_w
     let (store, _) = artifact_store(&w).await;
     lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, db, lines) = engine_at(
-        &w,
-        &store,
-        dir.path(),
-        ferry_engine::action::Clock::system(),
-    );
+    let (engine, db, lines) = engine_at(&w, &store, dir.path(), Clock::system());
     let target = json!({"account_id": w.accounts.dev, "region": REGION, "role_arn": w.deploy_role(&w.accounts.dev).role_arn});
     let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p dist && python3 -m zipfile -c dist/fn.zip index.py\nartifacts:\n  base-directory: dist\n  files: ['**/*']\n";
     let def = PipelineDef {

@@ -1120,12 +1120,17 @@ impl Store for SqliteStore {
         identity: &str,
         reason: &str,
     ) -> Result<GateState> {
+        let decision = GateOverride {
+            identity: identity.to_owned(),
+            reason: reason.to_owned(),
+            at_ms: now_ms(),
+        };
         self.transition(
-            (id, Some(stage), None, "gates-overridden", Some(&format!("{identity}: {reason}"))),
+            (id, Some(stage), None, "gates-overridden", Some(&decision.ledger_text())),
             |tx| {
                 let changed = tx.execute(
                     "UPDATE gates SET override_identity = ?3, override_reason = ?4, override_ms = ?5 WHERE execution_id = ?1 AND stage = ?2",
-                    params![id, stage, identity, reason, now_ms()],
+                    params![id, stage, decision.identity, decision.reason, decision.at_ms],
                 )?;
                 if changed == 0 {
                     return Err(StoreError::NotFound(format!("no gates of stage `{stage}` in `{id}`")));

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::executions_types::{DecideBody, OverrideBody, RetryBody, StartBody, StopBody};
 use super::{ApiError, AppState, Audit, Body, Client, Endpoint, Params, json, require};
 use crate::auth::Role;
-use crate::service::Start;
+use crate::service::{Start, pipeline_of};
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -280,7 +280,7 @@ async fn decide(
             continue_here: false,
         };
         let report = control::decide(&project, &input, None, Arc::new(Quiet)).await?;
-        let pipeline = id.rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
+        let pipeline = pipeline_of(&id);
         state.hub.publish(
             "approval",
             pipeline,
@@ -336,7 +336,7 @@ async fn override_gates(
             continue_here: false,
         };
         let report = control::override_gates(&project, &input, None, Arc::new(Quiet)).await?;
-        let pipeline = id.rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
+        let pipeline = pipeline_of(&id);
         state.hub.publish(
             "gates",
             pipeline,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ferry_engine::model::{Status, StopMode};
+use ferry_engine::model::{GateOverride, Status, StopMode};
 use ferry_workflows::control::{self, DecideInput, OverrideInput, RetryInput, StopInput};
 use ferry_workflows::logs::{self, LogText, LogsInput};
 use ferry_workflows::run::{self, RunInput, Stops};
@@ -233,13 +233,7 @@ fn print_status(view: &ExecutionView) {
     }
     for gate in &view.gates {
         if let Some(o) = &gate.overridden {
-            anstream::println!(
-                "  {} gates of {} overridden by {}: {}",
-                paint(WARNING, "!"),
-                gate.stage,
-                o.identity,
-                o.reason
-            );
+            anstream::println!("  {}", overridden(&gate.stage, o));
             continue;
         }
         for hold in &gate.holds {
@@ -471,7 +465,7 @@ pub fn override_gates(args: &OverrideArgs) -> Exit {
         output::json(&report);
         return Exit::Ok;
     }
-    overridden(&report);
+    print_override(&report);
     match &report.execution {
         Some(view) => after(view, args.format),
         None => Exit::Ok,
@@ -494,20 +488,25 @@ fn override_remote(args: &OverrideArgs) -> Exit {
     if args.format == Format::Json {
         output::json(&report);
     } else {
-        overridden(&report);
+        print_override(&report);
     }
     Exit::Ok
 }
 
-fn overridden(report: &control::OverrideReport) {
-    let by = report.gates.overridden.as_ref();
-    anstream::println!(
-        "{} gates of {} overridden by {}: {}",
+fn print_override(report: &control::OverrideReport) {
+    if let Some(o) = &report.gates.overridden {
+        anstream::println!("{}", overridden(&report.gates.stage, o));
+    }
+}
+
+/// `! gates of STAGE overridden by WHO: WHY`, as status and override say it.
+fn overridden(stage: &str, o: &GateOverride) -> String {
+    format!(
+        "{} gates of {stage} overridden by {}: {}",
         paint(WARNING, "!"),
-        report.gates.stage,
-        by.map_or("?", |o| o.identity.as_str()),
-        by.map_or("", |o| o.reason.as_str()),
-    );
+        o.identity,
+        o.reason
+    )
 }
 
 pub fn stop(args: &StopArgs) -> Exit {

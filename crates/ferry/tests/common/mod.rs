@@ -38,6 +38,16 @@ pub async fn world() -> World {
 }
 
 impl World {
+    /// The shared account's artifact bucket, as `ferry bootstrap` names it.
+    pub async fn artifact_bucket(&self) {
+        ferry_test_support::fixtures::s3(&self.shared)
+            .create_bucket()
+            .bucket(format!("ferry-artifacts-{}", self.accounts.shared))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// `ferry` with the SDK's standard settings, and nothing of the user's own.
     pub fn ferry(&self) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("ferry"));
