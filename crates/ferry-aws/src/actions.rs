@@ -72,7 +72,43 @@ pub struct EcsConfig {
     /// Rolling, or ECS's own traffic shifting.
     #[serde(default = "rolling")]
     pub strategy: EcsStrategy,
+    /// Where ECS pauses the deployment for ferry, and what ferry does there.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
     pub target: Target,
+}
+
+/// A `PAUSE` lifecycle hook of an `ecs` action and its check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookConfig {
+    /// The lifecycle stage, as the ECS API names it.
+    pub at: String,
+    /// How long the check may take.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    pub check: HookCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookCheck {
+    /// A build run locally as the deploy role, on these of the action's input artifacts
+    /// (the first is its working directory).
+    Test {
+        build: ferry_engine::build::BuildConfig,
+        inputs: Vec<String>,
+    },
+    /// A ferry approval in the stage.
+    Approval(ferry_engine::approval::ApprovalConfig),
+}
+
+impl HookConfig {
+    fn pause(&self) -> crate::service_deployment::PauseHook {
+        crate::service_deployment::PauseHook {
+            at: self.at.clone(),
+            timeout: self.timeout,
+        }
+    }
 }
 
 impl EcsConfig {
@@ -91,6 +127,7 @@ impl EcsConfig {
             alarms: deploy.alarms.clone(),
             watch_after: Duration::ZERO,
             strategy: deploy.strategy,
+            hooks: Vec::new(),
             target,
         }
         .watching(after)
@@ -107,7 +144,12 @@ impl EcsConfig {
     /// traffic shifting takes by design), the watch after it, and the wait for a rollback's
     /// steady state, with room for the calls.
     pub fn action_timeout(&self) -> Duration {
-        2 * self.timeout + self.strategy.planned() + self.watch_after + Duration::from_secs(300)
+        let hooks: Duration = self.hooks.iter().map(|h| h.timeout).sum();
+        2 * self.timeout
+            + self.strategy.planned()
+            + hooks
+            + self.watch_after
+            + Duration::from_secs(300)
     }
 
     fn watching(mut self, after: Option<&AfterWatch>) -> EcsConfig {
@@ -487,7 +529,7 @@ impl EcsAction {
             version: report.to_task_definition.clone().unwrap_or_default(),
             digest: None,
             previous_version: report.from_task_definition.clone(),
-            details: json!({"account": self.config.target.account_id, "images": report.images}),
+            details: json!({"account": self.config.target.account_id, "images": report.images, "service_revision": report.service_revision}),
             outcome: outcome.into(),
             verified: report.verified,
         }
@@ -524,7 +566,8 @@ impl Action for EcsAction {
             self.config.release_target(),
             self.config.target.role_arn
         ));
-        let report = ecs::deploy(&account, &req, &|line| ctx.log.line(line))
+        let steer = HookSteer::new(ctx, &account, &self.config.hooks);
+        let report = ecs::deploy_steered(&account, &req, &steer, &|line| ctx.log.line(line))
             .await
             .map_err(|e| ActionError::Failed(e.to_string()))?;
         ended(
@@ -533,6 +576,125 @@ impl Action for EcsAction {
             report.error.as_deref(),
             |outcome| self.release(&report, outcome),
         )
+    }
+}
+
+/// How the `ecs` action steers ECS's traffic shifting: it answers ferry's hooks (a test
+/// build as the deploy role, or an approval in the stage) and turns `ferry stop --force`
+/// into a rollback — the deploy is never cut off, it is rolled back.
+pub struct HookSteer<'a> {
+    ctx: &'a ActionContext,
+    account: &'a AccountConfig,
+    hooks: &'a [HookConfig],
+    pauses: Vec<crate::service_deployment::PauseHook>,
+}
+
+impl<'a> HookSteer<'a> {
+    /// The steer of an `ecs` action run (`ctx`) acting as `account`, its deploy role.
+    pub fn new(
+        ctx: &'a ActionContext,
+        account: &'a AccountConfig,
+        hooks: &'a [HookConfig],
+    ) -> HookSteer<'a> {
+        HookSteer {
+            ctx,
+            account,
+            hooks,
+            pauses: hooks.iter().map(HookConfig::pause).collect(),
+        }
+    }
+}
+
+/// The approval of the hook at `at`: named after the action, the stage it pauses at and the
+/// attempt, so a retried deploy asks again.
+pub fn hook_approval_name(action: &str, at: &str, attempt: u32) -> String {
+    let at = at.to_ascii_lowercase();
+    match attempt {
+        0 | 1 => format!("{action}@{at}"),
+        n => format!("{action}@{at}#{n}"),
+    }
+}
+
+#[async_trait]
+impl ecs::Steer for HookSteer<'_> {
+    fn hooks(&self) -> &[crate::service_deployment::PauseHook] {
+        &self.pauses
+    }
+
+    async fn check(
+        &self,
+        at: &str,
+        deployment: &crate::service_deployment::ServiceDeploymentState,
+    ) -> Result<(), String> {
+        let ctx = self.ctx;
+        let hook = self
+            .hooks
+            .iter()
+            .find(|h| h.at == at)
+            .ok_or_else(|| format!("ferry has no hook at {at}"))?;
+        match &hook.check {
+            HookCheck::Approval(config) => {
+                let name = hook_approval_name(&ctx.action, at, ctx.attempt);
+                ctx.log.line(&format!(
+                    "[ferry] ECS paused at {at}: approve to go on, reject to roll back"
+                ));
+                ferry_engine::approval::wait_for(ctx, &name, config)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("the hook at {at}: {e}"))
+            }
+            HookCheck::Test { build, inputs } => {
+                let env = self
+                    .account
+                    .process_env()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut plain = env.plain;
+                plain.push((
+                    "FERRY_SERVICE_DEPLOYMENT".into(),
+                    deployment.service_deployment_arn.clone(),
+                ));
+                if let Some(r) = &deployment.target_service_revision {
+                    plain.push(("FERRY_SERVICE_REVISION".into(), r.arn.clone()));
+                }
+                let artifacts = inputs
+                    .iter()
+                    .map(|name| {
+                        ctx.input(name).cloned().ok_or_else(|| {
+                            format!("input artifact `{name}` was not produced by an earlier stage")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let dir = ctx
+                    .workdir
+                    .join(format!("hook-{}", at.to_ascii_lowercase()));
+                ctx.log.line(&format!(
+                    "[ferry] ECS paused at {at}: running the hook's test as {}",
+                    self.account
+                        .site
+                        .role_arn
+                        .as_deref()
+                        .unwrap_or("the deploy role")
+                ));
+                let run =
+                    ferry_engine::build::run_within(build, ctx, dir, artifacts, plain, env.secret);
+                match tokio::time::timeout(hook.timeout, run).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("the test at {at} failed: {e}")),
+                    Err(_) => Err(format!(
+                        "the test at {at} did not finish within {}",
+                        ferry_manifest::values::format_duration(hook.timeout)
+                    )),
+                }
+            }
+        }
+    }
+
+    fn stop(&self) -> Option<String> {
+        self.ctx
+            .cancel
+            .is_cancelled()
+            .then(|| "stopped by `ferry stop --force`".to_owned())
     }
 }
 

@@ -17,7 +17,9 @@ use ferry_manifest::EcsStrategy;
 use crate::alarms::{self, AlarmWatch};
 use crate::deploy::{Outcome, StepLog};
 use crate::error::AwsError;
-use crate::service_deployment::{self, Decision, Ended, ServiceDeploymentState};
+use crate::service_deployment::{
+    self, Ended, Follow, PauseHook, Seen, ServiceDeploymentState, Step,
+};
 use crate::session::AccountConfig;
 
 /// One container's new image.
@@ -364,16 +366,51 @@ pub struct EcsReport {
     pub images: Vec<(String, String)>,
     /// The new task definition reached steady state with no alarm.
     pub verified: bool,
+    /// With ECS's traffic shifting: the service revision the deployment moved to (or tried).
+    pub service_revision: Option<String>,
     pub steps: Vec<String>,
     pub error: Option<String>,
     pub duration_ms: u64,
+}
+
+/// What the owner of a deploy decides while ECS shifts the traffic: the checks of ferry's
+/// `PAUSE` hooks, and whether an operator asked to stop. The engine's `ecs` action steers
+/// (a hook's test or approval, `ferry stop --force`); `ferry deploy ecs` does not.
+#[async_trait::async_trait]
+pub trait Steer: Send + Sync {
+    /// The hooks ECS pauses at for ferry.
+    fn hooks(&self) -> &[PauseHook];
+    /// ECS paused at `at` (one of [`Steer::hooks`]) in `deployment`: `Ok` goes on,
+    /// `Err(why)` rolls the deployment back.
+    async fn check(&self, at: &str, deployment: &ServiceDeploymentState) -> Result<(), String>;
+    /// Why an operator asked to stop, if one did.
+    fn stop(&self) -> Option<String>;
+}
+
+/// No hooks and no stop: a deploy from the command line.
+pub struct Unsteered;
+
+#[async_trait::async_trait]
+impl Steer for Unsteered {
+    fn hooks(&self) -> &[PauseHook] {
+        &[]
+    }
+    async fn check(&self, at: &str, _: &ServiceDeploymentState) -> Result<(), String> {
+        Err(format!("nothing answers a pause at {at}"))
+    }
+    fn stop(&self) -> Option<String> {
+        None
+    }
 }
 
 struct Deployer<'a> {
     client: aws_sdk_ecs::Client,
     account: &'a AccountConfig,
     req: &'a EcsDeploy,
+    steer: &'a dyn Steer,
     log: StepLog<'a>,
+    /// The service revision a followed deployment moves to, once seen.
+    revision: Option<String>,
 }
 
 impl Deployer<'_> {
@@ -529,6 +566,7 @@ impl Deployer<'_> {
                     .task_definition(task_definition)
                     .set_deployment_configuration(service_deployment::configuration(
                         &self.req.strategy,
+                        self.steer.hooks(),
                     ))
                     .send(),
             )
@@ -585,9 +623,37 @@ impl Deployer<'_> {
         Ok(())
     }
 
-    /// Follows the service deployment `arn` until it is done, rolled back or failed, as
-    /// `service_deployment::decide` says: an alarm or the timeout asks ECS to roll back, which
-    /// is then followed for as long again.
+    /// Answers ECS's pause at a hook (ContinueServiceDeployment): go on, or roll back.
+    async fn continue_hook(
+        &self,
+        arn: &str,
+        hook_id: &str,
+        rollback: bool,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_ecs::types::DeploymentLifecycleHookAction as HookAction;
+        self.account
+            .call(
+                "ecs:ContinueServiceDeployment",
+                arn,
+                self.client
+                    .continue_service_deployment()
+                    .service_deployment_arn(arn)
+                    .hook_id(hook_id)
+                    .action(if rollback {
+                        HookAction::Rollback
+                    } else {
+                        HookAction::Continue
+                    })
+                    .send(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Follows the service deployment `arn` until it is done, rolled back or failed, as the
+    /// pure [`Follow`] says: an alarm, a stop or the timeout asks ECS to roll back, which is
+    /// then followed for as long again; a pause at one of ferry's hooks runs its check (the
+    /// time it takes is added to the deadline) and answers ECS.
     async fn follow(
         &mut self,
         arn: &str,
@@ -596,34 +662,63 @@ impl Deployer<'_> {
     ) -> Result<Ended, AwsError> {
         let time = self.req.timeout + self.req.strategy.planned();
         let mut deadline = Instant::now() + time;
-        let mut stopping: Option<String> = None;
+        let hooks = self.steer.hooks().iter().map(|h| h.at.clone()).collect();
+        let mut follow = Follow::new(until_shifted, hooks);
         let mut last = String::new();
         loop {
-            let fired = match &stopping {
+            let stop = self.steer.stop();
+            let fired = match follow.stopping() {
                 None => watch.fired().await?,
                 Some(_) => None,
             };
-            let progress =
-                service_deployment::assess(&self.service_deployment(arn).await?, until_shifted);
-            match service_deployment::decide(
-                stopping.as_deref(),
-                fired.as_deref(),
-                Instant::now() >= deadline,
-                progress,
-            ) {
-                Decision::Wait(what) => {
+            let state = self.service_deployment(arn).await?;
+            if let Some(r) = &state.target_service_revision {
+                self.revision = Some(r.arn.clone());
+            }
+            let seen = Seen {
+                fired: fired.as_deref(),
+                stop: stop.as_deref(),
+                past_deadline: Instant::now() >= deadline,
+            };
+            match follow.look(&state, seen) {
+                Step::Wait(what) => {
                     if what != last {
                         self.step(format!("{}: {what}", self.req.service));
                         last = what;
                     }
                 }
-                Decision::StopWithRollback(why) => {
+                Step::StopWithRollback(why) => {
                     self.step(format!("{why}: asking ECS to roll back"));
                     self.stop_with_rollback(arn).await?;
                     deadline = Instant::now() + time;
-                    stopping = Some(why);
                 }
-                Decision::End(ended) => return Ok(ended),
+                Step::RunHook { hook_id, at } => {
+                    self.step(format!(
+                        "{}: paused at {at} for ferry's hook",
+                        self.req.service
+                    ));
+                    let began = Instant::now();
+                    let verdict = self.steer.check(&at, &state).await;
+                    deadline += began.elapsed();
+                    let stop = self.steer.stop();
+                    let fired = watch.fired().await?;
+                    let seen = Seen {
+                        fired: fired.as_deref(),
+                        stop: stop.as_deref(),
+                        past_deadline: false,
+                    };
+                    let rollback = follow.answer(&hook_id, &at, verdict, seen);
+                    match &rollback {
+                        None => self.step(format!("the hook at {at} passed: ECS goes on")),
+                        Some(why) => self.step(format!("{why}: ECS rolls back from the hook")),
+                    }
+                    self.continue_hook(arn, &hook_id, rollback.is_some())
+                        .await?;
+                    if rollback.is_some() {
+                        deadline = Instant::now() + time;
+                    }
+                }
+                Step::End(ended) => return Ok(ended),
             }
             tokio::time::sleep(self.req.poll).await;
         }
@@ -692,13 +787,26 @@ pub async fn deploy(
     req: &EcsDeploy,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<EcsReport, AwsError> {
+    deploy_steered(account, req, &Unsteered, progress).await
+}
+
+/// [`deploy`], with `steer` answering ECS's pauses at ferry's hooks and asking to stop.
+pub async fn deploy_steered(
+    account: &AccountConfig,
+    req: &EcsDeploy,
+    steer: &dyn Steer,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<EcsReport, AwsError> {
     let started = Instant::now();
     let mut d = Deployer {
         client: aws_sdk_ecs::Client::new(&account.config),
         account,
         req,
+        steer,
         log: StepLog::new(progress),
+        revision: None,
     };
+
     let service = d.describe().await?;
     let from = service.task_definition.clone();
     let (td, tags) = d.task_definition(&from).await?;
@@ -714,6 +822,7 @@ pub async fn deploy(
     let report =
         |d: &Deployer<'_>, outcome, to: Option<String>, verified, error: Option<String>| {
             EcsReport {
+                service_revision: d.revision.clone(),
                 outcome,
                 cluster: req.cluster.clone(),
                 service: req.service.clone(),
@@ -898,7 +1007,9 @@ pub async fn current_task_definition(
         client: aws_sdk_ecs::Client::new(&account.config),
         account,
         req: &req,
+        steer: &Unsteered,
         log: StepLog::new(&|_| {}),
+        revision: None,
     };
     Ok(d.describe().await?.task_definition)
 }
@@ -914,7 +1025,9 @@ pub async fn update_to(
         client: aws_sdk_ecs::Client::new(&account.config),
         account,
         req,
+        steer: &Unsteered,
         log: StepLog::new(progress),
+        revision: None,
     };
     d.update(task_definition).await?;
     d.step(format!(

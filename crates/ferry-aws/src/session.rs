@@ -110,7 +110,54 @@ pub struct AccountConfig {
     pub calls: CallLog,
 }
 
+/// What a process needs in its environment to act as one account's role (an ECS hook's
+/// test): the plain variables, and the secret ones apart, to be masked before it starts.
+pub struct ProcessEnv {
+    pub plain: Vec<(String, String)>,
+    pub secret: Vec<(String, secrecy::SecretString)>,
+}
+
 impl AccountConfig {
+    /// The standard `AWS_*` variables for a process acting as this role: its current
+    /// credentials, region and endpoint (when one is configured, as for the emulator).
+    pub async fn process_env(&self) -> Result<ProcessEnv, AwsError> {
+        let role = self.site.role_arn.clone().unwrap_or_default();
+        let fail = |why: String| self.fail("sts:AssumeRole", &role, "NoCredentials", why);
+        let provider = self
+            .config
+            .credentials_provider()
+            .ok_or_else(|| fail("no credentials are configured".into()))?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| fail(root_message(&e)))?;
+        let mut plain = vec![
+            (
+                "AWS_ACCESS_KEY_ID".to_owned(),
+                creds.access_key_id().to_owned(),
+            ),
+            ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+        ];
+        if let Some(region) = self.config.region() {
+            plain.push(("AWS_REGION".into(), region.to_string()));
+            plain.push(("AWS_DEFAULT_REGION".into(), region.to_string()));
+        }
+        if let Some(endpoint) = self.config.endpoint_url() {
+            plain.push(("AWS_ENDPOINT_URL".into(), endpoint.to_owned()));
+        }
+        let mut secret = vec![(
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            secrecy::SecretString::from(creds.secret_access_key().to_owned()),
+        )];
+        if let Some(token) = creds.session_token() {
+            secret.push((
+                "AWS_SESSION_TOKEN".to_owned(),
+                secrecy::SecretString::from(token.to_owned()),
+            ));
+        }
+        Ok(ProcessEnv { plain, secret })
+    }
+
     /// Makes one AWS call: records it in the call log, awaits it, and turns its error into an
     /// [`AwsError`] naming this account and role, `action` and `resource`. Every call ferry
     /// makes goes through here (or [`AccountConfig::find`]).

@@ -33,7 +33,7 @@ use crate::secrets::SecretRef;
 const GRACE: Duration = Duration::from_secs(5);
 
 /// The build's configuration, from the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     /// A buildspec file, relative to the first input artifact.
@@ -134,7 +134,7 @@ impl BuildConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InlineBuildspec {
     pub text: String,
@@ -168,26 +168,83 @@ fn failed(msg: impl Into<String>) -> ActionError {
 #[async_trait]
 impl Action for Build {
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        self.run_in(ctx, &Workspace::of(ctx)).await
+    }
+}
+
+/// Where a build runs and what it reads, writes and sees besides its configuration: the
+/// action's own, or a part of another action's ([`run_within`]).
+struct Workspace {
+    dir: PathBuf,
+    inputs: Vec<crate::model::ArtifactRef>,
+    outputs: Vec<String>,
+    /// Secret variables the caller adds (masked like the build's own secrets).
+    secrets: Vec<(String, secrecy::SecretString)>,
+    env: Vec<(String, String)>,
+}
+
+impl Workspace {
+    fn of(ctx: &ActionContext) -> Workspace {
+        Workspace {
+            dir: ctx.workdir.clone(),
+            inputs: ctx.inputs.clone(),
+            outputs: ctx.outputs.clone(),
+            secrets: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Runs `config`'s buildspec as a part of another action — an ECS hook's test — in `dir`, on
+/// `inputs`, with `env` and the `secrets` (registered with the masker first) added to its
+/// environment. It produces no artifacts; it fails as a build fails.
+pub async fn run_within(
+    config: &BuildConfig,
+    ctx: &ActionContext,
+    dir: PathBuf,
+    inputs: Vec<crate::model::ArtifactRef>,
+    env: Vec<(String, String)>,
+    secrets: Vec<(String, secrecy::SecretString)>,
+) -> Result<ActionOutput, ActionError> {
+    config.check().map_err(failed)?;
+    let build = Build {
+        config: config.clone(),
+    };
+    let ws = Workspace {
+        dir,
+        inputs,
+        outputs: Vec::new(),
+        secrets,
+        env,
+    };
+    build.run_in(ctx, &ws).await
+}
+
+impl Build {
+    async fn run_in(
+        &self,
+        ctx: &ActionContext,
+        ws: &Workspace,
+    ) -> Result<ActionOutput, ActionError> {
         let mut retries = 0;
         loop {
-            if let Some(output) = self.run_once(ctx, retries).await? {
+            if let Some(output) = self.run_once(ctx, ws, retries).await? {
                 return Ok(output);
             }
             retries += 1;
         }
     }
-}
 
-impl Build {
     /// One run of the buildspec in a fresh workspace; `None` when a phase's `on-failure:
     /// RETRY…` asks for the build to run again (`retries` runs have been retried so far).
     async fn run_once(
         &self,
         ctx: &ActionContext,
+        ws: &Workspace,
         retries: u32,
     ) -> Result<Option<ActionOutput>, ActionError> {
-        let src = ctx.workdir.join("src");
-        for dir in [&src, &ctx.workdir.join("inputs")] {
+        let src = ws.dir.join("src");
+        for dir in [&src, &ws.dir.join("inputs")] {
             if dir.exists() {
                 std::fs::remove_dir_all(dir).map_err(|e| {
                     failed(format!("cannot clear the workspace {}: {e}", dir.display()))
@@ -202,8 +259,8 @@ impl Build {
         })?;
         let mut env: Vec<(String, String)> = Vec::new();
         // The first input is the working directory; the others sit beside it.
-        for (i, input) in ctx.inputs.iter().enumerate() {
-            let zip = ctx.workdir.join(format!("{}.zip", input.name));
+        for (i, input) in ws.inputs.iter().enumerate() {
+            let zip = ws.dir.join(format!("{}.zip", input.name));
             ctx.artifacts
                 .get(input, &zip)
                 .await
@@ -211,7 +268,7 @@ impl Build {
             let dir = if i == 0 {
                 src.clone()
             } else {
-                ctx.workdir.join("inputs").join(&input.name)
+                ws.dir.join("inputs").join(&input.name)
             };
             unzip(&zip, &dir).map_err(|e| failed(e.to_string()))?;
             let _ = std::fs::remove_file(&zip);
@@ -222,7 +279,7 @@ impl Build {
                 ));
             }
         }
-        let spec = self.load(ctx, &src)?;
+        let spec = self.load(ctx, ws, &src)?;
         // Secrets first: registered with the masker before any process sees them.
         let mut wanted: Vec<(String, SecretRef)> = self
             .config
@@ -233,6 +290,10 @@ impl Build {
             .map_err(failed)?;
         wanted.extend(spec.env.secrets_manager.iter().cloned());
         let mut secret_env = Vec::new();
+        for (var, value) in &ws.secrets {
+            mask(ctx, var, value);
+            secret_env.push((var.clone(), value.clone()));
+        }
         for (var, secret) in wanted {
             let value = ctx
                 .secrets
@@ -284,12 +345,13 @@ impl Build {
             ("FERRY_STAGE".into(), ctx.stage.clone()),
             ("FERRY_ACTION".into(), ctx.action.clone()),
         ]);
+        env.extend(ws.env.iter().cloned());
         env.extend(self.config.resolved_env(ctx)?);
         env.extend(spec.env.variables.iter().cloned());
         env.extend(parameter_env);
-        let script = ctx.workdir.join(".ferry-run.sh");
-        let export_file = ctx.workdir.join(".ferry-exported");
-        let retry_file = ctx.workdir.join(".ferry-retry");
+        let script = ws.dir.join(".ferry-run.sh");
+        let export_file = ws.dir.join(".ferry-exported");
+        let retry_file = ws.dir.join(".ferry-retry");
         let _ = std::fs::remove_file(&retry_file);
         write_runner(&spec, &script, &export_file, &retry_file)
             .map_err(|e| failed(format!("cannot write the build script: {e}")))?;
@@ -363,7 +425,7 @@ impl Build {
         // the exported ones, with the values the commands left.
         let mut vars: HashMap<String, String> = env.iter().cloned().collect();
         vars.extend(exported.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let artifacts = self.collect(ctx, &spec, &src, &vars).await?;
+        let artifacts = self.collect(ctx, ws, &spec, &src, &vars).await?;
         Ok(Some(ActionOutput {
             outputs: json!({"exported": exported, "artifacts": artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect::<Vec<_>>()}),
             artifacts,
@@ -371,7 +433,12 @@ impl Build {
         }))
     }
 
-    fn load(&self, ctx: &ActionContext, src: &Path) -> Result<Buildspec, ActionError> {
+    fn load(
+        &self,
+        ctx: &ActionContext,
+        ws: &Workspace,
+        src: &Path,
+    ) -> Result<Buildspec, ActionError> {
         let file = match (&self.config.buildspec, &self.config.inline) {
             (Some(path), _) => {
                 let full = src.join(path);
@@ -380,7 +447,7 @@ impl Build {
                         failed(format!(
                             "{} (looked for it in the first input artifact, `{}`)",
                             d.message,
-                            ctx.inputs.first().map_or("none", |a| a.name.as_str())
+                            ws.inputs.first().map_or("none", |a| a.name.as_str())
                         ))
                     },
                 )?
@@ -403,12 +470,13 @@ impl Build {
     async fn collect(
         &self,
         ctx: &ActionContext,
+        ws: &Workspace,
         spec: &Buildspec,
         src: &Path,
         vars: &HashMap<String, String>,
     ) -> Result<Vec<crate::model::ArtifactRef>, ActionError> {
         let mut out = Vec::new();
-        for (i, name) in ctx.outputs.iter().enumerate() {
+        for (i, name) in ws.outputs.iter().enumerate() {
             let artifact: &ArtifactSpec = if i == 0 {
                 spec.artifacts.as_ref().ok_or_else(|| failed(format!("the build declares output `{name}` but its buildspec has no `artifacts` section")))?
             } else {
@@ -423,7 +491,7 @@ impl Build {
                 .as_ref()
                 .map_or_else(|| src.to_path_buf(), |b| src.join(expand(b, vars)));
             let files: Vec<String> = artifact.files.iter().map(|f| expand(f, vars)).collect();
-            let zip = ctx.workdir.join(format!("{name}.out.zip"));
+            let zip = ws.dir.join(format!("{name}.out.zip"));
             let count = zip_dir(
                 &root,
                 &files,

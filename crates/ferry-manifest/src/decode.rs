@@ -437,7 +437,36 @@ fn ecs(d: &mut Decoder, n: &Node) -> Option<EcsDoc> {
         strategy: opt_name(d, &f, "strategy", "`strategy`"),
         bake: opt_name(d, &f, "bake", "`bake`"),
         until: opt_name(d, &f, "until", "`until`"),
+        hooks: list(d, f.get("hooks"), "`hooks`", ecs_hook),
     })
+}
+
+fn ecs_hook(d: &mut Decoder, n: &Node) -> Option<Spanned<EcsHookDoc>> {
+    let f = d.fields(n, "a hook", EcsHookDoc::KEYS)?;
+    if f.has("test") == f.has("approval") {
+        d.push(
+            Diagnostic::error(
+                "hook-check",
+                "a hook needs exactly one of `test` (a build) or `approval`",
+            )
+            .at(f.span())
+            .with_hint("write `- test: {buildspec: smoke.yml}` or `- approval: {approvers: [alice]}`; list two hooks for both"),
+        );
+        return None;
+    }
+    let span = f.span();
+    Some(Spanned::new(
+        EcsHookDoc {
+            at: opt_name(d, &f, "at", "`at`"),
+            test: f.get("test").and_then(|n| build(d, n)),
+            approval: match f.get("approval") {
+                Some(n) if n.value == ferry_yaml::Value::Null => Some(ApprovalDoc::default()),
+                Some(n) => approval(d, n, "`approval`"),
+                None => None,
+            },
+        },
+        span,
+    ))
 }
 
 fn lambda(d: &mut Decoder, n: &Node) -> Option<LambdaDoc> {

@@ -545,6 +545,36 @@ pub struct EcsDoc {
     /// revision; ECS finishes the bake by itself, so a long bake does not hold the pipeline).
     /// Default `baked`.
     pub until: Option<Text>,
+    /// With ECS's traffic shifting: where ECS pauses the deployment for ferry, each at its own
+    /// lifecycle stage. ferry runs the hook's `test` or asks for its `approval`, then tells
+    /// ECS to go on (ContinueServiceDeployment CONTINUE) or to roll back (ROLLBACK) — as it
+    /// does when the test fails, the approval is rejected or its time runs out.
+    #[schemars(default)]
+    pub hooks: Vec<Spanned<EcsHookDoc>>,
+}
+
+/// A pause in an ECS deployment (a `PAUSE` lifecycle hook) with what ferry does there: one of
+/// `test` and `approval`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EcsHookDoc {
+    /// The lifecycle stage ECS pauses at: `post_scale_up`, `test_traffic_shift`,
+    /// `post_test_traffic_shift` (the test listener serves the new revision, production
+    /// traffic has not moved), `production_traffic_shift` or `post_production_traffic_shift`.
+    /// Default `post_test_traffic_shift`.
+    pub at: Option<Text>,
+    /// A build run on the machine that runs ferry, as the target account's deploy role (its
+    /// credentials in the standard `AWS_*` variables), usually against the test listener. It
+    /// also sees `FERRY_SERVICE_DEPLOYMENT` and `FERRY_SERVICE_REVISION`. It fails the hook by
+    /// failing; it produces no artifacts and runs locally.
+    pub test: Option<BuildDoc>,
+    /// A ferry approval in the middle of the rollout, decided with `ferry approve` (or the
+    /// dashboard) as the stage's approvals are.
+    pub approval: Option<ApprovalDoc>,
+}
+
+impl EcsHookDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["at", "test", "approval"];
 }
 
 impl EcsDoc {
@@ -560,6 +590,7 @@ impl EcsDoc {
         "strategy",
         "bake",
         "until",
+        "hooks",
     ];
 }
 

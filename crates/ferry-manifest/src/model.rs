@@ -331,7 +331,17 @@ impl ActionKind {
         match self {
             ActionKind::Build(b) => b.inputs.iter().map(String::as_str).collect(),
             ActionKind::Approval(_) => Vec::new(),
-            ActionKind::Ecs(e) => vec![e.artifact.as_str()],
+            ActionKind::Ecs(e) => std::iter::once(e.artifact.as_str())
+                .chain(e.hooks.iter().flat_map(|h| match &h.check {
+                    EcsHookCheck::Test(b) => b.inputs.iter().map(String::as_str).collect(),
+                    EcsHookCheck::Approval(_) => Vec::new(),
+                }))
+                .fold(Vec::new(), |mut all, a| {
+                    if !all.contains(&a) {
+                        all.push(a);
+                    }
+                    all
+                }),
             ActionKind::Lambda(l) => match &l.package {
                 LambdaPackage::Zip { artifact, .. } => vec![artifact.as_str()],
                 LambdaPackage::Image { .. } => Vec::new(),
@@ -396,6 +406,46 @@ pub struct EcsDeploy {
     pub execution_role: Option<String>,
     /// How ECS moves the service to the new revision.
     pub strategy: EcsStrategy,
+    /// Where ECS pauses the deployment for ferry (only with ECS's traffic shifting), each at
+    /// its own lifecycle stage.
+    pub hooks: Vec<EcsHook>,
+}
+
+/// A `PAUSE` lifecycle hook: ECS waits at `at` until ferry, having run `check`, tells it to
+/// continue or to roll back.
+#[derive(Debug, Clone, Serialize)]
+pub struct EcsHook {
+    /// The lifecycle stage as the ECS API names it, e.g. `POST_TEST_TRAFFIC_SHIFT`.
+    pub at: String,
+    pub check: EcsHookCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EcsHookCheck {
+    /// A build run locally as the deploy role; it passes by succeeding.
+    Test(Build),
+    /// A ferry approval: approve → continue; reject or time out → roll back.
+    Approval(Approval),
+}
+
+impl EcsHook {
+    /// The lifecycle stages a `PAUSE` hook may wait at, as ferry.yaml writes them.
+    pub const STAGES: [&'static str; 5] = [
+        "post_scale_up",
+        "test_traffic_shift",
+        "post_test_traffic_shift",
+        "production_traffic_shift",
+        "post_production_traffic_shift",
+    ];
+
+    /// How long ferry's check may take: the build's or the approval's timeout.
+    pub fn timeout(&self) -> Duration {
+        match &self.check {
+            EcsHookCheck::Test(b) => b.timeout,
+            EcsHookCheck::Approval(a) => a.timeout,
+        }
+    }
 }
 
 /// An ECS deployment strategy (`deploymentConfiguration.strategy`).

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use ferry_yaml::{Decoder, Diagnostic, SourceFile, Span, did_you_mean};
+use ferry_yaml::{Decoder, Diagnostic, SourceFile, Span, Spanned, did_you_mean};
 
 use crate::document::*;
 use crate::model::*;
@@ -1093,7 +1093,86 @@ impl Resolver<'_> {
                 .as_ref()
                 .map(|r| self.value(r, vars, "role name", names::iam_role)),
             strategy: self.ecs_strategy(e, vars),
+            hooks: self.ecs_hooks(e, vars),
         }
+    }
+
+    /// An `ecs` deploy's `hooks`: each a pause at its own lifecycle stage, only where ECS
+    /// shifts the traffic, with a local test build that produces nothing or an approval.
+    fn ecs_hooks(&mut self, e: &EcsDoc, vars: Option<&Vars>) -> Vec<EcsHook> {
+        let shifted = e.strategy.as_ref().is_some_and(|s| s.value != "rolling");
+        let mut hooks: Vec<EcsHook> = Vec::new();
+        for Spanned { value: h, span } in &e.hooks {
+            let at = match &h.at {
+                None => "post_test_traffic_shift".to_owned(),
+                Some(t) if EcsHook::STAGES.contains(&t.value.as_str()) => t.value.clone(),
+                Some(t) => {
+                    let hint = match did_you_mean(&t.value, &EcsHook::STAGES) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("write one of {}", EcsHook::STAGES.join(", ")),
+                    };
+                    self.error(
+                        "invalid-hook-stage",
+                        t.span,
+                        format!("`{}` is not a lifecycle stage ECS pauses at", t.value),
+                        hint,
+                    );
+                    continue;
+                }
+            };
+            let span = h.at.as_ref().map_or(*span, |t| t.span);
+            if !shifted {
+                self.error(
+                    "needs-traffic-shifting",
+                    span,
+                    "lifecycle hooks apply only when ECS shifts the traffic",
+                    "add `strategy: blue_green` (or `canary …`, `linear …`), or remove the hook",
+                );
+            }
+            let at = at.to_ascii_uppercase();
+            if hooks.iter().any(|other| other.at == at) {
+                self.error(
+                    "duplicate-hook",
+                    span,
+                    format!("two hooks pause at `{}`", at.to_ascii_lowercase()),
+                    "give each hook its own `at`, or make one hook of them",
+                );
+                continue;
+            }
+            let check = match (&h.test, &h.approval) {
+                (Some(b), _) => {
+                    if let Some(out) = b.outputs.first() {
+                        self.error(
+                            "hook-outputs",
+                            out.span,
+                            "a hook's test produces no artifacts",
+                            "remove `outputs`; a build stage before the deploys can produce them",
+                        );
+                    }
+                    if let Some(r) = b.runner.as_ref().filter(|r| r.value != Runner::Local) {
+                        self.error(
+                            "hook-runner",
+                            r.span,
+                            "a hook's test runs on the machine that runs ferry, as the deploy role",
+                            "remove `runner`",
+                        );
+                    }
+                    // The environment's `${variables}` apply to the test's `env` values
+                    // (not to its buildspec, whose shell has its own `${…}`).
+                    let mut b = b.clone();
+                    for (_, v) in &mut b.env.0 {
+                        *v = self.text(v, vars);
+                    }
+                    let mut build = self.build(&b);
+                    build.runner = Runner::Local;
+                    EcsHookCheck::Test(build)
+                }
+                (None, Some(a)) => EcsHookCheck::Approval(self.approval(a)),
+                (None, None) => continue,
+            };
+            hooks.push(EcsHook { at, check });
+        }
+        hooks
     }
 
     /// `strategy`, `bake` and `until` of an `ecs` deploy. ECS counts its times in whole
@@ -1401,7 +1480,13 @@ impl Resolver<'_> {
         };
         let texts: Vec<&Text> = match &a.kind {
             ActionKindDoc::Build(b) => b.inputs.iter().flatten().collect(),
-            ActionKindDoc::Ecs(e) => vec![&e.artifact],
+            ActionKindDoc::Ecs(e) => std::iter::once(&e.artifact)
+                .chain(
+                    e.hooks
+                        .iter()
+                        .flat_map(|h| h.value.test.iter().flat_map(|b| b.inputs.iter().flatten())),
+                )
+                .collect(),
             ActionKindDoc::Lambda(l) => l.artifact.iter().collect(),
             ActionKindDoc::Approval(_) => Vec::new(),
         };

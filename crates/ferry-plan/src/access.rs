@@ -482,7 +482,7 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                         let deployments =
                             Names::service_deployments_arn(account, &e.cluster, &e.service);
                         let sample = deployments.replace('*', "a1b2c3");
-                        for (action, why) in [
+                        let mut calls = vec![
                             (
                                 "ecs:DescribeServiceDeployments",
                                 "follow ECS's traffic shifting",
@@ -491,7 +491,14 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
                                 "ecs:StopServiceDeployment",
                                 "ask ECS to roll back on an alarm",
                             ),
-                        ] {
+                        ];
+                        if !e.hooks.is_empty() {
+                            calls.push((
+                                "ecs:ContinueServiceDeployment",
+                                "answer ECS's pauses at ferry's hooks",
+                            ));
+                        }
+                        for (action, why) in calls {
                             let why = format!("{why} on {}/{}", e.cluster, e.service);
                             // The call names the deployment; IAM authorizes it on the
                             // service as well (both are its resource types).

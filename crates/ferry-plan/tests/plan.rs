@@ -1251,3 +1251,57 @@ fn a_blue_green_service_lets_its_deploy_role_follow_and_stop_its_deployments_onl
     assert!(report.wider.is_empty(), "{:#?}", report.wider);
     identity_policies_use_star_only_where_aws_forces_it_in(&m);
 }
+
+#[test]
+fn a_service_with_hooks_lets_its_deploy_role_answer_its_own_pauses_and_nothing_else() {
+    let m = orders_edited(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      strategy: blue_green\n      hooks:\n        - approval: {approvers: [alice]}\n",
+    );
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let mut answers: Vec<(&str, &str)> = f
+        .edges
+        .iter()
+        .filter(|e| e.action == "ecs:ContinueServiceDeployment")
+        .map(|e| (e.principal.as_str(), e.resource.as_str()))
+        .collect();
+    answers.sort_unstable();
+    // Each environment's deploy role, on its own service and that service's deployments.
+    let mut want = Vec::new();
+    for (account, env) in [
+        ("222222222222", "dev"),
+        ("333333333333", "qa"),
+        ("444444444444", "prod"),
+    ] {
+        let role = format!("arn:aws:iam::{account}:role/ferry-deploy");
+        for resource in [
+            format!(
+                "arn:aws:ecs:us-east-1:{account}:service-deployment/orders-{env}/orders-api/a1b2c3"
+            ),
+            format!("arn:aws:ecs:us-east-1:{account}:service/orders-{env}/orders-api"),
+        ] {
+            want.push((role.clone(), resource));
+        }
+    }
+    let answers: Vec<(String, String)> = answers
+        .into_iter()
+        .map(|(p, r)| (p.to_owned(), r.to_owned()))
+        .collect();
+    assert_eq!(answers, want);
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    assert!(denied(&report).is_empty(), "{:#?}", denied(&report));
+    assert!(report.wider.is_empty(), "{:#?}", report.wider);
+    // Without hooks, no deploy role may answer a pause.
+    let plain = orders_edited(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      strategy: blue_green\n",
+    );
+    let names = Names::new(&plain, None).unwrap();
+    assert!(
+        !plan(&names)
+            .edges
+            .iter()
+            .any(|e| e.action == "ecs:ContinueServiceDeployment")
+    );
+}

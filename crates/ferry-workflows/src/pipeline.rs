@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_aws::actions::{EcsConfig, LambdaConfig, Target};
+use ferry_aws::actions::{EcsConfig, HookCheck, HookConfig, LambdaConfig, Target};
 use ferry_aws::artifacts::S3Artifacts;
 use ferry_aws::codebuild::CodebuildConfig;
 use ferry_aws::gates::{GatesConfig, Soak};
@@ -20,7 +20,10 @@ use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
 use ferry_engine::secrets::{NoSecrets, SecretResolver};
 use ferry_engine::source::SourceConfig;
 use ferry_engine::{Engine, Registry};
-use ferry_manifest::{ActionKind, Buildspec, ExecutionMode, GATES_ACTION, Manifest, Runner};
+use ferry_manifest::{
+    ActionKind, Approval, Build, Buildspec, EcsHookCheck, ExecutionMode, GATES_ACTION, Manifest,
+    Runner,
+};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -146,38 +149,7 @@ fn action(
     };
     match &action.kind {
         ActionKind::Build(b) => {
-            let (buildspec, inline) = match &b.buildspec {
-                Buildspec::File(path) => (Some(path.clone()), None),
-                Buildspec::Inline { text, line } => (
-                    None,
-                    Some(InlineBuildspec {
-                        text: text.clone(),
-                        origin: format!("{}, line {line}", manifest_path.display()),
-                    }),
-                ),
-            };
-            let secrets = b
-                .secrets
-                .iter()
-                .filter_map(|name| manifest.secret(name))
-                .map(|s| (s.name.clone(), s.secret_id.clone()))
-                .collect();
-            let build = BuildConfig {
-                buildspec,
-                inline,
-                env: b.env.clone(),
-                secrets,
-                imports: b
-                    .imports
-                    .iter()
-                    .map(|r| Import {
-                        text: r.text(),
-                        stage: r.stage.clone(),
-                        action: r.action.clone(),
-                        variable: r.variable.clone(),
-                    })
-                    .collect(),
-            };
+            let build = build_config(manifest, manifest_path, b);
             let names = ferry_plan::Names::new(manifest, None);
             def.config = match (b.runner, names) {
                 (Runner::Codebuild, Some(names)) => {
@@ -199,18 +171,25 @@ fn action(
             def.outputs.clone_from(&b.outputs);
             def.timeout_secs = Some(b.timeout.as_secs());
         }
-        ActionKind::Approval(a) => {
-            def.config = config(&ApprovalConfig {
-                approvers: a.approvers.clone(),
-                timeout_secs: a.timeout.as_secs(),
-                comment_required: a.comment_required,
-                required: a.required,
-                forbid_self: a.forbid_self,
-            });
-        }
+        ActionKind::Approval(a) => def.config = config(&approval_config(a)),
         ActionKind::Ecs(e) => {
             if let Some(target) = target() {
-                let c = EcsConfig::new(e, target, after);
+                let mut c = EcsConfig::new(e, target, after);
+                c.hooks = e
+                    .hooks
+                    .iter()
+                    .map(|h| HookConfig {
+                        at: h.at.clone(),
+                        timeout: h.timeout(),
+                        check: match &h.check {
+                            EcsHookCheck::Test(b) => HookCheck::Test {
+                                build: build_config(manifest, manifest_path, b),
+                                inputs: b.inputs.clone(),
+                            },
+                            EcsHookCheck::Approval(a) => HookCheck::Approval(approval_config(a)),
+                        },
+                    })
+                    .collect();
                 def.timeout_secs = Some(c.action_timeout().as_secs());
                 def.config = config(&c);
             }
@@ -226,6 +205,52 @@ fn action(
         }
     }
     def
+}
+
+/// The engine's configuration of a manifest's build (a build action, or an ECS hook's test).
+fn build_config(manifest: &Manifest, manifest_path: &Path, b: &Build) -> BuildConfig {
+    let (buildspec, inline) = match &b.buildspec {
+        Buildspec::File(path) => (Some(path.clone()), None),
+        Buildspec::Inline { text, line } => (
+            None,
+            Some(InlineBuildspec {
+                text: text.clone(),
+                origin: format!("{}, line {line}", manifest_path.display()),
+            }),
+        ),
+    };
+    BuildConfig {
+        buildspec,
+        inline,
+        env: b.env.clone(),
+        secrets: b
+            .secrets
+            .iter()
+            .filter_map(|name| manifest.secret(name))
+            .map(|s| (s.name.clone(), s.secret_id.clone()))
+            .collect(),
+        imports: b
+            .imports
+            .iter()
+            .map(|r| Import {
+                text: r.text(),
+                stage: r.stage.clone(),
+                action: r.action.clone(),
+                variable: r.variable.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The engine's configuration of a manifest's approval (an approval action, or an ECS hook's).
+fn approval_config(a: &Approval) -> ApprovalConfig {
+    ApprovalConfig {
+        approvers: a.approvers.clone(),
+        timeout_secs: a.timeout.as_secs(),
+        comment_required: a.comment_required,
+        required: a.required,
+        forbid_self: a.forbid_self,
+    }
 }
 
 /// How the engine is to run: approvals given by themselves, and who runs it.

@@ -66,32 +66,86 @@ fn deploys_carry_their_target_account_and_the_ecs_timeout_rule() {
     );
 }
 
-/// An environment's gates become a `gates` action first in its stage, beside its approval,
-/// which they wait for; their kind reads them back.
-#[test]
-fn an_environments_gates_run_first_in_its_stage_and_wait_for_its_approval() {
+/// The orders example in a temporary directory, with each `(from, to)` replaced once.
+fn orders_edited(edits: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders");
     let dir = tempfile::tempdir().unwrap();
     for file in ["buildspec.yml", "buildspec-test.yml"] {
         std::fs::copy(example.join(file), dir.path().join(file)).unwrap();
     }
-    let text = std::fs::read_to_string(example.join("ferry.yaml")).unwrap();
-    let gates = "    gates: {alarms: [orders-api-5xx-prod]}\n";
-    assert!(text.contains(gates));
-    let gated = text.replace(
-        gates,
-        "    gates:\n      alarms: [orders-p99-prod]\n      windows:\n        - allow: '* 9-16 * * MON-THU'\n          time_zone: Europe/Berlin\n      soak: 2h\n      after: {watch: 20m, alarms: [orders-p99-prod, orders-api-5xx-prod]}\n",
-    )
-    // And the service moves by ECS's canary, done once the traffic has shifted.
-    .replace(
-        "      timeout: 10m\n",
-        "      timeout: 10m\n      strategy: canary 10% 5m\n      bake: 30m\n      until: shifted\n",
-    );
-    std::fs::write(dir.path().join("ferry.yaml"), gated).unwrap();
+    let mut text = std::fs::read_to_string(example.join("ferry.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "the example has no {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(dir.path().join("ferry.yaml"), text).unwrap();
     let project = Project::new(
         &dir.path().join("ferry.yaml"),
         Some(Path::new("/nonexistent")),
     );
+    (dir, project)
+}
+
+/// An ECS deploy's hooks reach its action: a test build with its inputs (which become the
+/// action's inputs too) and an approval, each at its stage, and their time counts in the
+/// action's timeout.
+#[test]
+fn an_ecs_deploys_hooks_reach_its_action_as_a_test_build_and_an_approval() {
+    let (_dir, project) = orders_edited(&[(
+        "      timeout: 10m\n",
+        "      timeout: 10m\n      strategy: blue_green\n      hooks:\n        - test: {buildspec: buildspec-test.yml, env: {BASE_URL: \"http://test.${env}\"}, timeout: 5m}\n        - at: post_production_traffic_shift\n          approval: {approvers: [alice], timeout: 2h}\n",
+    )]);
+    let manifest = project.load().unwrap();
+    let def = definition(&project, &manifest);
+    let qa = def.stage("qa").unwrap();
+    let ecs = qa.actions.iter().find(|a| a.kind == "ecs").unwrap();
+    assert_eq!(ecs.inputs, ["app", "source"]);
+    let e: ferry_aws::actions::EcsConfig = serde_json::from_value(ecs.config.clone()).unwrap();
+    assert_eq!(e.hooks.len(), 2);
+    assert_eq!(e.hooks[0].at, "POST_TEST_TRAFFIC_SHIFT");
+    match &e.hooks[0].check {
+        ferry_aws::actions::HookCheck::Test { build, inputs } => {
+            assert_eq!(build.buildspec.as_deref(), Some("buildspec-test.yml"));
+            assert_eq!(
+                build.env,
+                [("BASE_URL".to_owned(), "http://test.qa".to_owned())]
+            );
+            assert_eq!(inputs, &["source"]);
+        }
+        other => panic!("not a test: {other:?}"),
+    }
+    assert_eq!(e.hooks[1].at, "POST_PRODUCTION_TRAFFIC_SHIFT");
+    match &e.hooks[1].check {
+        ferry_aws::actions::HookCheck::Approval(a) => {
+            assert_eq!(a.approvers, ["alice"]);
+            assert_eq!(a.timeout_secs, 7200);
+        }
+        other => panic!("not an approval: {other:?}"),
+    }
+    assert_eq!(
+        e.action_timeout(),
+        2 * e.timeout
+            + std::time::Duration::from_secs(5 * 60 + 7200)
+            + std::time::Duration::from_secs(300)
+    );
+    assert!(registry().action(ecs).is_ok());
+}
+
+/// An environment's gates become a `gates` action first in its stage, beside its approval,
+/// which they wait for; their kind reads them back.
+#[test]
+fn an_environments_gates_run_first_in_its_stage_and_wait_for_its_approval() {
+    let (_dir, project) = orders_edited(&[
+        (
+            "    gates: {alarms: [orders-api-5xx-prod]}\n",
+            "    gates:\n      alarms: [orders-p99-prod]\n      windows:\n        - allow: '* 9-16 * * MON-THU'\n          time_zone: Europe/Berlin\n      soak: 2h\n      after: {watch: 20m, alarms: [orders-p99-prod, orders-api-5xx-prod]}\n",
+        ),
+        // And the service moves by ECS's canary, done once the traffic has shifted.
+        (
+            "      timeout: 10m\n",
+            "      timeout: 10m\n      strategy: canary 10% 5m\n      bake: 30m\n      until: shifted\n",
+        ),
+    ]);
     let manifest = project.load().unwrap();
     let def = definition(&project, &manifest);
 

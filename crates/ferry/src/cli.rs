@@ -476,7 +476,9 @@ pub struct StopArgs {
     pub state: StateArgs,
     /// An execution id or number
     pub execution: String,
-    /// Cancel running actions too (builds are killed) instead of letting them finish
+    /// Cancel running actions too instead of letting them finish: builds are killed; a deploy
+    /// is never cut off — an ECS deployment that ECS shifts is rolled back, others finish or
+    /// roll back
     #[arg(long)]
     pub force: bool,
     #[arg(long, value_enum, default_value_t)]

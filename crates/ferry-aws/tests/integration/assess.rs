@@ -37,7 +37,9 @@ fn an_empty_response_is_never_steady() {
 /// response (`tests/data/describe-service-deployments/`, shaped as the API reference
 /// documents it; the emulator implements none of these APIs).
 mod service_deployments {
-    use ferry_aws::service_deployment::{Progress, ServiceDeploymentState, assess};
+    use ferry_aws::service_deployment::{
+        Ended, Follow, Progress, Seen, ServiceDeploymentState, Step, assess,
+    };
     use serde::Deserialize;
 
     use crate::common::{check_recorded, recorded};
@@ -81,6 +83,118 @@ mod service_deployments {
             assess(of("circuit-breaker-rollback-successful.json"), true),
             Progress::RolledBack(_)
         ));
+    }
+
+    /// Whole deployments, one look at a time (`tests/data/service-deployment-scenarios/`):
+    /// blue/green, a canary done once shifted, an alarm rollback, `ferry stop`, and ferry's
+    /// PAUSE hook approved, rejected, overtaken by an alarm and timed out by ECS. Each look is
+    /// a DescribeServiceDeployments response built from the one before, shaped as the API
+    /// reference documents it; the state machine is the one the deploy runs
+    /// (`service_deployment::Follow`).
+    #[test]
+    fn every_recorded_deployment_is_followed_to_its_end_with_the_expected_steps() {
+        #[derive(Deserialize)]
+        struct Scenario {
+            until: String,
+            hooks: Vec<String>,
+            base: serde_json::Value,
+            looks: Vec<Look>,
+        }
+        #[derive(Deserialize)]
+        struct Look {
+            set: serde_json::Map<String, serde_json::Value>,
+            #[serde(default)]
+            seen: Saw,
+            #[serde(default)]
+            seen_after: Saw,
+            expect: String,
+            #[serde(default)]
+            reason: String,
+            check: Option<String>,
+            answer: Option<String>,
+        }
+        #[derive(Deserialize, Default)]
+        struct Saw {
+            fired: Option<String>,
+            stop: Option<String>,
+            #[serde(default)]
+            past_deadline: bool,
+        }
+        impl Saw {
+            fn seen(&self) -> Seen<'_> {
+                Seen {
+                    fired: self.fired.as_deref(),
+                    stop: self.stop.as_deref(),
+                    past_deadline: self.past_deadline,
+                }
+            }
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/service-deployment-scenarios");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 8, "the scenarios are missing");
+        let mut failures = Vec::new();
+        for file in files {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let s: Scenario =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let mut follow = Follow::new(s.until == "shifted", s.hooks.clone());
+            let mut state = s.base.clone();
+            let mut last = Step::Wait(String::new());
+            for (i, look) in s.looks.iter().enumerate() {
+                for (k, v) in &look.set {
+                    state[k] = v.clone();
+                }
+                let response: Response = serde_json::from_value(
+                    serde_json::json!({"serviceDeployments": [state], "failures": []}),
+                )
+                .unwrap();
+                let d = &response.service_deployments[0];
+                let step = follow.look(d, look.seen.seen());
+                let (kind, text, answer) = match &step {
+                    Step::Wait(t) => ("wait", t.clone(), None),
+                    Step::StopWithRollback(t) => ("stop", t.clone(), None),
+                    Step::RunHook { hook_id, at } => {
+                        let verdict = match look.check.as_deref() {
+                            Some("pass") => Ok(()),
+                            Some(other) => Err(other.trim_start_matches("fail: ").to_owned()),
+                            None => Err("the scenario gives no check".to_owned()),
+                        };
+                        let said = follow.answer(hook_id, at, verdict, look.seen_after.seen());
+                        let answer = if said.is_some() {
+                            "rollback"
+                        } else {
+                            "continue"
+                        };
+                        ("hook", said.unwrap_or_default(), Some(answer))
+                    }
+                    Step::End(Ended::Done) => ("done", String::new(), None),
+                    Step::End(Ended::RolledBack(t)) => ("rolled-back", t.clone(), None),
+                    Step::End(Ended::Failed(t)) => ("failed", t.clone(), None),
+                };
+                if kind != look.expect
+                    || !text.contains(&look.reason)
+                    || answer != look.answer.as_deref()
+                {
+                    failures.push(format!(
+                        "{name}, look {}: expected {} ({}) answer {:?}, got {kind} ({text}) answer {answer:?}",
+                        i + 1,
+                        look.expect,
+                        look.reason,
+                        look.answer
+                    ));
+                }
+                last = step;
+            }
+            if !matches!(last, Step::End(_)) {
+                failures.push(format!("{name}: the deployment never ended"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

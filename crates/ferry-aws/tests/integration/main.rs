@@ -7,5 +7,6 @@ mod codebuild;
 mod common;
 mod ecs;
 mod faults;
+mod hooks;
 mod lambda;
 mod pipeline;

@@ -14,7 +14,7 @@ use crate::action::{Action, ActionContext, ActionError, ActionKind, ActionOutput
 use crate::model::{ActionDef, Approval, ApprovalStatus, Status, now_ms};
 use crate::store::{ActionKey, Decision, digests};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
     /// Identities or groups that may decide; empty: anyone.
@@ -82,109 +82,7 @@ fn outcome(a: &Approval) -> Option<Result<ActionOutput, ActionError>> {
 #[async_trait]
 impl Action for ApprovalAction {
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
-        let exec = &ctx.execution;
-        let artifacts = ctx.store.artifacts(&exec.id).map_err(store_err)?;
-        let now = now_ms();
-        let request = ctx
-            .store
-            .request_approval(&Approval {
-                execution_id: exec.id.clone(),
-                stage: ctx.stage.clone(),
-                action: ctx.action.clone(),
-                status: ApprovalStatus::Pending,
-                approvers: self.config.approvers.clone(),
-                comment_required: self.config.comment_required,
-                required: self.config.required.max(1),
-                forbidden: if self.config.forbid_self {
-                    exec.started_by.clone()
-                } else {
-                    Vec::new()
-                },
-                votes: Vec::new(),
-                digests: digests(&artifacts),
-                requested_ms: now,
-                deadline_ms: now.saturating_add(
-                    i64::try_from(self.config.timeout_secs)
-                        .unwrap_or(i64::MAX / 2)
-                        .saturating_mul(1000),
-                ),
-                identity: None,
-                comment: None,
-                decided_ms: None,
-            })
-            .map_err(store_err)?;
-        if let Some(done) = outcome(&request) {
-            return done;
-        }
-        ctx.store
-            .set_action_status(
-                &ActionKey {
-                    execution: &exec.id,
-                    stage: &ctx.stage,
-                    action: &ctx.action,
-                    attempt: ctx.attempt,
-                },
-                Status::AwaitingApproval,
-            )
-            .map_err(store_err)?;
-        ctx.store
-            .set_stage_status(&exec.id, &ctx.stage, Status::AwaitingApproval)
-            .map_err(store_err)?;
-        ctx.log
-            .awaiting(&format!("ferry approve {} {}", exec.id, ctx.stage));
-        for (name, sha) in &request.digests {
-            ctx.log
-                .line(&format!("[ferry] approving artifact {name} sha256:{sha}"));
-        }
-        if ctx.settings.auto_approve {
-            let decision = Decision {
-                approve: true,
-                identity: format!("{} (--auto-approve)", ctx.settings.identity),
-                comment: Some("approved automatically by ferry run --auto-approve".into()),
-                automatic: true,
-                ..Decision::default()
-            };
-            ctx.store
-                .decide_approval(&exec.id, &ctx.stage, &ctx.action, &decision)
-                .map_err(store_err)?;
-        }
-        loop {
-            let current = ctx
-                .store
-                .approval(&exec.id, &ctx.stage, &ctx.action)
-                .map_err(store_err)?
-                .ok_or_else(|| store_err("the approval request vanished"))?;
-            if let Some(done) = outcome(&current) {
-                ctx.store
-                    .set_stage_status(&exec.id, &ctx.stage, Status::InProgress)
-                    .map_err(store_err)?;
-                if let Ok(out) = &done {
-                    ctx.log.line(&format!(
-                        "[ferry] approved by {}",
-                        out.outputs["approved_by"].as_str().unwrap_or("?")
-                    ));
-                }
-                return done;
-            }
-            // A release blocked while it waits is never approved: the request is closed (no
-            // longer listed as pending) and the stage fails at once, with the block's reason.
-            if let Some(block) = ctx.store.release_block(&exec.id).map_err(store_err)? {
-                ctx.store
-                    .expire_approval(&exec.id, &ctx.stage, &ctx.action)
-                    .map_err(store_err)?;
-                return Err(ActionError::Failed(block.refusal()));
-            }
-            if now_ms() > current.deadline_ms {
-                ctx.store
-                    .expire_approval(&exec.id, &ctx.stage, &ctx.action)
-                    .map_err(store_err)?;
-                continue;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(ctx.settings.poll) => {}
-                () = ctx.cancel.cancelled() => return Err(ActionError::Cancelled),
-            }
-        }
+        wait_for(ctx, &ctx.action, &self.config).await
     }
 
     async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
@@ -200,6 +98,123 @@ impl Action for ApprovalAction {
             Some(Err(e)) => Ok(Reconciled::Failed(e.to_string())),
             // Still pending (or never requested): wait again, with the recorded deadline.
             None => Ok(Reconciled::NotDone),
+        }
+    }
+}
+
+/// Requests the approval `name` in the action's stage and waits for its decision: the
+/// `approval` action's whole work, and a pause in another action (an ECS hook's approval,
+/// named after that action and its hook), decided with `ferry approve` like any other. The
+/// request survives a restart: asked again, it is the same request. While it waits, the
+/// action and its stage show as awaiting approval; a blocked release or the deadline ends
+/// it. Approved: the decision's record; rejected or expired: an error that says so.
+pub async fn wait_for(
+    ctx: &ActionContext,
+    name: &str,
+    config: &ApprovalConfig,
+) -> Result<ActionOutput, ActionError> {
+    let exec = &ctx.execution;
+    let artifacts = ctx.store.artifacts(&exec.id).map_err(store_err)?;
+    let now = now_ms();
+    let request = ctx
+        .store
+        .request_approval(&Approval {
+            execution_id: exec.id.clone(),
+            stage: ctx.stage.clone(),
+            action: name.to_owned(),
+            status: ApprovalStatus::Pending,
+            approvers: config.approvers.clone(),
+            comment_required: config.comment_required,
+            required: config.required.max(1),
+            forbidden: if config.forbid_self {
+                exec.started_by.clone()
+            } else {
+                Vec::new()
+            },
+            votes: Vec::new(),
+            digests: digests(&artifacts),
+            requested_ms: now,
+            deadline_ms: now.saturating_add(
+                i64::try_from(config.timeout_secs)
+                    .unwrap_or(i64::MAX / 2)
+                    .saturating_mul(1000),
+            ),
+            identity: None,
+            comment: None,
+            decided_ms: None,
+        })
+        .map_err(store_err)?;
+    if let Some(done) = outcome(&request) {
+        return done;
+    }
+    let run = ActionKey {
+        execution: &exec.id,
+        stage: &ctx.stage,
+        action: &ctx.action,
+        attempt: ctx.attempt,
+    };
+    ctx.store
+        .set_action_status(&run, Status::AwaitingApproval)
+        .map_err(store_err)?;
+    ctx.store
+        .set_stage_status(&exec.id, &ctx.stage, Status::AwaitingApproval)
+        .map_err(store_err)?;
+    ctx.log
+        .awaiting(&format!("ferry approve {} {}", exec.id, ctx.stage));
+    for (name, sha) in &request.digests {
+        ctx.log
+            .line(&format!("[ferry] approving artifact {name} sha256:{sha}"));
+    }
+    if ctx.settings.auto_approve {
+        let decision = Decision {
+            approve: true,
+            identity: format!("{} (--auto-approve)", ctx.settings.identity),
+            comment: Some("approved automatically by ferry run --auto-approve".into()),
+            automatic: true,
+            ..Decision::default()
+        };
+        ctx.store
+            .decide_approval(&exec.id, &ctx.stage, name, &decision)
+            .map_err(store_err)?;
+    }
+    loop {
+        let current = ctx
+            .store
+            .approval(&exec.id, &ctx.stage, name)
+            .map_err(store_err)?
+            .ok_or_else(|| store_err("the approval request vanished"))?;
+        if let Some(done) = outcome(&current) {
+            ctx.store
+                .set_stage_status(&exec.id, &ctx.stage, Status::InProgress)
+                .map_err(store_err)?;
+            ctx.store
+                .set_action_status(&run, Status::InProgress)
+                .map_err(store_err)?;
+            if let Ok(out) = &done {
+                ctx.log.line(&format!(
+                    "[ferry] approved by {}",
+                    out.outputs["approved_by"].as_str().unwrap_or("?")
+                ));
+            }
+            return done;
+        }
+        // A release blocked while it waits is never approved: the request is closed (no
+        // longer listed as pending) and the stage fails at once, with the block's reason.
+        if let Some(block) = ctx.store.release_block(&exec.id).map_err(store_err)? {
+            ctx.store
+                .expire_approval(&exec.id, &ctx.stage, name)
+                .map_err(store_err)?;
+            return Err(ActionError::Failed(block.refusal()));
+        }
+        if now_ms() > current.deadline_ms {
+            ctx.store
+                .expire_approval(&exec.id, &ctx.stage, name)
+                .map_err(store_err)?;
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(ctx.settings.poll) => {}
+            () = ctx.cancel.cancelled() => return Err(ActionError::Cancelled),
         }
     }
 }
