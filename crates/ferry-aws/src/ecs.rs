@@ -180,6 +180,8 @@ pub struct ServiceState {
     pub pending_count: i32,
     pub deployments: Vec<DeploymentState>,
     pub events: Vec<ServiceEventState>,
+    /// The service deployment of its latest update (`currentServiceDeployment`).
+    pub current_service_deployment: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -235,6 +237,7 @@ impl ServiceState {
                     message: e.message.clone().unwrap_or_default(),
                 })
                 .collect(),
+            current_service_deployment: s.current_service_deployment.clone(),
         }
     }
 }
@@ -839,6 +842,28 @@ pub async fn deploy_steered(
         // Already on these images (a repeated deploy, or one resumed after a crash): make sure
         // it is steady; if it is not, return to the last verified-good revision, if known.
         d.step(format!("{} already runs these images", short_td(&from)));
+        // Resumed while ECS shifts the traffic: follow that deployment, answering its hooks,
+        // rather than wait for a steady service (a deployment that ended is seen as such).
+        if let (EcsStrategy::Shifted { until_shifted, .. }, Some(arn)) =
+            (req.strategy, service.current_service_deployment.clone())
+        {
+            let watch = AlarmWatch::start(account, &req.alarms).await?;
+            d.step(format!("following {arn}"));
+            let followed = d
+                .follow(&arn, &watch, until_shifted)
+                .await
+                .unwrap_or_else(|e| Ended::Failed(e.to_string()));
+            let (outcome, error) = match followed {
+                Ended::Done => (Outcome::AlreadyDeployed, None),
+                unsettled => {
+                    let back_to = req.previous.as_deref().unwrap_or("its previous revision");
+                    let (outcome, error) = not_done(&mut d, unsettled, back_to, &from);
+                    (outcome, Some(error))
+                }
+            };
+            let verified = outcome == Outcome::AlreadyDeployed;
+            return Ok(report(&d, outcome, Some(from.clone()), verified, error));
+        }
         let Some(why) = d.wait_steady(&from, None).await? else {
             return Ok(report(
                 &d,
@@ -895,27 +920,9 @@ pub async fn deploy_steered(
                     Err(e) => e.to_string(),
                 }
             }
-            Ended::RolledBack(why) => {
-                d.step(format!(
-                    "ECS put {} back on {}",
-                    req.service,
-                    short_td(&from)
-                ));
-                return Ok(report(&d, Outcome::RolledBack, Some(to), false, Some(why)));
-            }
-            Ended::Failed(why) => {
-                let state = format!(
-                    "{why}; the service may run {} or {}",
-                    short_td(&from),
-                    short_td(&to)
-                );
-                return Ok(report(
-                    &d,
-                    Outcome::RollbackFailed,
-                    Some(to),
-                    false,
-                    Some(state),
-                ));
+            unsettled => {
+                let (outcome, error) = not_done(&mut d, unsettled, &from, &to);
+                return Ok(report(&d, outcome, Some(to), false, Some(error)));
             }
         };
         // The deployment succeeded and then an alarm fired: a deployment back to `from`.
@@ -939,6 +946,30 @@ pub async fn deploy_steered(
     };
     let (outcome, error) = roll_back(&mut d, failure, &from, &to).await;
     Ok(report(&d, outcome, Some(to), false, Some(error)))
+}
+
+/// How a followed deployment from `from` to `to` ended, as the deploy reports it: deployed,
+/// put back on `from` by ECS, or on either revision. The outcome and the error to report.
+fn not_done(d: &mut Deployer<'_>, ended: Ended, from: &str, to: &str) -> (Outcome, String) {
+    match ended {
+        Ended::Done => (Outcome::Deployed, String::new()),
+        Ended::RolledBack(why) => {
+            d.step(format!(
+                "ECS put {} back on {}",
+                d.req.service,
+                short_td(from)
+            ));
+            (Outcome::RolledBack, why)
+        }
+        Ended::Failed(why) => (
+            Outcome::RollbackFailed,
+            format!(
+                "{why}; the service may run {} or {}",
+                short_td(from),
+                short_td(to)
+            ),
+        ),
+    }
 }
 
 /// After `failure`, sets the service back to `back_to` (from `failed`) and waits for it:

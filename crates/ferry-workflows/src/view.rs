@@ -56,6 +56,10 @@ pub struct ActionView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PendingApproval {
     pub stage: String,
+    /// The approval's name: its action's, or for an ECS hook's approval in the middle of a
+    /// rollout, `ACTION@LIFECYCLE_STAGE`.
+    #[serde(default)]
+    pub action: String,
     pub approvers: Vec<String>,
     pub deadline_ms: i64,
     /// The artifacts being approved: name → sha256.
@@ -128,6 +132,7 @@ impl ExecutionView {
                 .iter()
                 .map(|a| PendingApproval {
                     stage: a.stage.clone(),
+                    action: a.action.clone(),
                     approvers: a.approvers.clone(),
                     deadline_ms: a.deadline_ms,
                     digests: a.digests.clone(),

@@ -248,7 +248,12 @@ fn print_status(view: &ExecutionView) {
         }
     }
     for a in &view.pending_approvals {
-        anstream::println!("  {} waiting: {}", paint(WARNING, "→"), a.approve);
+        anstream::println!(
+            "  {} waiting for {}: {}",
+            paint(WARNING, "→"),
+            a.action,
+            a.approve
+        );
     }
 }
 

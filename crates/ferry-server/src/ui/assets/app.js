@@ -278,7 +278,7 @@ function executionBody(v, out) {
     v.reason ? [h("dt", {}, "Why"), h("dd", {}, v.reason)] : null,
   );
   const waiting = v.pending_approvals.map((a) => notice("wait", [
-    "Stage " + a.stage + " waits for approval (until " + when(a.deadline_ms) + "). ",
+    "Stage " + a.stage + " waits for approval of " + a.action + " (until " + when(a.deadline_ms) + "). ",
     h("a", { href: "/executions/" + enc(v.id) + "/review/" + enc(a.stage) }, "Review what it releases and decide"),
   ]));
   // Entry gates (alarms, windows, soak): what holds a stage, and who let a release past them.
