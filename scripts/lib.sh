@@ -103,3 +103,51 @@ ferry_stop_moto() {
     FERRY_MOTO_PID=
   fi
 }
+
+# PostgreSQL's server programs (Debian keeps them out of PATH, under /usr/lib/postgresql/N/bin);
+# installs Debian's `postgresql` package when there are none (as root).
+ferry_postgres_bin() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    [ "$(id -u)" = 0 ] || { echo "the PostgreSQL tests need Debian's postgresql package: apt-get install postgresql" >&2; return 1; }
+    say "installing Debian's postgresql for the store tests — once, about a minute"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  fi
+  [ -x "$bin/initdb" ] || { echo "no PostgreSQL server programs under /usr/lib/postgresql" >&2; return 1; }
+  echo "$bin"
+}
+
+# Starts a throwaway PostgreSQL cluster on a free loopback port — initdb into a temporary
+# directory, no system service, trust authentication for loopback only — and exports
+# FERRY_TEST_POSTGRES (an admin URL the tests make their databases with). The caller traps
+# ferry_stop_postgres. PostgreSQL refuses to run as root: as root it runs as `postgres`.
+ferry_start_postgres() {
+  local bin port run_as=()
+  bin=$(ferry_postgres_bin) || return 1
+  FERRY_PG_DIR=$(mktemp -d /tmp/ferry-pg.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$FERRY_PG_DIR"
+    run_as=(runuser -u postgres --)
+  fi
+  port=$("$FERRY_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "${run_as[@]}" "$bin/initdb" -D "$FERRY_PG_DIR/data" -U ferry --auth=trust -E UTF8 --no-sync >"$FERRY_TOOLS/postgres.log" 2>&1 \
+    || { cat "$FERRY_TOOLS/postgres.log" >&2; echo "initdb failed" >&2; return 1; }
+  "${run_as[@]}" "$bin/pg_ctl" -D "$FERRY_PG_DIR/data" -l "$FERRY_PG_DIR/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $FERRY_PG_DIR -c fsync=off -c max_connections=300" start >>"$FERRY_TOOLS/postgres.log" 2>&1 \
+    || { cat "$FERRY_PG_DIR/server.log" >&2; echo "PostgreSQL did not start" >&2; return 1; }
+  FERRY_PG_BIN=$bin
+  FERRY_PG_RUN_AS=("${run_as[@]}")
+  export FERRY_TEST_POSTGRES="postgres://ferry@127.0.0.1:$port/postgres"
+}
+
+ferry_stop_postgres() {
+  if [ -n "${FERRY_PG_DIR:-}" ]; then
+    "${FERRY_PG_RUN_AS[@]}" "$FERRY_PG_BIN/pg_ctl" -D "$FERRY_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$FERRY_PG_DIR"
+    FERRY_PG_DIR=
+  fi
+}

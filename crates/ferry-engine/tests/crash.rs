@@ -27,7 +27,6 @@ use ferry_engine::action::{
     Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
 };
 use ferry_engine::model::*;
-use ferry_engine::store::{SqliteStore, Store};
 use ferry_engine::{Engine, Registry};
 use serde::Deserialize;
 use serde_json::json;
@@ -135,11 +134,7 @@ fn crash_child() {
     };
     let dir = PathBuf::from(dir);
     let state = dir.join(".ferry");
-    let mut store = SqliteStore::open(&state.join("state.db")).unwrap();
-    if let Some(hook) = ferry_engine::crash_hook_from_env() {
-        store = store.with_transition_hook(hook);
-    }
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = open_store_hooked(&state, ferry_engine::crash_hook_from_env());
     let mut registry = Registry::with_builtins();
     registry.register(RecordKind);
     let artifacts =
@@ -223,7 +218,7 @@ fn crash_and_resume(crash: Crash<'_>, label: &str) -> Vec<String> {
         "{label}: the restarted run did not complete"
     );
 
-    let store = SqliteStore::open(&dir.path().join(".ferry/state.db")).unwrap();
+    let store = open_store(&dir.path().join(".ferry"));
     let exec = store
         .executions(&ExecutionQuery::newest(Some("crash"), 1))
         .unwrap()
@@ -256,7 +251,7 @@ fn killed_at_every_transition_the_execution_completes_with_each_effect_once() {
     // How many transitions a clean run commits.
     let clean = tempfile::tempdir().unwrap();
     assert!(run_child(clean.path(), Crash::Never).success());
-    let store = SqliteStore::open(&clean.path().join(".ferry/state.db")).unwrap();
+    let store = open_store(&clean.path().join(".ferry"));
     let id = store
         .executions(&ExecutionQuery::newest(Some("crash"), 1))
         .unwrap()[0]

@@ -14,8 +14,11 @@ use secrecy::SecretString;
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// The state directory: executions, logs, artifacts, tokens, the audit log.
+    /// The state directory: executions (unless `state_url`), logs, artifacts, tokens, the
+    /// audit log. With `state: postgres://…` it is `work`.
     pub state: PathBuf,
+    /// `state: postgres://…`: the engine's store in PostgreSQL, shared by every server on it.
+    pub state_url: Option<String>,
     /// Where to listen; `--listen` overrides it. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// The address people reach the server at, for links in notifications.
@@ -84,6 +87,7 @@ impl std::error::Error for Invalid {}
 
 const KEYS: &[&str] = &[
     "state",
+    "work",
     "listen",
     "url",
     "pipelines",
@@ -169,8 +173,38 @@ fn decode(d: &mut Decoder, root: &Node, path: &Path, base: &Path) -> Option<Conf
             what,
             "name the state directory: `state: /var/lib/ferry`",
         )
-        .and_then(|n| d.name(n, "`state`"))
-        .map(|s| base.join(s.value));
+        .and_then(|n| d.name(n, "`state`"));
+    let work = f.get("work").and_then(|n| d.name(n, "`work`"));
+    // `state: postgres://…` keeps executions in PostgreSQL; what stays on this machine (logs,
+    // work directories, repository mirrors, tokens) goes to `work`.
+    let (state, state_url) = match (state, work) {
+        (Some(s), work) if ferry_workflows::project::is_database_url(&s.value) => match work {
+            Some(w) => (Some(base.join(w.value)), Some(s.value)),
+            None => {
+                error(
+                    d,
+                    s.span,
+                    "missing-key",
+                    "with `state` in PostgreSQL, the server needs `work`: a directory of its own for logs, work directories and repository mirrors".into(),
+                    "add `work: /var/lib/ferry`",
+                );
+                (None, None)
+            }
+        },
+        (Some(s), Some(w)) => {
+            error(
+                d,
+                w.span,
+                "work-without-database",
+                "`work` goes with `state: postgres://…`; a state directory holds its own work"
+                    .into(),
+                "remove `work`, or set `state` to a PostgreSQL URL",
+            );
+            (Some(base.join(s.value)), None)
+        }
+        (Some(s), None) => (Some(base.join(s.value)), None),
+        (None, _) => (None, None),
+    };
     let listen = match f.get("listen").and_then(|n| d.name(n, "`listen`")) {
         Some(l) => match l.value.parse::<SocketAddr>() {
             Ok(a) => Some(a),
@@ -260,6 +294,7 @@ fn decode(d: &mut Decoder, root: &Node, path: &Path, base: &Path) -> Option<Conf
     Some(Config {
         path: path.to_path_buf(),
         state: state?,
+        state_url,
         url: url.map_or_else(
             || {
                 let scheme = if tls.is_some() { "https" } else { "http" };
@@ -460,6 +495,29 @@ mod tests {
             Path::new("/etc/ferry/server.yaml"),
             SourceFile::new("server.yaml", text),
         )
+    }
+
+    #[test]
+    fn state_in_postgres_keeps_this_machines_work_in_work() {
+        let c = check(
+            "state: postgres://ferry@db.internal:5432/ferry\nwork: work\npipelines: [{name: orders, repo: file:///srv/orders.git}]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.state_url.as_deref(),
+            Some("postgres://ferry@db.internal:5432/ferry")
+        );
+        assert_eq!(c.state, Path::new("/etc/ferry/work"));
+        let without = check(
+            "state: postgres://ferry@db.internal/ferry\npipelines: [{name: orders, repo: file:///srv/orders.git}]\n",
+        )
+        .unwrap_err();
+        assert!(without.render(false).contains("add `work: /var/lib/ferry`"));
+        let stray = check(
+            "state: state\nwork: work\npipelines: [{name: orders, repo: file:///srv/orders.git}]\n",
+        )
+        .unwrap_err();
+        assert!(stray.render(false).contains("`work` goes with `state: postgres://…`"));
     }
 
     #[test]

@@ -80,7 +80,8 @@ pub enum ServeError {
 /// The service over a configuration: its stores, metrics and notifier, nothing started.
 pub async fn service(config: Config) -> Result<Arc<Service>, ServeError> {
     let store = Arc::new(ServerStore::open(&config.state)?);
-    let engine = ferry_workflows::project::open_store(&config.state)?;
+    let engine =
+        ferry_workflows::project::open_store_at(&config.state, config.state_url.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let aws = if config
         .notifications

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_engine::store::{SqliteStore, Store};
+use ferry_engine::store::{PostgresStore, SqliteStore, Store};
 use ferry_manifest::Manifest;
 
 use crate::error::{Error, Result};
@@ -78,8 +78,33 @@ impl Project {
     }
 }
 
-/// The store of a state directory (`state.db`).
+/// The store of a state directory: `state.db` in it, or the PostgreSQL database that
+/// `FERRY_STATE_URL` names, shared by every ferry that names it.
 pub fn open_store(state_dir: &Path) -> Result<Arc<dyn Store>> {
+    let url = std::env::var("FERRY_STATE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    open_store_at(state_dir, url.as_deref())
+}
+
+/// Whether `text` names a database (`postgres://…`, `postgresql://…`) rather than a directory.
+pub fn is_database_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// The store at `url` when one is given (a PostgreSQL URL), else `state.db` in `state_dir`.
+pub fn open_store_at(state_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>> {
+    if let Some(url) = url {
+        if !is_database_url(url) {
+            return Err(Error::Usage(
+                "the state URL must be a PostgreSQL URL: postgres://user:password@host:5432/db"
+                    .into(),
+            ));
+        }
+        return PostgresStore::open(url)
+            .map(|s| Arc::new(s) as Arc<dyn Store>)
+            .map_err(|e| Error::Failed(e.to_string()));
+    }
     let path = state_dir.join("state.db");
     SqliteStore::open(&path)
         .map(|s| Arc::new(s) as Arc<dyn Store>)

@@ -5,11 +5,14 @@
 //! announces starts, and every mutation leaves an event row.
 
 mod connections;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::collections::BTreeMap;
 
 pub use connections::{Connections, OpenError};
+pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, TransitionHook};
 
 use crate::model::*;
@@ -18,6 +21,9 @@ use crate::model::*;
 pub enum StoreError {
     #[error("the state database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL (`state: postgres://…`): what the server or the connection said.
+    #[error("the PostgreSQL state database failed: {0}")]
+    Postgres(String),
     #[error("{0}")]
     NotFound(String),
     /// A decision the approval rules refuse (approving twice, approving changed artifacts, …).

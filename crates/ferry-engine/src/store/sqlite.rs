@@ -14,8 +14,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::connections::{Connections, OpenError};
+use super::rows::{approval_status, decided, json_column, status, stop_mode, stop_text};
 use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
-use crate::approval::rules::{self, Verdict};
+use crate::approval::rules;
 use crate::model::*;
 
 /// Migrations, in order; the schema version is the number applied.
@@ -261,10 +262,6 @@ fn pending_in(conn: &Connection, id: Option<&str>) -> Result<Vec<Approval>> {
     Ok(approvals)
 }
 
-fn status(s: &str) -> Result<Status> {
-    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status `{s}`")))
-}
-
 const EXECUTION_COLUMNS: &str = "id, pipeline, seq, revision, trigger, status, reason, definition, stop_requested, driver, heartbeat_ms, created_ms, updated_ms, started_by, branch";
 
 fn execution_row(r: &Row<'_>) -> rusqlite::Result<(Execution, String, String)> {
@@ -288,11 +285,7 @@ fn execution_row(r: &Row<'_>) -> rusqlite::Result<(Execution, String, String)> {
                 mode: Mode::default(),
                 stages: Vec::new(),
             },
-            stop_requested: match stop.as_deref() {
-                Some("graceful") => Some(StopMode::Graceful),
-                Some("forced") => Some(StopMode::Forced),
-                _ => None,
-            },
+            stop_requested: stop_mode(stop.as_deref()),
             driver: r.get(9)?,
             heartbeat_ms: r.get(10)?,
             created_ms: r.get(11)?,
@@ -333,22 +326,12 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<(Approval, [String; 4])> {
     ))
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
 /// An approval row with its JSON columns read and its votes loaded.
 fn finish_approval(
     conn: &Connection,
     (mut a, [status, approvers, digests, forbidden]): (Approval, [String; 4]),
 ) -> Result<Approval> {
-    a.status = match status.as_str() {
-        "Pending" => ApprovalStatus::Pending,
-        "Approved" => ApprovalStatus::Approved,
-        "Rejected" => ApprovalStatus::Rejected,
-        "Expired" => ApprovalStatus::Expired,
-        other => return Err(StoreError::Corrupt(format!("approval status `{other}`"))),
-    };
+    a.status = approval_status(&status)?;
     a.approvers = json_column(&approvers, "approvers")?;
     a.digests = json_column(&digests, "digests")?;
     a.forbidden = json_column(&forbidden, "forbidden")?;
@@ -607,10 +590,7 @@ impl Store for SqliteStore {
     }
 
     fn request_stop(&self, id: &str, mode: StopMode) -> Result<()> {
-        let m = match mode {
-            StopMode::Graceful => "graceful",
-            StopMode::Forced => "forced",
-        };
+        let m = stop_text(mode);
         self.transition((id, None, None, "stop-requested", Some(m)), |tx| {
             tx.execute(
                 "UPDATE executions SET stop_requested = ?2, updated_ms = ?3 WHERE id = ?1",
@@ -922,19 +902,8 @@ impl Store for SqliteStore {
                     now
                 ],
             )?;
-            let decided = match verdict {
-                Verdict::Waiting { .. } => return Ok(()),
-                Verdict::Approved => ("Approved", {
-                    let mut who: Vec<&str> = current
-                        .votes
-                        .iter()
-                        .filter(|v| v.approve)
-                        .map(|v| v.identity.as_str())
-                        .collect();
-                    who.push(&decision.identity);
-                    who.join(", ")
-                }),
-                Verdict::Rejected => ("Rejected", decision.identity.clone()),
+            let Some(decided) = decided(&current, decision, verdict) else {
+                return Ok(());
             };
             tx.execute(
                 "UPDATE approvals SET status = ?4, identity = ?5, comment = ?6, decided_ms = ?7 WHERE execution_id = ?1 AND stage = ?2 AND action = ?3",

@@ -86,13 +86,89 @@ pub fn settings(state: &Path, auto_approve: bool) -> Settings {
     }
 }
 
+/// The store of the state directory `state`: SQLite in it, or with `FERRY_TEST_STATE=postgres`
+/// a PostgreSQL database of its own on the cluster `FERRY_TEST_POSTGRES` names (scripts/test
+/// starts one), the same database each time the same directory is opened. The suite runs once
+/// on each backend, unchanged; asked for PostgreSQL without a cluster, it fails rather than
+/// skip.
+pub fn open_store(state: &Path) -> Arc<dyn Store> {
+    open_store_hooked(state, None)
+}
+
+/// [`open_store`], running `hook` after each committed transition (the crash test).
+pub fn open_store_hooked(
+    state: &Path,
+    hook: Option<ferry_engine::store::TransitionHook>,
+) -> Arc<dyn Store> {
+    if std::env::var("FERRY_TEST_STATE").as_deref() != Ok("postgres") {
+        let mut store = SqliteStore::open(&state.join("state.db")).unwrap();
+        if let Some(hook) = hook {
+            store = store.with_transition_hook(hook);
+        }
+        return Arc::new(store);
+    }
+    let admin = std::env::var("FERRY_TEST_POSTGRES").expect(
+        "FERRY_TEST_STATE=postgres needs FERRY_TEST_POSTGRES, a PostgreSQL admin URL (scripts/test starts a cluster)",
+    );
+    let digest = state
+        .display()
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let name = format!("ferry_test_{digest:016x}");
+    create_database(&admin, &name);
+    let url = match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("FERRY_TEST_POSTGRES `{admin}` names no database"),
+    };
+    let mut store = ferry_engine::store::PostgresStore::open(&url).unwrap();
+    if let Some(hook) = hook {
+        store = store.with_transition_hook(hook);
+    }
+    Arc::new(store)
+}
+
+/// Creates database `name` on the cluster of `admin`, unless it exists.
+fn create_database(admin: &str, name: &str) {
+    let admin = admin.to_owned();
+    let name = name.to_owned();
+    // A thread of its own: the test may be inside a runtime already.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach {admin}: {e}"));
+            tokio::spawn(connection);
+            let exists = client
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                .await
+                .unwrap()
+                .is_some();
+            if !exists {
+                client
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+            }
+        });
+    })
+    .join()
+    .unwrap();
+}
+
 pub fn engine_at(
     state: &Path,
     registry: Registry,
     secrets: HashMap<String, String>,
     auto_approve: bool,
 ) -> (Engine, Arc<Recorder>) {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state.join("state.db")).unwrap());
+    let store = open_store(state);
     let artifacts = Arc::new(LocalArtifacts::open(&state.join("artifacts")).unwrap());
     let recorder = Arc::new(Recorder::default());
     let engine = Engine::new(
