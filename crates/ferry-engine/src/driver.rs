@@ -186,8 +186,7 @@ impl Engine {
 
     /// The live process driving an execution, if any.
     pub fn live_driver(&self, exec: &Execution) -> Option<String> {
-        let (driver, beat) = (exec.driver.as_ref()?, exec.heartbeat_ms?);
-        (now_ms() - beat < STALE_MS && driver_alive(driver)).then(|| driver.clone())
+        live_driver(exec)
     }
 
     /// Drives an execution until it ends, or waits for the end of stage `until`. Resumes one
@@ -197,7 +196,10 @@ impl Engine {
         if exec.status.is_final() {
             return Ok(exec);
         }
-        if let Err(holder) = self.store.claim_driver(id, &self.driver_id, STALE_MS)? {
+        if let Err(holder) = self
+            .store
+            .claim_driver(id, &self.driver_id, STALE_MS, None)?
+        {
             // A driver on this machine that is no longer running holds no lease.
             if driver_alive(&holder) {
                 return Err(EngineError::Busy {
@@ -205,7 +207,10 @@ impl Engine {
                     driver: holder,
                 });
             }
-            if let Err(holder) = self.store.claim_driver(id, &self.driver_id, 0)? {
+            if let Err(holder) =
+                self.store
+                    .claim_driver(id, &self.driver_id, STALE_MS, Some(&holder))?
+            {
                 return Err(EngineError::Busy {
                     id: id.to_owned(),
                     driver: holder,
@@ -840,6 +845,14 @@ async fn watch(
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
+}
+
+/// The live process driving an execution, if any: one whose heartbeat is fresh and, on this
+/// machine, whose process runs. An execution in progress with none is an orphan another
+/// process may adopt.
+pub fn live_driver(exec: &Execution) -> Option<String> {
+    let (driver, beat) = (exec.driver.as_ref()?, exec.heartbeat_ms?);
+    (now_ms() - beat < STALE_MS && driver_alive(driver)).then(|| driver.clone())
 }
 
 /// Whether a driver ("pid@host") is alive. A driver on another host is presumed alive until

@@ -771,3 +771,51 @@ async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
         assert_eq!(newer_done.status, Status::Succeeded);
     }
 }
+
+/// Regression: two servers adopting the same orphan (its driver killed) each took the lease
+/// "by force", and both drove it. Replacing a dead driver is a compare and swap: the second
+/// finds the first holding it.
+#[test]
+fn two_processes_adopting_the_same_orphan_cannot_both_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join(".ferry"));
+    let exec = store
+        .create_execution(
+            &pipeline("orphan", Mode::Queued, vec![stage("build", Vec::new())]),
+            "r1",
+            &"tester".into(),
+        )
+        .unwrap();
+    let stale = 15_000;
+    store
+        .claim_driver(&exec.id, "999999@dead", stale, None)
+        .unwrap()
+        .unwrap();
+    // Fresh, so an ordinary claim is refused and names the holder.
+    assert_eq!(
+        store.claim_driver(&exec.id, "1@a", stale, None).unwrap(),
+        Err("999999@dead".to_owned())
+    );
+    // Both adopters know it is dead; the first to swap wins.
+    assert_eq!(
+        store
+            .claim_driver(&exec.id, "1@a", stale, Some("999999@dead"))
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store
+            .claim_driver(&exec.id, "2@b", stale, Some("999999@dead"))
+            .unwrap(),
+        Err("1@a".to_owned())
+    );
+    assert_eq!(
+        store
+            .execution(&exec.id)
+            .unwrap()
+            .unwrap()
+            .driver
+            .as_deref(),
+        Some("1@a")
+    );
+}

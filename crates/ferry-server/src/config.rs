@@ -517,7 +517,11 @@ mod tests {
             "state: state\nwork: work\npipelines: [{name: orders, repo: file:///srv/orders.git}]\n",
         )
         .unwrap_err();
-        assert!(stray.render(false).contains("`work` goes with `state: postgres://…`"));
+        assert!(
+            stray
+                .render(false)
+                .contains("`work` goes with `state: postgres://…`")
+        );
     }
 
     #[test]

@@ -80,8 +80,7 @@ pub enum ServeError {
 /// The service over a configuration: its stores, metrics and notifier, nothing started.
 pub async fn service(config: Config) -> Result<Arc<Service>, ServeError> {
     let store = Arc::new(ServerStore::open(&config.state)?);
-    let engine =
-        ferry_workflows::project::open_store_at(&config.state, config.state_url.as_deref())?;
+    let engine = ferry_workflows::project::open_store(&config.state, config.state_url.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let aws = if config
         .notifications
@@ -136,11 +135,7 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
         .map_err(|source| ServeError::Listen { addr, source })?;
     let local = tcp.local_addr()?;
     service.resume_all().await;
-    for (name, p) in &service.pipelines {
-        if p.config.poll.is_some() {
-            tokio::spawn(service.clone().poll(name.clone()));
-        }
-    }
+    tokio::spawn(service.clone().supervise());
     let app = app(service.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(

@@ -25,6 +25,9 @@ use crate::notify::{Notice, Notifier};
 use crate::repo::{GitError, Repo};
 use crate::store::ServerStore;
 
+/// How often a server looks for orphaned executions and for the poll lease.
+const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The pipeline of an execution id (`orders-12` → `orders`).
 pub(crate) fn pipeline_of(execution: &str) -> &str {
     execution.rsplit_once('-').map_or(execution, |(p, _)| p)
@@ -154,6 +157,7 @@ impl Service {
             &dir.join(&pipeline.config.manifest),
             Some(&self.config.state),
         )
+        .with_state_url(self.config.state_url.as_deref())
     }
 
     /// The project at the head of the pipeline's branch (fetched now): for environment-wide
@@ -218,8 +222,9 @@ impl Service {
         if trigger.branch.is_none() {
             trigger.branch = Some(short_ref(&reference).to_owned());
         }
-        let manifest = match project.load() {
-            Ok(m) if m.pipeline == name => m,
+        // Checked here so that an unusable manifest fails the execution with why.
+        match project.load() {
+            Ok(m) if m.pipeline == name => {}
             Ok(m) => {
                 let why = format!(
                     "{} at {} names pipeline `{}`; server.yaml runs it as `{name}`",
@@ -264,7 +269,6 @@ impl Service {
             ..RunInput::default()
         };
         let exec = ferry_workflows::run::start(&project, &input, reporter).await?;
-        self.store.set_last_run(&manifest.pipeline, &revision)?;
         self.store
             .note_execution(&exec.id, trigger.branch.as_deref(), None)?;
         tracing::info!(pipeline = name, execution = %exec.id, revision = %revision, trigger = %trigger.text, "execution started");
@@ -296,7 +300,6 @@ impl Service {
             .map_err(FlowError::from)?;
         self.store
             .note_execution(&exec.id, trigger.branch.as_deref(), diagnostics)?;
-        self.store.set_last_run(name, revision)?;
         tracing::warn!(pipeline = name, execution = %exec.id, "{why}");
         self.hub.publish(
             "execution",
@@ -339,8 +342,10 @@ impl Service {
         self.metrics.running(running.len());
     }
 
-    /// Drives every unfinished execution of the configured pipelines: after a restart, the
-    /// engine reconciles what was interrupted before anything runs again.
+    /// Drives every unfinished execution of the configured pipelines that no live process
+    /// drives: after a restart, or when another server on the same PostgreSQL died. The
+    /// engine claims each before it runs, and reconciles what was interrupted before anything
+    /// runs again, so nothing deploys twice.
     pub async fn resume_all(self: &Arc<Self>) {
         let query = ferry_engine::model::ExecutionQuery {
             status: Some(Status::InProgress),
@@ -351,15 +356,60 @@ impl Service {
             return;
         };
         for exec in unfinished {
-            if !self.pipelines.contains_key(&exec.pipeline) {
+            if !self.pipelines.contains_key(&exec.pipeline)
+                || self.is_driving(&exec.id)
+                || ferry_engine::driver::live_driver(&exec).is_some()
+            {
                 continue;
             }
             match self.project_of(&exec.id).await {
                 Ok(project) => {
-                    tracing::info!(execution = %exec.id, "resuming");
+                    tracing::info!(execution = %exec.id, driver = ?exec.driver, "resuming");
                     self.drive(&exec.id, project);
                 }
                 Err(e) => tracing::error!(execution = %exec.id, error = %e, "cannot resume"),
+            }
+        }
+    }
+
+    fn is_driving(&self, id: &str) -> bool {
+        self.running()
+            .get(id)
+            .is_some_and(|task| !task.is_finished())
+    }
+
+    /// Until shutdown: adopts orphaned executions, and while this process holds the `poll`
+    /// lease (one process among all on the same store), polls the repositories — so one
+    /// push starts one execution however many servers run.
+    pub async fn supervise(self: Arc<Self>) {
+        let mut polling: Option<(Box<dyn ferry_engine::store::Lease>, CancellationToken)> = None;
+        loop {
+            self.resume_all().await;
+            if polling.as_ref().is_some_and(|(lease, _)| !lease.held()) {
+                tracing::warn!("lost the poll lease: another server polls now");
+                if let Some((_, stop)) = polling.take() {
+                    stop.cancel();
+                }
+            }
+            if polling.is_none() && self.pipelines.values().any(|p| p.config.poll.is_some()) {
+                match self.engine.try_lead("ferry serve: poll") {
+                    Ok(Some(lease)) => {
+                        tracing::info!("this server polls the repositories");
+                        let stop = self.shutdown.child_token();
+                        for (name, p) in &self.pipelines {
+                            if p.config.poll.is_some() {
+                                tokio::spawn(self.clone().poll(name.clone(), stop.clone()));
+                            }
+                        }
+                        polling = Some((lease, stop));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot take the poll lease"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+                () = self.shutdown.cancelled() => return,
             }
         }
     }
@@ -400,7 +450,15 @@ impl Service {
         if !is_tag && push_ref == pipeline.config.branch {
             self.store.set_last_seen(name, &revision)?;
         }
-        let last_run = self.store.last_run(name)?;
+        // What the pipeline last ran is the newest execution in the engine's store, which
+        // every server on it shares.
+        let last_run = self
+            .engine
+            .executions(&ferry_engine::model::ExecutionQuery::newest(Some(name), 1))
+            .map_err(FlowError::from)?
+            .into_iter()
+            .next()
+            .map(|e| e.revision);
         if last_run.as_deref() == Some(revision.as_str()) {
             return skipped(format!("{} already ran", short(&revision)));
         }
@@ -458,7 +516,7 @@ impl Service {
     /// Polls a pipeline's branch at its interval; a new head is a push. A remote that fails
     /// is asked again later and later (up to ten intervals), then at the interval once it
     /// answers.
-    pub async fn poll(self: Arc<Self>, name: String) {
+    pub async fn poll(self: Arc<Self>, name: String, stop: CancellationToken) {
         let Some(interval) = self.pipelines.get(&name).and_then(|p| p.config.poll) else {
             return;
         };
@@ -466,7 +524,7 @@ impl Service {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.shutdown.cancelled() => return,
+                () = stop.cancelled() => return,
             }
             let Some(pipeline) = self.pipelines.get(&name) else {
                 return;

@@ -45,7 +45,7 @@ CREATE TABLE deliveries (
 CREATE TABLE pipeline_state (
     pipeline     TEXT PRIMARY KEY,
     last_seen    TEXT,               -- the branch head polling saw last
-    last_run     TEXT                -- the revision the pipeline last ran (for file filters)
+    last_run     TEXT                -- unused: what a pipeline last ran is its newest execution
 );
 CREATE TABLE execution_notes (
     execution_id TEXT PRIMARY KEY,
@@ -395,27 +395,6 @@ impl ServerStore {
         self.conn().execute(
             "INSERT INTO pipeline_state (pipeline, last_seen) VALUES (?1, ?2)
              ON CONFLICT (pipeline) DO UPDATE SET last_seen = ?2",
-            params![pipeline, revision],
-        )?;
-        Ok(())
-    }
-
-    pub fn last_run(&self, pipeline: &str) -> Result<Option<String>> {
-        Ok(self
-            .read()
-            .query_row(
-                "SELECT last_run FROM pipeline_state WHERE pipeline = ?1",
-                params![pipeline],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten())
-    }
-
-    pub fn set_last_run(&self, pipeline: &str, revision: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO pipeline_state (pipeline, last_run) VALUES (?1, ?2)
-             ON CONFLICT (pipeline) DO UPDATE SET last_run = ?2",
             params![pipeline, revision],
         )?;
         Ok(())

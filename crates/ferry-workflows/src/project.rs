@@ -13,17 +13,31 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Project {
     pub manifest: PathBuf,
+    /// Logs, work directories, local artifacts; and the executions unless `state_url`.
     pub state_dir: PathBuf,
+    /// The PostgreSQL database that holds the executions, shared by every ferry naming it.
+    pub state_url: Option<String>,
 }
 
 impl Project {
-    /// The manifest at `manifest`; the state in `state_dir`, by default `.ferry/` beside it.
+    /// The manifest at `manifest`; the state in `state_dir`, by default `.ferry/` beside it,
+    /// with the executions in the database `FERRY_STATE_URL` names when it is set.
     pub fn new(manifest: &Path, state_dir: Option<&Path>) -> Project {
         Project {
             manifest: manifest.to_owned(),
             state_dir: state_dir
                 .map_or_else(|| manifest_dir(manifest).join(".ferry"), Path::to_path_buf),
+            state_url: std::env::var("FERRY_STATE_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
         }
+    }
+
+    /// The same project with its executions in `url` (or in its state directory).
+    #[must_use]
+    pub fn with_state_url(mut self, url: Option<&str>) -> Project {
+        self.state_url = url.map(str::to_owned);
+        self
     }
 
     /// Reads and validates the manifest.
@@ -56,7 +70,7 @@ impl Project {
     }
 
     pub fn store(&self) -> Result<Arc<dyn Store>> {
-        open_store(&self.state_dir)
+        open_store(&self.state_dir, self.state_url.as_deref())
     }
 
     /// The directory of the manifest, absolute.
@@ -78,22 +92,14 @@ impl Project {
     }
 }
 
-/// The store of a state directory: `state.db` in it, or the PostgreSQL database that
-/// `FERRY_STATE_URL` names, shared by every ferry that names it.
-pub fn open_store(state_dir: &Path) -> Result<Arc<dyn Store>> {
-    let url = std::env::var("FERRY_STATE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    open_store_at(state_dir, url.as_deref())
-}
-
 /// Whether `text` names a database (`postgres://…`, `postgresql://…`) rather than a directory.
 pub fn is_database_url(text: &str) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
-/// The store at `url` when one is given (a PostgreSQL URL), else `state.db` in `state_dir`.
-pub fn open_store_at(state_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>> {
+/// The store at `url` when one is given (a PostgreSQL URL, shared by every ferry that names
+/// it), else `state.db` in `state_dir`.
+pub fn open_store(state_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>> {
     if let Some(url) = url {
         if !is_database_url(url) {
             return Err(Error::Usage(

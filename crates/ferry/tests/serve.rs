@@ -94,13 +94,28 @@ impl Served {
     /// Writes server.yaml (`pipelines` is its `pipelines:` list, indented) and the webhook
     /// secret into `root`; the server is not started.
     fn configure(w: &World, root: &Path, pipelines: &str, extra: &str) -> Served {
+        Served::with_config(
+            w,
+            root,
+            &format!("state: state\n{extra}pipelines:\n{pipelines}"),
+        )
+    }
+
+    /// One of several servers sharing the PostgreSQL database `url`, each with its own
+    /// `work` directory (under `root`) and tokens.
+    fn configure_shared(w: &World, root: &Path, pipelines: &str, url: &str) -> Served {
+        std::fs::create_dir_all(root).unwrap();
+        Served::with_config(
+            w,
+            root,
+            &format!("state: {url}\nwork: work\npipelines:\n{pipelines}"),
+        )
+    }
+
+    fn with_config(w: &World, root: &Path, text: &str) -> Served {
         std::fs::write(root.join("hook.secret"), SECRET).unwrap();
         let config = root.join("server.yaml");
-        std::fs::write(
-            &config,
-            format!("state: state\n{extra}pipelines:\n{pipelines}"),
-        )
-        .unwrap();
+        std::fs::write(&config, text).unwrap();
         Served {
             root: root.to_owned(),
             config,
@@ -191,6 +206,23 @@ impl Served {
                 )
             });
         self.child = Some(child);
+    }
+
+    /// Everything the server logged so far.
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for entry in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("serve-") && name.ends_with(".log") {
+                all.push_str(&format!("== {}\n", entry.path().display()));
+                all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
     }
 
     /// SIGKILL: no chance to clean up, as a crash or an OOM kill.
@@ -967,6 +999,130 @@ async fn a_server_killed_while_an_approval_waits_and_while_a_canary_bakes_finish
         "{why}"
     );
     assert_eq!(live_alias(&w.dev, "orders-fn").await.0, "2");
+}
+
+/// A database of its own on the test cluster (`FERRY_TEST_POSTGRES`, which scripts/test
+/// starts): its URL.
+fn fresh_database(label: &str) -> String {
+    let admin = std::env::var("FERRY_TEST_POSTGRES").expect(
+        "this test needs FERRY_TEST_POSTGRES, a PostgreSQL admin URL: run it through scripts/test, which starts a cluster",
+    );
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("ferry_{label}_{stamp}_{}", std::process::id());
+    ferry_engine::store::create_database(&admin, &name).unwrap();
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+/// Three `ferry serve` processes on one PostgreSQL, polling one repository: one push starts
+/// one execution. The server driving it is killed (SIGKILL) while the Lambda canary bakes;
+/// another adopts the orphaned execution, reconciles the interrupted deploy and finishes it:
+/// the alias is on the new version with no split, no version was published twice, and the
+/// ledger has exactly one release.
+#[tokio::test]
+async fn three_servers_on_one_postgres_start_one_execution_and_finish_it_when_its_driver_is_killed()
+{
+    let w = world().await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    w.artifact_bucket().await;
+    let url = fresh_database("three");
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let manifest = lambda_manifest(&w).replace("    approval: {approvers: [alice]}\n", "");
+    let entry = format!("{}    poll: 1s\n", pipeline_entry("orders", &remote));
+    let mut servers: Vec<Served> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Served::configure_shared(&w, &root.path().join(n), &entry, &url))
+        .collect();
+    let tokens: Vec<String> = servers
+        .iter()
+        .map(|s| s.token("viewer", "viewer", &[]))
+        .collect();
+    for s in &mut servers {
+        s.start();
+    }
+    let rev = remote.commit(&[
+        ("ferry.yaml", &manifest),
+        ("index.py", "def handler(e, c):\n    return 'v2'\n"),
+    ]);
+
+    // The poll lease: one server polls, and its execution is seen by every server.
+    let id = {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let all = servers[2].executions(&tokens[2], "orders").await;
+            if let Some(e) = all.first() {
+                break e["id"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no server started an execution; their logs:\n{}",
+                servers
+                    .iter()
+                    .map(Served::logs)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let store = ferry_engine::store::PostgresStore::open(&url).unwrap();
+    use ferry_engine::store::Store as _;
+
+    // Killed while the canary bakes: whichever server drives it.
+    eventually("the canary split", || async {
+        !live_alias(&w.dev, "orders-fn").await.1.is_empty()
+    })
+    .await;
+    let driver = store.execution(&id).unwrap().unwrap().driver.unwrap();
+    let pid: u32 = driver.split('@').next().unwrap().parse().unwrap();
+    let killed = servers
+        .iter()
+        .position(|s| s.child.as_ref().is_some_and(|c| c.id() == pid))
+        .unwrap_or_else(|| panic!("no test server is the driver {driver}"));
+    servers[killed].kill9();
+    assert_eq!(versions(&w).await, ["1", "2"]);
+
+    let (other, token) = (&servers[(killed + 1) % 3], &tokens[(killed + 1) % 3]);
+    let done = other
+        .wait(token, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+    // The survivors saw the orphan; the engine's claim let one of them drive it.
+    let tried = (0..3)
+        .filter(|i| *i != killed)
+        .filter(|i| {
+            servers[*i]
+                .logs()
+                .lines()
+                .any(|l| l.contains("resuming") && l.contains(&id))
+        })
+        .count();
+    assert!(tried >= 1, "no survivor resumed {id}");
+    assert_eq!(
+        live_alias(&w.dev, "orders-fn").await,
+        ("2".into(), vec![]),
+        "{done:#}"
+    );
+    assert_eq!(versions(&w).await, ["1", "2"]);
+    let releases = store.releases("orders", Some("dev"), None, 10).unwrap();
+    let ledger: Vec<(&str, &str, &str)> = releases
+        .iter()
+        .map(|r| {
+            (
+                r.execution_id.as_str(),
+                r.record.version.as_str(),
+                r.record.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(ledger, [(id.as_str(), "2", "Deployed")]);
+    // Still one execution of that push, polled every second by whichever server leads.
+    let all = other.executions(token, "orders").await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["revision"], rev.as_str());
 }
 
 /// A webhook receiver on a free loopback port: the bodies it was sent.

@@ -12,7 +12,7 @@ mod sqlite;
 use std::collections::BTreeMap;
 
 pub use connections::{Connections, OpenError};
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, create_database};
 pub use sqlite::{SqliteStore, TransitionHook};
 
 use crate::model::*;
@@ -99,9 +99,17 @@ pub trait Store: Send + Sync {
     fn summaries(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionSummary>>;
     fn set_execution_status(&self, id: &str, status: Status, reason: Option<&str>) -> Result<()>;
     fn request_stop(&self, id: &str, mode: StopMode) -> Result<()>;
-    /// Takes the driver lease unless another driver renewed it within `stale_ms`.
-    /// `Err(holder)` names the live driver.
-    fn claim_driver(&self, id: &str, driver: &str, stale_ms: i64) -> Result<Result<(), String>>;
+    /// Takes the driver lease unless another driver renewed it within `stale_ms` — or, with
+    /// `replacing`, unless it is held by any driver but that one (known dead): a compare and
+    /// swap, so two processes adopting the same orphan cannot both take it. `Err(holder)`
+    /// names the driver that holds it.
+    fn claim_driver(
+        &self,
+        id: &str,
+        driver: &str,
+        stale_ms: i64,
+        replacing: Option<&str>,
+    ) -> Result<Result<(), String>>;
     fn heartbeat(&self, id: &str, driver: &str) -> Result<()>;
     fn release_driver(&self, id: &str, driver: &str) -> Result<()>;
 
@@ -192,6 +200,30 @@ pub trait Store: Send + Sync {
     fn gates(&self, id: &str) -> Result<Vec<GateState>>;
 
     fn events(&self, id: &str) -> Result<Vec<Event>>;
+
+    /// Takes `role` — something one process at a time does among all that share this store,
+    /// such as polling the repositories — while the returned lease is held; `None` when
+    /// another process has it. A store only one process opens (SQLite, which `ferry serve`
+    /// locks to itself) always grants it.
+    fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Lease>>> {
+        let _ = role;
+        Ok(Some(Box::new(Sole)))
+    }
+}
+
+/// A role held among the processes that share a store; dropping it lets another take it.
+pub trait Lease: Send + Sync {
+    /// Whether it is still held (a lost connection loses it).
+    fn held(&self) -> bool;
+}
+
+/// The lease of the only process on a store.
+struct Sole;
+
+impl Lease for Sole {
+    fn held(&self) -> bool {
+        true
+    }
 }
 
 /// The artifacts of an execution as approval digests: name → sha256.

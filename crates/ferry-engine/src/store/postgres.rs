@@ -116,6 +116,16 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`) and brings
     /// its schema up to date.
     pub fn open(url: &str) -> Result<PostgresStore> {
+        let store = PostgresStore::connect(url)?;
+        store.run(store.migrate()).map_err(|e| match e {
+            StoreError::Postgres(why) => StoreError::Postgres(format!("{}: {why}", redacted(url))),
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// A pool on `url`, its schema not looked at.
+    fn connect(url: &str) -> Result<PostgresStore> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Postgres(format!("`{}` is not a PostgreSQL URL: {e}", redacted(url)))
         })?;
@@ -140,16 +150,11 @@ impl PostgresStore {
                 .build()
                 .map_err(|e| StoreError::Postgres(e.to_string()))?
         };
-        let store = PostgresStore {
+        Ok(PostgresStore {
             pool,
             runtime: Some(runtime),
             hook: None,
-        };
-        store.run(store.migrate()).map_err(|e| match e {
-            StoreError::Postgres(why) => StoreError::Postgres(format!("{}: {why}", redacted(url))),
-            other => other,
-        })?;
-        Ok(store)
+        })
     }
 
     /// Runs `hook` after every committed transition.
@@ -681,7 +686,13 @@ impl Store for PostgresStore {
         )
     }
 
-    fn claim_driver(&self, id: &str, driver: &str, stale_ms: i64) -> Result<Result<(), String>> {
+    fn claim_driver(
+        &self,
+        id: &str,
+        driver: &str,
+        stale_ms: i64,
+        replacing: Option<&str>,
+    ) -> Result<Result<(), String>> {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -695,6 +706,7 @@ impl Store for PostgresStore {
             let now = now_ms();
             if let (Some(holder), Some(beat)) = (&current, beat)
                 && holder != driver
+                && Some(holder.as_str()) != replacing
                 && now - beat < stale_ms
             {
                 return Ok(Err(holder.clone()));
@@ -1285,6 +1297,10 @@ impl Store for PostgresStore {
         self.run(self.read(async |c| gates_in(&***c, id).await))
     }
 
+    fn try_lead(&self, role: &str) -> Result<Option<Box<dyn super::Lease>>> {
+        self.run(self.lead(role))
+    }
+
     fn events(&self, id: &str) -> Result<Vec<Event>> {
         self.run(self.read(async |c| {
             Ok(c.query(
@@ -1302,6 +1318,65 @@ impl Store for PostgresStore {
             })
             .collect())
         }))
+    }
+}
+
+/// Creates database `name` on the cluster `admin_url` connects to, unless it exists: a new
+/// installation's first step, and each test's own database. `name` must be a plain
+/// identifier (letters, digits, `_`).
+pub fn create_database(admin_url: &str, name: &str) -> Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Postgres(format!(
+            "`{name}` is not a plain database name (letters, digits, `_`)"
+        )));
+    }
+    let store = PostgresStore::connect(admin_url)?;
+    store.run(async {
+        let client = store.client().await?;
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await?
+            .is_some();
+        if !exists {
+            match client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+            {
+                Ok(()) => {}
+                // Created meanwhile by another process.
+                Err(e)
+                    if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A session-level advisory lock on a connection of its own, taken out of the pool: the lock
+/// lives as long as the connection, which dropping the lease closes.
+struct AdvisoryLease {
+    /// Dropping it ends its connection task, and so the session and its lock.
+    client: deadpool_postgres::ClientWrapper,
+}
+
+impl super::Lease for AdvisoryLease {
+    fn held(&self) -> bool {
+        !self.client.is_closed()
+    }
+}
+
+impl PostgresStore {
+    async fn lead(&self, role: &str) -> Result<Option<Box<dyn super::Lease>>> {
+        let client = deadpool_postgres::Object::take(self.client().await?);
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 1))",
+                &[&role],
+            )
+            .await?
+            .get(0);
+        Ok(got.then(|| Box::new(AdvisoryLease { client }) as Box<dyn super::Lease>))
     }
 }
 

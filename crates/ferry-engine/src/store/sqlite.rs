@@ -600,7 +600,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_driver(&self, id: &str, driver: &str, stale_ms: i64) -> Result<Result<(), String>> {
+    fn claim_driver(
+        &self,
+        id: &str,
+        driver: &str,
+        stale_ms: i64,
+        replacing: Option<&str>,
+    ) -> Result<Result<(), String>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (current, beat): (Option<String>, Option<i64>) = tx.query_row(
@@ -611,6 +617,7 @@ impl Store for SqliteStore {
         let now = now_ms();
         if let (Some(holder), Some(beat)) = (&current, beat)
             && holder != driver
+            && Some(holder.as_str()) != replacing
             && now - beat < stale_ms
         {
             return Ok(Err(holder.clone()));

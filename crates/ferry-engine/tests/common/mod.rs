@@ -118,7 +118,7 @@ pub fn open_store_hooked(
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
     let name = format!("ferry_test_{digest:016x}");
-    create_database(&admin, &name);
+    ferry_engine::store::create_database(&admin, &name).unwrap();
     let url = match admin.rsplit_once('/') {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("FERRY_TEST_POSTGRES `{admin}` names no database"),
@@ -128,38 +128,6 @@ pub fn open_store_hooked(
         store = store.with_transition_hook(hook);
     }
     Arc::new(store)
-}
-
-/// Creates database `name` on the cluster of `admin`, unless it exists.
-fn create_database(admin: &str, name: &str) {
-    let admin = admin.to_owned();
-    let name = name.to_owned();
-    // A thread of its own: the test may be inside a runtime already.
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach {admin}: {e}"));
-            tokio::spawn(connection);
-            let exists = client
-                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-                .await
-                .unwrap()
-                .is_some();
-            if !exists {
-                client
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .unwrap();
-            }
-        });
-    })
-    .join()
-    .unwrap();
 }
 
 pub fn engine_at(
