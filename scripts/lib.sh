@@ -142,6 +142,9 @@ ferry_start_postgres() {
   FERRY_PG_BIN=$bin
   FERRY_PG_RUN_AS=("${run_as[@]}")
   export FERRY_TEST_POSTGRES="postgres://ferry@127.0.0.1:$port/postgres"
+  # For a test that needs a cluster of its own (one it restarts): the programs, and the
+  # user to run them as (empty: this one).
+  export FERRY_TEST_PG_BIN="$bin" FERRY_TEST_PG_USER="${run_as[2]:-}"
 }
 
 ferry_stop_postgres() {

@@ -1125,6 +1125,146 @@ async fn three_servers_on_one_postgres_start_one_execution_and_finish_it_when_it
     assert_eq!(all[0]["revision"], rev.as_str());
 }
 
+/// A PostgreSQL cluster of the test's own, to restart: on a free loopback port, from the
+/// programs scripts/test names (`FERRY_TEST_PG_BIN`, run as `FERRY_TEST_PG_USER`).
+struct OwnCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnCluster {
+    fn pg(program: &str) -> Command {
+        let bin = PathBuf::from(std::env::var("FERRY_TEST_PG_BIN").expect(
+            "this test needs FERRY_TEST_PG_BIN, PostgreSQL's programs: run it through scripts/test",
+        ));
+        match std::env::var("FERRY_TEST_PG_USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", &user, "--"]).arg(bin.join(program));
+                cmd
+            }
+            None => Command::new(bin.join(program)),
+        }
+    }
+
+    fn run(mut cmd: Command) {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> OwnCluster {
+        let dir = tempfile::tempdir().unwrap();
+        if let Ok(user) = std::env::var("FERRY_TEST_PG_USER")
+            && !user.is_empty()
+        {
+            OwnCluster::run({
+                let mut c = Command::new("chown");
+                c.arg(&user).arg(dir.path());
+                c
+            });
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut init = OwnCluster::pg("initdb");
+        init.arg("-D").arg(dir.path().join("data")).args([
+            "-U",
+            "ferry",
+            "--auth=trust",
+            "--no-sync",
+        ]);
+        OwnCluster::run(init);
+        let cluster = OwnCluster { dir, port };
+        cluster.ctl("start");
+        cluster
+    }
+
+    fn ctl(&self, what: &str) {
+        let mut cmd = OwnCluster::pg("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "-m", "fast", "-o"])
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+                self.port,
+                self.dir.path().display()
+            ))
+            .arg(what);
+        OwnCluster::run(cmd);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://ferry@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let mut cmd = OwnCluster::pg("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"]);
+        let _ = cmd.output();
+    }
+}
+
+/// The database restarts while a build runs: the server's connections are gone. It
+/// reconnects, takes the execution up again, and the execution completes.
+#[tokio::test]
+async fn a_database_restart_mid_execution_is_survived_and_the_execution_completes() {
+    let w = world().await;
+    let cluster = OwnCluster::start();
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let flag = root.path().join("go");
+    let rev = remote.commit(&[(
+        "ferry.yaml",
+        &format!(
+            "pipeline: orders\nsource:\n  branch: main\nstages:\n  - name: build\n    actions:\n      - name: compile\n        build:\n          env: {{FLAG: {}}}\n          buildspec: |\n            version: 0.2\n            phases:\n              build:\n                commands:\n                  - while [ ! -e \"$FLAG\" ]; do sleep 0.05; done\n                  - echo built\n",
+            flag.display()
+        ),
+    )]);
+    let mut s = Served::configure_shared(
+        &w,
+        &root.path().join("server"),
+        &pipeline_entry("orders", &remote),
+        &cluster.url(),
+    );
+    let viewer = s.token("viewer", "viewer", &[]);
+    s.start();
+    let (code, answer) = s.github_push("orders", "r-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    s.wait(&viewer, &id, "started its build", |d| {
+        d["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "build" && s["actions"][0]["status"] == "InProgress")
+    })
+    .await;
+
+    cluster.ctl("restart");
+    std::fs::write(&flag, "").unwrap();
+    let done = s
+        .wait(&viewer, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
+    assert_eq!(stage_status(&done, "build"), "Succeeded", "{done:#}");
+    assert!(!s.logs().contains("panicked"), "{}", s.logs());
+}
+
 /// A webhook receiver on a free loopback port: the bodies it was sent.
 async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
