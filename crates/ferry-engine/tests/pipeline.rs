@@ -819,3 +819,28 @@ fn two_processes_adopting_the_same_orphan_cannot_both_take_it() {
         Some("1@a")
     );
 }
+
+/// What one process broadcasts on a shared store reaches every listener, in order; a store
+/// only one process opens has no listeners to reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_every_listener_on_a_shared_store_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join(".ferry"));
+    let Some(mut first) = store.listen().unwrap() else {
+        assert_ne!(std::env::var("FERRY_TEST_STATE").as_deref(), Ok("postgres"));
+        return;
+    };
+    let mut second = store.listen().unwrap().unwrap();
+    for n in 0..20 {
+        store.broadcast(&format!("message {n}"));
+    }
+    for listener in [&mut first, &mut second] {
+        for n in 0..20 {
+            let got = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+                .await
+                .expect("a broadcast never arrived")
+                .unwrap();
+            assert_eq!(got, format!("message {n}"));
+        }
+    }
+}

@@ -136,6 +136,7 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
     let local = tcp.local_addr()?;
     service.resume_all().await;
     tokio::spawn(service.clone().supervise());
+    tokio::spawn(service.clone().relay_peers());
     let app = app(service.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(

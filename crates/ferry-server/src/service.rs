@@ -87,6 +87,8 @@ pub struct Service {
     /// Executions this process drives now.
     running: Mutex<HashMap<String, JoinHandle<()>>>,
     pub shutdown: CancellationToken,
+    /// This process among the servers on one store, to tell its broadcasts from theirs.
+    origin: String,
 }
 
 impl std::fmt::Debug for Service {
@@ -127,6 +129,7 @@ impl Service {
             notifier,
             running: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            origin: format!("{}-{}", std::process::id(), ferry_engine::model::now_ms()),
         }
     }
 
@@ -301,7 +304,7 @@ impl Service {
         self.store
             .note_execution(&exec.id, trigger.branch.as_deref(), diagnostics)?;
         tracing::warn!(pipeline = name, execution = %exec.id, "{why}");
-        self.hub.publish(
+        self.publish(
             "execution",
             name,
             &exec.id,
@@ -559,6 +562,63 @@ impl Service {
         }
     }
 
+    /// A live event of an execution this process drives: to its own stream clients, and to
+    /// every other server on the same store (PostgreSQL), which relay it to theirs.
+    fn publish(&self, kind: &str, pipeline: &str, execution: &str, data: serde_json::Value) {
+        let message = serde_json::json!({
+            "origin": self.origin,
+            "kind": kind,
+            "pipeline": pipeline,
+            "execution": execution,
+            "data": data,
+        });
+        self.hub.publish(kind, pipeline, execution, data);
+        self.engine.broadcast(&message.to_string());
+    }
+
+    /// Until shutdown: relays the live events other servers on the same store broadcast to
+    /// this one's stream clients (listening again when the connection is lost). A store only
+    /// this process opens has nothing to relay.
+    pub async fn relay_peers(self: Arc<Self>) {
+        #[derive(serde::Deserialize)]
+        struct Peer {
+            origin: String,
+            kind: String,
+            pipeline: String,
+            execution: String,
+            data: serde_json::Value,
+        }
+        loop {
+            match self.engine.listen() {
+                Ok(None) => return,
+                Ok(Some(mut messages)) => {
+                    tracing::info!("relaying the live events of the other servers on the store");
+                    loop {
+                        let message = tokio::select! {
+                            m = messages.recv() => m,
+                            () = self.shutdown.cancelled() => return,
+                        };
+                        let Some(message) = message else { break };
+                        tracing::info!(%message, "DEBUG peer");
+                        match serde_json::from_str::<Peer>(&message) {
+                            Ok(p) if p.origin != self.origin => {
+                                self.hub.publish(&p.kind, &p.pipeline, &p.execution, p.data);
+                            }
+                            Ok(_) => {}
+                            // A message cut at NOTIFY's limit (a very long log line).
+                            Err(e) => tracing::debug!(error = %e, "an unreadable peer event"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen for other servers' events"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
     /// The reporter of one execution's drive: live events, metrics, notifications.
     fn relay(self: &Arc<Self>, pipeline: &str) -> Arc<dyn Reporter> {
         Arc::new(Relay {
@@ -612,7 +672,7 @@ impl Reporter for Relay {
         };
         drop(current);
         service.metrics.observe(&self.pipeline, &execution, run);
-        service.hub.publish(
+        service.publish(
             run_kind(run),
             &self.pipeline,
             &execution,

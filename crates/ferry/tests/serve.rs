@@ -1125,6 +1125,62 @@ async fn three_servers_on_one_postgres_start_one_execution_and_finish_it_when_it
     assert_eq!(all[0]["revision"], rev.as_str());
 }
 
+/// Two servers on one PostgreSQL: a push to one starts an execution it drives, and a client
+/// of the other's live stream sees all of it — each stage and action, its log lines, the end
+/// (LISTEN/NOTIFY carries them between the servers).
+#[tokio::test]
+async fn a_stream_client_of_one_server_sees_an_execution_another_server_drives() {
+    let w = world().await;
+    let url = fresh_database("stream");
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    let rev = remote.commit(&[("ferry.yaml", &local_manifest("orders", "", ""))]);
+    let entry = pipeline_entry("orders", &remote);
+    let mut a = Served::configure_shared(&w, &root.path().join("a"), &entry, &url);
+    let mut b = Served::configure_shared(&w, &root.path().join("b"), &entry, &url);
+    let watcher = b.token("viewer", "viewer", &[]);
+    a.start();
+    b.start();
+    let stream = open_events(&b, &watcher, "pipeline=orders", None).await;
+    let own = a.token("viewer", "viewer", &[]);
+    let (code, answer) = a.github_push("orders", "s-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+    a.wait(&own, &id, "succeeded on A", |d| status(d) == "Succeeded")
+        .await;
+    let seen = tokio::time::timeout(
+        Duration::from_secs(60),
+        read_events(stream, |e| {
+            e.event == "execution" && e.data["data"]["status"] == "Succeeded"
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "B's stream did not see {id} end:\n{}\n{}",
+            a.logs(),
+            b.logs()
+        )
+    });
+    assert!(
+        seen.iter().all(|e| e.data["execution"] == id.as_str()),
+        "{seen:#?}"
+    );
+    let kinds: std::collections::BTreeSet<&str> = seen.iter().map(|e| e.event.as_str()).collect();
+    for kind in ["stage", "action", "log", "execution"] {
+        assert!(kinds.contains(kind), "no {kind} event: {kinds:?}");
+    }
+    let line = format!("building {rev}");
+    assert!(
+        seen.iter()
+            .any(|e| e.event == "log" && e.data["data"]["line"].as_str() == Some(line.as_str())),
+        "the build's log line did not arrive: {seen:#?}"
+    );
+    // B drove nothing: the events came from A.
+    assert!(!b.logs().contains("execution started"), "{}", b.logs());
+    assert!(a.logs().contains(&format!("execution={id}")));
+}
+
 /// A PostgreSQL cluster of the test's own, to restart: on a free loopback port, from the
 /// programs scripts/test names (`FERRY_TEST_PG_BIN`, run as `FERRY_TEST_PG_USER`).
 struct OwnCluster {

@@ -209,6 +209,19 @@ pub trait Store: Send + Sync {
         let _ = role;
         Ok(Some(Box::new(Sole)))
     }
+
+    /// Sends `message` to every process listening on this store (PostgreSQL's NOTIFY), in
+    /// order and without waiting; a store only one process opens has no one to tell.
+    fn broadcast(&self, message: &str) {
+        let _ = message;
+    }
+
+    /// What processes broadcast on this store, as it arrives (this process's own messages
+    /// too); `None` for a store only one process opens. The channel closes when the
+    /// connection is lost: listen again.
+    fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        Ok(None)
+    }
 }
 
 /// A role held among the processes that share a store; dropping it lets another take it.

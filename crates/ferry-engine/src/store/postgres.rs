@@ -30,11 +30,20 @@ use crate::model::*;
 /// Migrations, in order; `ferry_schema` records the number applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/001_initial.sql")];
 
+/// The NOTIFY channel of [`Store::broadcast`].
+const CHANNEL: &str = "ferry_events";
+
+/// NOTIFY's limit on a payload is 8000 bytes; a longer message is cut (at a character).
+const MAX_MESSAGE: usize = 7900;
+
 /// Connections in the pool: what one process's concurrent actions use at once.
 const POOL_SIZE: usize = 8;
 
 pub struct PostgresStore {
     pool: Pool,
+    config: tokio_postgres::Config,
+    /// Messages to NOTIFY, sent in order by a task of the runtime.
+    outbox: tokio::sync::mpsc::UnboundedSender<String>,
     /// Drives the connections; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     hook: Option<TransitionHook>,
@@ -136,7 +145,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Postgres(format!("cannot start its runtime: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -150,8 +159,22 @@ impl PostgresStore {
                 .build()
                 .map_err(|e| StoreError::Postgres(e.to_string()))?
         };
+        let (outbox, mut queued) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let sender = pool.clone();
+        runtime.spawn(async move {
+            while let Some(message) = queued.recv().await {
+                // Lost while the database is away: listeners resynchronize from the state.
+                if let Ok(client) = sender.get().await {
+                    let _ = client
+                        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &message])
+                        .await;
+                }
+            }
+        });
         Ok(PostgresStore {
             pool,
+            config,
+            outbox,
             runtime: Some(runtime),
             hook: None,
         })
@@ -1299,6 +1322,45 @@ impl Store for PostgresStore {
 
     fn try_lead(&self, role: &str) -> Result<Option<Box<dyn super::Lease>>> {
         self.run(self.lead(role))
+    }
+
+    fn broadcast(&self, message: &str) {
+        let mut end = message.len().min(MAX_MESSAGE);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let _ = self.outbox.send(message[..end].to_owned());
+    }
+
+    fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        self.run(async {
+            let (client, mut connection) = self.config.connect(NoTls).await?;
+            // The session lives while its task polls it and holds the client.
+            let client = Arc::new(client);
+            let held = client.clone();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            self.runtime
+                .as_ref()
+                .ok_or_else(|| StoreError::Postgres("the store is closing".into()))?
+                .spawn(async move {
+                    let _session = held;
+                    while let Some(message) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if tx.send(n.payload().to_owned()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            Ok(Some(rx))
+        })
     }
 
     fn events(&self, id: &str) -> Result<Vec<Event>> {
