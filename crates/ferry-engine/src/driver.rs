@@ -146,6 +146,16 @@ impl Engine {
         }
     }
 
+    /// The same engine as another worker: `id` names it in the driver lease in place of
+    /// this process's `pid@host` (several workers in one process, as the scheduler's
+    /// benchmark and tests run them). A driver not of that form is presumed alive until its
+    /// heartbeat goes stale.
+    #[must_use]
+    pub fn with_driver_id(mut self, id: &str) -> Engine {
+        id.clone_into(&mut self.driver_id);
+        self
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -21,91 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use common::*;
-use ferry_engine::action::{
-    Action, ActionContext, ActionError, ActionKind, ActionOutput, Reconciled,
-};
 use ferry_engine::model::*;
 use ferry_engine::{Engine, Registry};
-use serde::Deserialize;
-use serde_json::json;
-
-#[derive(Deserialize)]
-struct RecordConfig {
-    file: PathBuf,
-}
-
-struct RecordKind;
-
-impl ActionKind for RecordKind {
-    type Config = RecordConfig;
-    fn name(&self) -> &'static str {
-        "record"
-    }
-    fn build(&self, config: RecordConfig, _def: &ActionDef) -> Result<Arc<dyn Action>, String> {
-        Ok(Arc::new(Record(config.file)))
-    }
-}
-
-/// A side effect outside the store: one line per application, keyed by idempotency key.
-struct Record(PathBuf);
-
-fn applied(file: &Path, key: &str) -> bool {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with(key))
-}
-
-#[async_trait]
-impl Action for Record {
-    async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.0)
-            .map_err(|e| ActionError::Failed(e.to_string()))?;
-        // One write of a whole line: atomic under O_APPEND, so parallel actions do not interleave.
-        let line = format!("{} {}.{}\n", ctx.idempotency_key, ctx.stage, ctx.action);
-        f.write_all(line.as_bytes())
-            .map_err(|e| ActionError::Failed(e.to_string()))?;
-        f.sync_all()
-            .map_err(|e| ActionError::Failed(e.to_string()))?;
-        let here = format!("{}.{}", ctx.stage, ctx.action);
-        if std::env::var("FERRY_TEST_CRASH_IN_EFFECT").is_ok_and(|v| v == here) {
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-        }
-        Ok(ActionOutput {
-            outputs: json!({"recorded": true}),
-            ..ActionOutput::default()
-        })
-    }
-
-    async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
-        Ok(if applied(&self.0, &ctx.idempotency_key) {
-            Reconciled::Done(Box::new(ActionOutput {
-                outputs: json!({"recorded": true, "reconciled": true}),
-                ..ActionOutput::default()
-            }))
-        } else {
-            Reconciled::NotDone
-        })
-    }
-}
-
-fn record(name: &str, run_order: u32, file: &Path) -> ActionDef {
-    ActionDef {
-        name: name.into(),
-        kind: "record".into(),
-        run_order,
-        config: json!({"file": file}),
-        inputs: vec![],
-        outputs: vec![],
-        timeout_secs: None,
-    }
-}
 
 fn definition(effects: &Path) -> PipelineDef {
     pipeline(
@@ -226,7 +144,10 @@ fn crash_and_resume(crash: Crash<'_>, label: &str) -> Vec<String> {
     assert_eq!(exec.status, Status::Succeeded, "{label}");
     let effects = std::fs::read_to_string(dir.path().join("effects")).unwrap();
     for action in ["build.a", "build.b", "build.c", "deploy.d"] {
-        let times = effects.lines().filter(|l| l.ends_with(action)).count();
+        let times = effects
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(action))
+            .count();
         assert_eq!(
             times, 1,
             "{label}: {action} applied {times} times\n{effects}"

@@ -844,3 +844,107 @@ async fn broadcasts_reach_every_listener_on_a_shared_store_in_order() {
         }
     }
 }
+
+/// Three workers on one store race for twelve executions of six recording actions each: each
+/// execution is driven by one of them, every action runs exactly once, and the work is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_one_store_share_the_executions_and_never_run_an_action_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let effects = dir.path().join("effects");
+    let store = open_store(&state);
+    let workers: Vec<ferry_engine::Engine> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|w| {
+            let mut registry = ferry_engine::Registry::with_builtins();
+            registry.register(RecordKind);
+            let mut settings = settings(&state, true);
+            settings.identity = (*w).to_owned();
+            ferry_engine::Engine::new(
+                store.clone(),
+                registry,
+                std::sync::Arc::new(
+                    ferry_engine::artifact::LocalArtifacts::open(&state.join("artifacts")).unwrap(),
+                ),
+                std::sync::Arc::new(MapSecrets::default()),
+                std::sync::Arc::new(Recorder::default()),
+                settings,
+            )
+            .with_driver_id(&format!("{w}@bench"))
+        })
+        .collect();
+    let def = pipeline(
+        "shared",
+        Mode::Parallel,
+        vec![
+            stage(
+                "one",
+                vec![
+                    record("a", 1, &effects),
+                    record("b", 1, &effects),
+                    record("c", 2, &effects),
+                ],
+            ),
+            stage(
+                "two",
+                vec![
+                    record("d", 1, &effects),
+                    record("e", 2, &effects),
+                    record("f", 3, &effects),
+                ],
+            ),
+        ],
+    );
+    let ids: Vec<String> = (0..12)
+        .map(|_| workers[0].start(&def, "r1", "test").unwrap().id)
+        .collect();
+    let mut tasks = Vec::new();
+    for (n, worker) in workers.iter().enumerate() {
+        let (worker, mut order) = (worker.clone(), ids.clone());
+        order.rotate_left(n * 4);
+        tasks.push(tokio::spawn(async move {
+            for id in order {
+                match worker.drive(&id, None).await {
+                    Ok(_) | Err(ferry_engine::EngineError::Busy { .. }) => {}
+                    Err(e) => panic!("{id}: {e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let lines = std::fs::read_to_string(&effects).unwrap();
+    let mut by_execution: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for id in &ids {
+        assert_eq!(
+            store.execution(id).unwrap().unwrap().status,
+            Status::Succeeded,
+            "{id}"
+        );
+        for action in ["one.a", "one.b", "one.c", "two.d", "two.e", "two.f"] {
+            let (stage, name) = action.split_once('.').unwrap();
+            let key = idempotency_key(id, stage, name, 1);
+            let runs: Vec<&str> = lines.lines().filter(|l| l.starts_with(&key)).collect();
+            assert_eq!(
+                runs.len(),
+                1,
+                "{id} {action} ran {} times: {runs:?}",
+                runs.len()
+            );
+            let worker = runs[0].split_whitespace().nth(2).unwrap().to_owned();
+            by_execution.entry(id.clone()).or_default().insert(worker);
+        }
+    }
+    // One driver per execution, and more than one worker did the work.
+    assert!(
+        by_execution.values().all(|w| w.len() == 1),
+        "{by_execution:?}"
+    );
+    let used: std::collections::BTreeSet<&String> = by_execution.values().flatten().collect();
+    assert!(
+        used.len() >= 2,
+        "one worker did everything: {by_execution:?}"
+    );
+}

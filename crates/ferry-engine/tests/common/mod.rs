@@ -8,13 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_engine::action::{Observer, RunEvent, Settings};
+use ferry_engine::action::{
+    Action, ActionContext, ActionError, ActionKind, ActionOutput, Observer, Reconciled, RunEvent,
+    Settings,
+};
 use ferry_engine::artifact::LocalArtifacts;
 use ferry_engine::model::*;
 use ferry_engine::secrets::{Parameter, SecretRef, SecretResolver};
 use ferry_engine::store::{SqliteStore, Store};
 use ferry_engine::{Engine, Registry};
 use secrecy::SecretString;
+use serde::Deserialize;
 use serde_json::json;
 
 /// Secrets from a map: the engine's own resolver interface, no AWS involved.
@@ -292,4 +296,86 @@ pub fn log_of(engine: &Engine, id: &str, stage: &str, action: &str) -> String {
         .max_by_key(|r| r.attempt)
         .unwrap();
     std::fs::read_to_string(run.log_path.as_ref().unwrap()).unwrap()
+}
+
+/// An action whose side effect is a line in a file: its idempotency key, `stage.action` and
+/// the identity of the engine that ran it.
+#[derive(Deserialize)]
+pub struct RecordConfig {
+    file: PathBuf,
+}
+
+pub struct RecordKind;
+
+impl ActionKind for RecordKind {
+    type Config = RecordConfig;
+    fn name(&self) -> &'static str {
+        "record"
+    }
+    fn build(&self, config: RecordConfig, _def: &ActionDef) -> Result<Arc<dyn Action>, String> {
+        Ok(Arc::new(Record(config.file)))
+    }
+}
+
+/// A side effect outside the store: one line per application, keyed by idempotency key.
+pub struct Record(PathBuf);
+
+pub fn applied(file: &Path, key: &str) -> bool {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with(key))
+}
+
+#[async_trait]
+impl Action for Record {
+    async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
+        // One write of a whole line: atomic under O_APPEND, so parallel actions do not interleave.
+        // The worker that ran it last: `Settings::identity`, each worker's own in a test.
+        let line = format!(
+            "{} {}.{} {}\n",
+            ctx.idempotency_key, ctx.stage, ctx.action, ctx.settings.identity
+        );
+        f.write_all(line.as_bytes())
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
+        f.sync_all()
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
+        let here = format!("{}.{}", ctx.stage, ctx.action);
+        if std::env::var("FERRY_TEST_CRASH_IN_EFFECT").is_ok_and(|v| v == here) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(ActionOutput {
+            outputs: json!({"recorded": true}),
+            ..ActionOutput::default()
+        })
+    }
+
+    async fn reconcile(&self, ctx: &ActionContext) -> Result<Reconciled, ActionError> {
+        Ok(if applied(&self.0, &ctx.idempotency_key) {
+            Reconciled::Done(Box::new(ActionOutput {
+                outputs: json!({"recorded": true, "reconciled": true}),
+                ..ActionOutput::default()
+            }))
+        } else {
+            Reconciled::NotDone
+        })
+    }
+}
+
+pub fn record(name: &str, run_order: u32, file: &Path) -> ActionDef {
+    ActionDef {
+        name: name.into(),
+        kind: "record".into(),
+        run_order,
+        config: json!({"file": file}),
+        inputs: vec![],
+        outputs: vec![],
+        timeout_secs: None,
+    }
 }
