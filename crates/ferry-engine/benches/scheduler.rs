@@ -1,0 +1,183 @@
+//! The scheduler's throughput and per-action overhead: 200 no-op actions (20 executions of
+//! ten actions one after another) driven by 1, 2 and 4 workers racing for the executions, on
+//! SQLite and — when `FERRY_BENCH_POSTGRES` names a PostgreSQL admin URL — on PostgreSQL.
+//! Each figure is the median of the runs, measured in this run; ratios compare against one
+//! worker on SQLite. `scripts/bench-scheduler` starts a cluster and runs it.
+//!
+//!     cargo bench -p ferry-engine --bench scheduler -- [RUNS]
+
+// A benchmark prints its figures.
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ferry_engine::action::{
+    Action, ActionContext, ActionError, ActionKind, ActionOutput, Clock, Settings, Silent,
+};
+use ferry_engine::artifact::LocalArtifacts;
+use ferry_engine::model::{ActionDef, Mode, PipelineDef, StageDef};
+use ferry_engine::secrets::NoSecrets;
+use ferry_engine::store::{PostgresStore, SqliteStore, Store};
+use ferry_engine::{Engine, EngineError, Registry};
+
+const EXECUTIONS: usize = 20;
+const ACTIONS: usize = 10;
+
+struct Noop;
+
+#[async_trait]
+impl Action for Noop {
+    async fn run(&self, _: &ActionContext) -> Result<ActionOutput, ActionError> {
+        Ok(ActionOutput::default())
+    }
+}
+
+struct NoopKind;
+
+impl ActionKind for NoopKind {
+    type Config = serde_json::Value;
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+    fn build(&self, _: serde_json::Value, _: &ActionDef) -> Result<Arc<dyn Action>, String> {
+        Ok(Arc::new(Noop))
+    }
+}
+
+fn definition() -> PipelineDef {
+    PipelineDef {
+        name: "bench".into(),
+        mode: Mode::Parallel,
+        stages: vec![StageDef {
+            name: "work".into(),
+            environment: None,
+            actions: (0..ACTIONS)
+                .map(|n| ActionDef {
+                    name: format!("a{n}"),
+                    kind: "noop".into(),
+                    run_order: u32::try_from(n + 1).unwrap(),
+                    config: serde_json::Value::Null,
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    timeout_secs: None,
+                })
+                .collect(),
+        }],
+    }
+}
+
+fn worker(store: &Arc<dyn Store>, state: &std::path::Path, name: &str) -> Engine {
+    let mut registry = Registry::with_builtins();
+    registry.register(NoopKind);
+    Engine::new(
+        store.clone(),
+        registry,
+        Arc::new(LocalArtifacts::open(&state.join("artifacts")).unwrap()),
+        Arc::new(NoSecrets),
+        Arc::new(Silent),
+        Settings {
+            auto_approve: true,
+            identity: name.into(),
+            poll: Duration::from_millis(20),
+            state_dir: state.to_owned(),
+            clock: Clock::system(),
+        },
+    )
+    .with_driver_id(&format!("{name}@bench"))
+}
+
+/// One run: the wall time for `workers` workers to drive all 200 actions.
+fn run(rt: &tokio::runtime::Runtime, store: &Arc<dyn Store>, workers: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let engines: Vec<Engine> = (0..workers)
+        .map(|w| worker(store, dir.path(), &format!("w{w}")))
+        .collect();
+    let ids: Vec<String> = (0..EXECUTIONS)
+        .map(|_| engines[0].start(&definition(), "r1", "bench").unwrap().id)
+        .collect();
+    let started = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = engines
+            .into_iter()
+            .enumerate()
+            .map(|(n, engine)| {
+                let mut order = ids.clone();
+                order.rotate_left(n * EXECUTIONS / workers);
+                tokio::spawn(async move {
+                    for id in order {
+                        match engine.drive(&id, None).await {
+                            Ok(e) => assert!(e.status.is_final()),
+                            Err(EngineError::Busy { .. }) => {}
+                            Err(e) => panic!("{id}: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    started.elapsed()
+}
+
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[d.len() / 2]
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let postgres = std::env::var("FERRY_BENCH_POSTGRES").ok();
+    let mut backends: Vec<&str> = vec!["sqlite"];
+    if postgres.is_some() {
+        backends.push("postgres");
+    }
+    let total = EXECUTIONS * ACTIONS;
+    println!("{total} no-op actions ({EXECUTIONS} executions of {ACTIONS}), median of {runs} runs");
+    println!(
+        "{:<10} {:>7} {:>12} {:>14} {:>10}",
+        "store", "workers", "actions/s", "ms per action", "vs 1/sqlite"
+    );
+    let mut baseline: Option<f64> = None;
+    for backend in backends {
+        for workers in [1, 2, 4] {
+            let times: Vec<Duration> = (0..runs)
+                .map(|r| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store: Arc<dyn Store> = match backend {
+                        "sqlite" => {
+                            Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap())
+                        }
+                        _ => {
+                            let admin = postgres.as_deref().unwrap();
+                            let name = format!("ferry_bench_{}_{workers}_{r}", std::process::id());
+                            ferry_engine::store::create_database(admin, &name).unwrap();
+                            let (server, _) = admin.rsplit_once('/').unwrap();
+                            Arc::new(PostgresStore::open(&format!("{server}/{name}")).unwrap())
+                        }
+                    };
+                    run(&rt, &store, workers)
+                })
+                .collect();
+            let t = median(times).as_secs_f64();
+            let per_action = t * 1000.0 / total as f64;
+            let rate = total as f64 / t;
+            let base = *baseline.get_or_insert(rate);
+            println!(
+                "{backend:<10} {workers:>7} {rate:>12.0} {per_action:>14.2} {:>9.2}x",
+                rate / base
+            );
+        }
+    }
+}
