@@ -710,7 +710,7 @@ impl Deployer<'_> {
                         stop: stop.as_deref(),
                         past_deadline: false,
                     };
-                    let rollback = follow.answer(&hook_id, &at, verdict, seen);
+                    let rollback = follow.answer(&at, verdict, seen);
                     match &rollback {
                         None => self.step(format!("the hook at {at} passed: ECS goes on")),
                         Some(why) => self.step(format!("{why}: ECS rolls back from the hook")),

@@ -214,7 +214,7 @@ pub struct Follow {
     hooks: Vec<String>,
     /// Why ferry asked ECS to roll back, once it did.
     stopping: Option<String>,
-    /// The hook ids and stages ferry has answered.
+    /// The stages of ferry's hooks it has answered (ECS pauses once at each).
     answered: Vec<String>,
 }
 
@@ -298,12 +298,11 @@ impl Follow {
     /// a stop or an alarm seen while it ran rolls the deployment back too.
     pub fn answer(
         &mut self,
-        hook_id: &str,
         at: &str,
         verdict: Result<(), String>,
         seen: Seen<'_>,
     ) -> Option<String> {
-        self.answered.extend([hook_id.to_owned(), at.to_owned()]);
+        self.answered.push(at.to_owned());
         let why = seen
             .stop
             .map(str::to_owned)
@@ -318,14 +317,12 @@ impl Follow {
     /// A `PAUSE` hook of ferry's that awaits an answer it has not given.
     fn paused<'d>(&self, d: &'d ServiceDeploymentState) -> Option<&'d HookState> {
         let stage = d.lifecycle_stage.as_deref()?;
-        if !self.hooks.iter().any(|h| h == stage) {
+        if !self.hooks.iter().any(|h| h == stage) || self.answered.iter().any(|a| a == stage) {
             return None;
         }
-        d.lifecycle_hook_details.iter().find(|h| {
-            h.target_type == "PAUSE"
-                && h.status == "AWAITING_ACTION"
-                && !self.answered.contains(&h.hook_id)
-        })
+        d.lifecycle_hook_details
+            .iter()
+            .find(|h| h.target_type == "PAUSE" && h.status == "AWAITING_ACTION")
     }
 }
 
@@ -535,12 +532,7 @@ mod tests {
             }
         );
         assert_eq!(
-            f.answer(
-                "ecs-pause-1",
-                "POST_TEST_TRAFFIC_SHIFT",
-                Ok(()),
-                Seen::default()
-            ),
+            f.answer("POST_TEST_TRAFFIC_SHIFT", Ok(()), Seen::default()),
             None
         );
         // ECS has not moved on yet: ferry does not answer twice.
@@ -557,7 +549,6 @@ mod tests {
     fn a_failed_check_or_an_alarm_during_it_rolls_back_from_the_hook_and_keeps_why() {
         let mut f = Follow::new(false, vec!["POST_TEST_TRAFFIC_SHIFT".to_owned()]);
         let why = f.answer(
-            "h",
             "POST_TEST_TRAFFIC_SHIFT",
             Err("rejected by bob: 500s on /orders".into()),
             Seen::default(),
@@ -572,13 +563,8 @@ mod tests {
         );
         let mut f = Follow::new(false, vec!["POST_TEST_TRAFFIC_SHIFT".to_owned()]);
         assert_eq!(
-            f.answer(
-                "h",
-                "POST_TEST_TRAFFIC_SHIFT",
-                Ok(()),
-                fired("orders-api-5xx")
-            )
-            .as_deref(),
+            f.answer("POST_TEST_TRAFFIC_SHIFT", Ok(()), fired("orders-api-5xx"))
+                .as_deref(),
             Some("alarm orders-api-5xx entered ALARM")
         );
     }
@@ -597,12 +583,7 @@ mod tests {
             Step::RunHook { .. }
         ));
         assert_eq!(
-            f.answer(
-                "h2",
-                "POST_PRODUCTION_TRAFFIC_SHIFT",
-                Ok(()),
-                Seen::default()
-            ),
+            f.answer("POST_PRODUCTION_TRAFFIC_SHIFT", Ok(()), Seen::default()),
             None
         );
         assert_eq!(

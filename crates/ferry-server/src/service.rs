@@ -381,13 +381,17 @@ impl Service {
             .is_some_and(|task| !task.is_finished())
     }
 
-    /// Until shutdown: adopts orphaned executions, and while this process holds the `poll`
-    /// lease (one process among all on the same store), polls the repositories — so one
-    /// push starts one execution however many servers run.
+    /// Until shutdown: on a shared store, adopts the executions other servers left orphaned
+    /// (its own were resumed at start); and while this process holds the `poll` lease (one
+    /// process among all on the same store), polls the repositories — so one push starts one
+    /// execution however many servers run.
     pub async fn supervise(self: Arc<Self>) {
         let mut polling: Option<(Box<dyn ferry_engine::store::Lease>, CancellationToken)> = None;
+        let mut first = true;
         loop {
-            self.resume_all().await;
+            if !std::mem::take(&mut first) && self.engine.shared() {
+                self.resume_all().await;
+            }
             if polling.as_ref().is_some_and(|(lease, _)| !lease.held()) {
                 tracing::warn!("lost the poll lease: another server polls now");
                 if let Some((_, stop)) = polling.take() {
@@ -457,7 +461,7 @@ impl Service {
         // every server on it shares.
         let last_run = self
             .engine
-            .executions(&ferry_engine::model::ExecutionQuery::newest(Some(name), 1))
+            .summaries(&ferry_engine::model::ExecutionQuery::newest(Some(name), 1))
             .map_err(FlowError::from)?
             .into_iter()
             .next()

@@ -20,23 +20,21 @@ pub struct Project {
 }
 
 impl Project {
-    /// The manifest at `manifest`; the state in `state_dir`, by default `.ferry/` beside it,
-    /// with the executions in the database `FERRY_STATE_URL` names when it is set.
+    /// The manifest at `manifest`; the state in `state_dir`, by default `.ferry/` beside it
+    /// (executions too, unless [`Project::with_state_url`] names a database).
     pub fn new(manifest: &Path, state_dir: Option<&Path>) -> Project {
         Project {
             manifest: manifest.to_owned(),
             state_dir: state_dir
                 .map_or_else(|| manifest_dir(manifest).join(".ferry"), Path::to_path_buf),
-            state_url: std::env::var("FERRY_STATE_URL")
-                .ok()
-                .filter(|u| !u.is_empty()),
+            state_url: None,
         }
     }
 
     /// The same project with its executions in `url` (or in its state directory).
     #[must_use]
     pub fn with_state_url(mut self, url: Option<&str>) -> Project {
-        self.state_url = url.map(str::to_owned);
+        self.state_url = url.filter(|u| !u.is_empty()).map(str::to_owned);
         self
     }
 

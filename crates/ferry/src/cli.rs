@@ -334,6 +334,16 @@ pub struct StateArgs {
     /// Where ferry keeps executions, logs and artifacts (default: .ferry/ beside the manifest)
     #[arg(long, env = "FERRY_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep executions, approvals and the ledger in this PostgreSQL database instead of the
+    /// state directory, shared by every ferry that names it
+    /// (postgres://user:password@host:5432/db)
+    #[arg(
+        long,
+        env = "FERRY_STATE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub state_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -158,13 +158,13 @@ mod service_deployments {
                 let (kind, text, answer) = match &step {
                     Step::Wait(t) => ("wait", t.clone(), None),
                     Step::StopWithRollback(t) => ("stop", t.clone(), None),
-                    Step::RunHook { hook_id, at } => {
+                    Step::RunHook { at, .. } => {
                         let verdict = match look.check.as_deref() {
                             Some("pass") => Ok(()),
                             Some(other) => Err(other.trim_start_matches("fail: ").to_owned()),
                             None => Err("the scenario gives no check".to_owned()),
                         };
-                        let said = follow.answer(hook_id, at, verdict, look.seen_after.seen());
+                        let said = follow.answer(at, verdict, look.seen_after.seen());
                         let answer = if said.is_some() {
                             "rollback"
                         } else {

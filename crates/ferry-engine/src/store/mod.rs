@@ -201,6 +201,13 @@ pub trait Store: Send + Sync {
 
     fn events(&self, id: &str) -> Result<Vec<Event>>;
 
+    /// Whether several processes may share this store (PostgreSQL): then an execution may
+    /// lose its driver to another process's crash, and roles, broadcasts and listeners mean
+    /// something. A store only one process opens (SQLite) is not shared.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Takes `role` — something one process at a time does among all that share this store,
     /// such as polling the repositories — while the returned lease is held; `None` when
     /// another process has it. A store only one process opens (SQLite, which `ferry serve`

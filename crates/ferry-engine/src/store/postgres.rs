@@ -21,7 +21,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls, Row};
 
-use super::rows::{approval_status, decided, json_column, status, stop_mode, stop_text};
+use super::rows::{
+    approval_status, decided, json_column, stage_entry, status, stop_mode, stop_text,
+};
 use super::sqlite::TransitionHook;
 use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
 use crate::approval::rules;
@@ -824,33 +826,22 @@ impl Store for PostgresStore {
                 )
                 .await?
                 .get(0);
-            let entry = if mode == Mode::Superseded && &next != id {
-                tx.execute(
-                    "DELETE FROM stage_waiters WHERE pipeline = $1 AND stage = $2 AND execution_id = $3",
-                    &[pipeline, &stage, id],
-                )
-                .await?;
-                StageEntry::Superseded { by: next }
-            } else if holder.as_ref().is_some_and(|h| h != id) {
-                StageEntry::Waiting {
-                    holder: holder.unwrap_or_default(),
-                }
-            } else if &next != id {
-                StageEntry::Waiting { holder: next }
-            } else {
+            let entry = stage_entry(mode, id, holder, next);
+            if entry == StageEntry::Entered {
                 tx.execute(
                     "INSERT INTO stage_locks (pipeline, stage, execution_id) VALUES ($1, $2, $3)
                      ON CONFLICT (pipeline, stage) DO UPDATE SET execution_id = excluded.execution_id",
                     &[pipeline, &stage, id],
                 )
                 .await?;
+            }
+            if !matches!(entry, StageEntry::Waiting { .. }) {
                 tx.execute(
                     "DELETE FROM stage_waiters WHERE pipeline = $1 AND stage = $2 AND execution_id = $3",
                     &[pipeline, &stage, id],
                 )
                 .await?;
-                StageEntry::Entered
-            };
+            }
             tx.commit().await?;
             Ok(entry)
         })
@@ -1318,6 +1309,10 @@ impl Store for PostgresStore {
 
     fn gates(&self, id: &str) -> Result<Vec<GateState>> {
         self.run(self.read(async |c| gates_in(&***c, id).await))
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 
     fn try_lead(&self, role: &str) -> Result<Option<Box<dyn super::Lease>>> {

@@ -1,9 +1,9 @@
 //! What both backends read and write the same way: the text forms of statuses and stop modes,
 //! JSON columns, and how a vote decides an approval.
 
-use super::{Decision, Result, StoreError};
+use super::{Decision, Result, StageEntry, StoreError};
 use crate::approval::rules::Verdict;
-use crate::model::{Approval, ApprovalStatus, Status, StopMode};
+use crate::model::{Approval, ApprovalStatus, Mode, Status, StopMode};
 
 pub(super) fn status(s: &str) -> Result<Status> {
     Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status `{s}`")))
@@ -58,5 +58,25 @@ pub(super) fn decided(
             Some(("Approved", who.join(", ")))
         }
         Verdict::Rejected => Some(("Rejected", decision.identity.clone())),
+    }
+}
+
+/// Whether execution `id` enters a stage under `mode`, given the execution holding it (if
+/// any) and `next`, the waiter that goes next (the newest when superseded, else the oldest).
+/// The store then drops `id` from the waiters unless it waits, and on `Entered` takes the lock.
+pub(super) fn stage_entry(
+    mode: Mode,
+    id: &str,
+    holder: Option<String>,
+    next: String,
+) -> StageEntry {
+    if mode == Mode::Superseded && next != id {
+        StageEntry::Superseded { by: next }
+    } else if let Some(holder) = holder.filter(|h| h != id) {
+        StageEntry::Waiting { holder }
+    } else if next != id {
+        StageEntry::Waiting { holder: next }
+    } else {
+        StageEntry::Entered
     }
 }

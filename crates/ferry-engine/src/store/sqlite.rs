@@ -14,7 +14,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::connections::{Connections, OpenError};
-use super::rows::{approval_status, decided, json_column, status, stop_mode, stop_text};
+use super::rows::{
+    approval_status, decided, json_column, stage_entry, status, stop_mode, stop_text,
+};
 use super::{ActionKey, Decision, Event, Result, StageEntry, Store, StoreError, digests};
 use crate::approval::rules;
 use crate::model::*;
@@ -703,20 +705,13 @@ impl Store for SqliteStore {
             params![pipeline, stage],
             |r| r.get(0),
         )?;
-        let entry = if mode == Mode::Superseded && &next != id {
-            tx.execute("DELETE FROM stage_waiters WHERE pipeline = ?1 AND stage = ?2 AND execution_id = ?3", params![pipeline, stage, id])?;
-            StageEntry::Superseded { by: next }
-        } else if holder.as_ref().is_some_and(|h| h != id) {
-            StageEntry::Waiting {
-                holder: holder.unwrap_or_default(),
-            }
-        } else if &next != id {
-            StageEntry::Waiting { holder: next }
-        } else {
+        let entry = stage_entry(mode, id, holder, next);
+        if entry == StageEntry::Entered {
             tx.execute("INSERT OR REPLACE INTO stage_locks (pipeline, stage, execution_id) VALUES (?1, ?2, ?3)", params![pipeline, stage, id])?;
+        }
+        if !matches!(entry, StageEntry::Waiting { .. }) {
             tx.execute("DELETE FROM stage_waiters WHERE pipeline = ?1 AND stage = ?2 AND execution_id = ?3", params![pipeline, stage, id])?;
-            StageEntry::Entered
-        };
+        }
         tx.commit()?;
         Ok(entry)
     }

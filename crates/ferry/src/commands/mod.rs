@@ -22,4 +22,5 @@ pub fn project_of(manifest: &ManifestArg) -> ferry_workflows::Project {
 /// The project of a command that takes the manifest and the state directory.
 pub fn project(state: &StateArgs) -> ferry_workflows::Project {
     ferry_workflows::Project::new(&state.manifest.file, state.state_dir.as_deref())
+        .with_state_url(state.state_url.as_deref())
 }
