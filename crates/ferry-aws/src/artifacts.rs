@@ -92,6 +92,10 @@ fn parse_location(location: &str) -> Option<(&str, &str)> {
 
 #[async_trait]
 impl ArtifactStore for S3Artifacts {
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn put(&self, name: &str, path: &Path) -> Result<ArtifactRef, ArtifactError> {
         let (sha, size) = sha256_file(path)?;
         if size > MAX_OBJECT {

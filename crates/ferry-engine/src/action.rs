@@ -69,6 +69,14 @@ pub trait Action: Send + Sync {
     async fn reconcile(&self, _ctx: &ActionContext) -> Result<Reconciled, ActionError> {
         Ok(Reconciled::NotDone)
     }
+
+    /// Whether it reads only what every machine can — its configuration, its input
+    /// artifacts, AWS — so that any worker may run it when the artifacts are shared too.
+    /// The source (a repository path) and local builds (the project's files) read the
+    /// driver's machine.
+    fn runs_anywhere(&self) -> bool {
+        true
+    }
 }
 
 /// A kind of action: its name, its typed configuration, and how to make one.

@@ -51,6 +51,11 @@ pub trait ArtifactStore: Send + Sync {
     async fn put(&self, name: &str, path: &Path) -> Result<ArtifactRef, ArtifactError>;
     /// Writes the plaintext of `artifact` to `dest`, after checking its integrity.
     async fn get(&self, artifact: &ArtifactRef, dest: &Path) -> Result<(), ArtifactError>;
+    /// Whether every worker reads what this store holds (S3; a directory the workers share),
+    /// so that an action may run on another machine than its execution's driver.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// sha256 of a file, streamed.
@@ -201,9 +206,18 @@ pub fn decrypt_file(
 pub struct LocalArtifacts {
     dir: PathBuf,
     master: [u8; 32],
+    shared: bool,
 }
 
 impl LocalArtifacts {
+    /// The same store, declared read by every worker (they run on this machine, or the
+    /// directory is on a file system they share).
+    #[must_use]
+    pub fn shared_by_workers(mut self) -> LocalArtifacts {
+        self.shared = true;
+        self
+    }
+
     pub fn open(dir: &Path) -> Result<LocalArtifacts, ArtifactError> {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let key_path = dir.join("master.key");
@@ -245,6 +259,7 @@ impl LocalArtifacts {
         Ok(LocalArtifacts {
             dir: dir.to_owned(),
             master,
+            shared: false,
         })
     }
 
@@ -297,6 +312,10 @@ impl LocalArtifacts {
 
 #[async_trait]
 impl ArtifactStore for LocalArtifacts {
+    fn shared(&self) -> bool {
+        self.shared
+    }
+
     async fn put(&self, name: &str, path: &Path) -> Result<ArtifactRef, ArtifactError> {
         let (sha, size) = sha256_file(path)?;
         let dest = self.path_of(&sha);

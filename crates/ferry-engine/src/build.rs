@@ -167,6 +167,10 @@ fn failed(msg: impl Into<String>) -> ActionError {
 
 #[async_trait]
 impl Action for Build {
+    fn runs_anywhere(&self) -> bool {
+        false
+    }
+
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
         self.run_in(ctx, &Workspace::of(ctx)).await
     }

@@ -1,9 +1,12 @@
 //! The engine: starts executions and drives them through their stages.
 //!
 //! One process drives an execution at a time (a lease with a heartbeat in the store). Stages
-//! run in order; inside a stage, actions run by run order, in parallel within one order. Each
-//! action run is persisted as `InProgress` before the action starts; after a crash the next
-//! driver finds it so and calls the action's `reconcile` before anything is retried.
+//! run in order; inside a stage, actions run by run order, in parallel within one order.
+//! The driver queues the actions of a run order in the store; a worker — the driver itself,
+//! or on a shared store another process's [`Engine::work`] — leases one before it runs it and
+//! renews the lease while it runs. Each action run is persisted as `InProgress` before the
+//! action starts; after a crash, or when a worker's lease expired, the next worker finds it
+//! so and calls the action's `reconcile` before anything is retried.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +30,8 @@ use crate::store::{ActionKey, Decision, StageEntry, Store, StoreError};
 /// A driver whose heartbeat is older than this is presumed dead.
 const STALE_MS: i64 = 15_000;
 const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long an action lease lasts unless renewed (every [`HEARTBEAT`]).
+const LEASE_MS: i64 = 15_000;
 /// How long a cancelled action gets to clean up (kill its processes) after a timeout.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -123,6 +128,8 @@ pub struct Engine {
     settings: Settings,
     masker: Masker,
     driver_id: String,
+    /// How many actions this engine runs at once, its own executions' and others'.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -143,7 +150,19 @@ impl Engine {
             settings,
             masker: Masker::default(),
             driver_id: format!("{}@{}", std::process::id(), hostname()),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                tokio::sync::Semaphore::MAX_PERMITS,
+            )),
         }
+    }
+
+    /// Runs at most as many actions at once as `slots` has permits, sharing them with every
+    /// engine given the same semaphore (one per process, as `ferry serve` does). Unlimited
+    /// by default.
+    #[must_use]
+    pub fn with_slots(mut self, slots: Arc<tokio::sync::Semaphore>) -> Engine {
+        self.slots = slots;
+        self
     }
 
     /// The same engine as another worker: `id` names it in the driver lease in place of
@@ -206,6 +225,7 @@ impl Engine {
         if exec.status.is_final() {
             return Ok(exec);
         }
+        let previous = exec.driver.clone();
         if let Err(holder) = self
             .store
             .claim_driver(id, &self.driver_id, STALE_MS, None)?
@@ -227,17 +247,27 @@ impl Engine {
                 });
             }
         }
+        // What a dead driver had leased, it will not renew: lease it again at once. So too
+        // what this engine's own earlier drive, abandoned, left (one process drives an
+        // execution once at a time; its workers for other drivers have names of their own).
+        self.store.free_action_leases(id, &self.driver_id)?;
+        if let Some(previous) = previous
+            && previous != self.driver_id
+            && !driver_alive(&previous)
+        {
+            self.store.free_action_leases(id, &previous)?;
+        }
         let cancel = CancellationToken::new();
         let graceful = Arc::new(AtomicBool::new(false));
-        let watcher = tokio::spawn(watch(
+        // Ends with this future, also when it is dropped.
+        let _watcher = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(watch(
             self.store.clone(),
             id.to_owned(),
             self.driver_id.clone(),
             cancel.clone(),
             graceful.clone(),
-        ));
+        )));
         let result = self.run_execution(exec, until, &cancel, &graceful).await;
-        watcher.abort();
         let _ = self.store.release_driver(id, &self.driver_id);
         result
     }
@@ -372,64 +402,200 @@ impl Engine {
             if graceful.load(Ordering::Relaxed) {
                 return Ok(Ended::Stopped);
             }
-            let mut set = tokio::task::JoinSet::new();
+            let portable = self.artifacts.shared();
+            let mut wanted = Vec::new();
             for &def in group {
                 let latest = runs
                     .iter()
                     .filter(|r| r.stage == stage.name && r.action == def.name)
                     .max_by_key(|r| r.attempt);
-                let (attempt, resume) = match latest {
+                let attempt = match latest {
                     Some(r) if r.status == Status::Succeeded => continue,
-                    // Interrupted: the same attempt, reconciled first.
+                    // Interrupted, or running on another worker: the same attempt.
                     Some(r)
                         if matches!(r.status, Status::InProgress | Status::AwaitingApproval) =>
                     {
-                        (r.attempt, true)
+                        r.attempt
                     }
                     // Failed or stopped, and the stage is running again: a retry.
-                    Some(r) => (r.attempt + 1, false),
-                    None => (1, false),
+                    Some(r) => r.attempt + 1,
+                    None => 1,
                 };
-                let (this, exec, stage, def, token) = (
-                    self.clone(),
-                    exec.clone(),
-                    stage.clone(),
-                    def.clone(),
-                    cancel.child_token(),
-                );
-                set.spawn(async move {
-                    this.run_action(&exec, &stage, &def, attempt, resume, token)
-                        .await
-                });
+                let runs_anywhere = self.registry.action(def).is_ok_and(|a| a.runs_anywhere());
+                self.store.queue_action(
+                    &ActionKey {
+                        execution: &exec.id,
+                        stage: &stage.name,
+                        action: &def.name,
+                        attempt,
+                    },
+                    portable && runs_anywhere,
+                )?;
+                wanted.push((def, attempt));
             }
-            let mut failure: Option<String> = None;
-            let mut stopped = false;
-            while let Some(joined) = set.join_next().await {
-                match joined {
-                    Ok(Ok(Ended::Succeeded)) => {}
-                    Ok(Ok(Ended::Failed(why))) => {
-                        failure.get_or_insert(why);
-                    }
-                    Ok(Ok(Ended::Stopped)) => stopped = true,
-                    Ok(Err(e)) => return Err(e),
-                    Err(e) => {
-                        failure.get_or_insert(format!(
-                            "an action of stage `{}` crashed: {e}",
-                            stage.name
-                        ));
-                    }
-                }
-            }
-            if let Some(why) = failure {
-                return Ok(Ended::Failed(why));
-            }
-            if stopped {
-                return Ok(Ended::Stopped);
+            match self.run_queued(exec, stage, &wanted, cancel).await? {
+                Ended::Succeeded => {}
+                ended => return Ok(ended),
             }
         }
         Ok(Ended::Succeeded)
     }
 
+    /// Runs the queued attempts of one run order to their end: leases what this engine's
+    /// slots allow, and waits for the rest, which other workers lease.
+    async fn run_queued(
+        &self,
+        exec: &Execution,
+        stage: &StageDef,
+        wanted: &[(&ActionDef, u32)],
+        cancel: &CancellationToken,
+    ) -> Result<Ended> {
+        let mut local = tokio::task::JoinSet::new();
+        let mut running: BTreeMap<tokio::task::Id, ActionLease> = BTreeMap::new();
+        loop {
+            while let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                let Some(lease) =
+                    self.store
+                        .lease_action(&self.driver_id, Some(&exec.id), now_ms(), LEASE_MS)?
+                else {
+                    break;
+                };
+                let (this, token, held) = (self.clone(), cancel.child_token(), lease.clone());
+                let task = local.spawn(async move {
+                    let _permit = permit;
+                    this.run_leased(held, token).await
+                });
+                running.insert(task.id(), lease);
+            }
+            let runs = self.store.action_runs(&exec.id)?;
+            let ended: Vec<&ActionRun> = wanted
+                .iter()
+                .filter_map(|(def, attempt)| {
+                    runs.iter().find(|r| {
+                        r.stage == stage.name
+                            && r.action == def.name
+                            && r.attempt == *attempt
+                            && r.status.is_final()
+                    })
+                })
+                .collect();
+            if ended.len() == wanted.len() && local.is_empty() {
+                return Ok(outcome(stage, &ended));
+            }
+            tokio::select! {
+                Some(joined) = local.join_next_with_id(), if !local.is_empty() => {
+                    match joined {
+                        Ok((task, result)) => {
+                            running.remove(&task);
+                            result?;
+                        }
+                        // A panic: the action ends failed, so the stage does not wait on it.
+                        Err(e) => {
+                            if let Some(lease) = running.remove(&e.id()) {
+                                self.store.finish_action(
+                                    &lease.key(),
+                                    Status::Failed,
+                                    None,
+                                    Some(&format!("the action crashed: {e}")),
+                                )?;
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Runs an action this engine leased — of its own execution, or of another's on a
+    /// shared store — renewing the lease while it runs. An attempt the store says began is
+    /// reconciled first; one whose lease this engine loses (it stalled, another worker took
+    /// the action) is cancelled, and its outcome left to the new holder.
+    pub async fn run_leased(&self, lease: ActionLease, cancel: CancellationToken) -> Result<()> {
+        let exec = self.load(&lease.execution)?;
+        let key = lease.key();
+        let begun = self.store.action_runs(&exec.id)?.into_iter().find(|r| {
+            r.stage == lease.stage && r.action == lease.action && r.attempt == lease.attempt
+        });
+        let found = exec
+            .definition
+            .stages
+            .iter()
+            .find(|s| s.name == lease.stage)
+            .and_then(|s| Some((s, s.actions.iter().find(|a| a.name == lease.action)?)));
+        let nothing_to_run = if exec.status.is_final() {
+            Some((Status::Stopped, format!("{} had ended", exec.id)))
+        } else if found.is_none() {
+            Some((Status::Failed, "the pipeline has no such action".to_owned()))
+        } else {
+            None
+        };
+        if let Some((status, why)) = nothing_to_run {
+            if begun.is_none() {
+                self.store.begin_action(&key, "")?;
+            }
+            self.store.finish_action(&key, status, None, Some(&why))?;
+            return Ok(());
+        }
+        let (Some((stage, def)), resume) = (found, begun.is_some()) else {
+            return Ok(());
+        };
+        let lost = Arc::new(AtomicBool::new(false));
+        // Ends with this future, also when the driver drops it.
+        let _keeper = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(keep_lease(
+            self.store.clone(),
+            lease.clone(),
+            self.driver_id.clone(),
+            cancel.clone(),
+            lost.clone(),
+        )));
+        self.run_action(&exec, stage, def, lease.attempt, resume, cancel, &lost)
+            .await
+            .map(|_| ())
+    }
+
+    /// Until `stop`: leases the portable actions of any execution on this store and runs them
+    /// with `run` (an engine for the execution), as many at once as `slots` allow.
+    pub async fn work<F, Fut>(
+        store: Arc<dyn Store>,
+        worker: &str,
+        slots: Arc<tokio::sync::Semaphore>,
+        poll: Duration,
+        stop: CancellationToken,
+        run: F,
+    ) where
+        F: Fn(ActionLease) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                () = stop.cancelled() => return,
+            };
+            match store.lease_action(worker, None, now_ms(), LEASE_MS) {
+                Ok(Some(lease)) => {
+                    let job = run(lease);
+                    tokio::spawn(async move {
+                        job.await;
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot lease an action"),
+            }
+            drop(permit);
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
         exec: &Execution,
@@ -438,6 +604,7 @@ impl Engine {
         attempt: u32,
         resume: bool,
         cancel: CancellationToken,
+        lost: &AtomicBool,
     ) -> Result<Ended> {
         let id = &exec.id;
         let state = &self.settings.state_dir;
@@ -558,6 +725,11 @@ impl Engine {
             self.run_with_limits(action.as_ref(), &ctx, def.timeout_secs)
                 .await
         };
+        if lost.load(Ordering::Relaxed) {
+            ctx.log
+                .line("[ferry] another worker took this action over: its outcome is theirs");
+            return Ok(Ended::Stopped);
+        }
         match result {
             Ok(out) => {
                 self.record(exec, stage, def, &out)?;
@@ -825,6 +997,52 @@ impl Engine {
             Some("stopped by `ferry stop`"),
         )?;
         self.load(&exec.id)
+    }
+}
+
+/// How a run order ended, from its attempts' final runs: the first failure, else a stop.
+fn outcome(stage: &StageDef, ended: &[&ActionRun]) -> Ended {
+    if let Some(failed) = ended
+        .iter()
+        .find(|r| r.status != Status::Succeeded && r.status != Status::Stopped)
+    {
+        let why = failed.error.as_deref().unwrap_or("failed");
+        return Ended::Failed(format!("{}.{}: {why}", stage.name, failed.action));
+    }
+    if ended.iter().any(|r| r.status == Status::Stopped) {
+        Ended::Stopped
+    } else {
+        Ended::Succeeded
+    }
+}
+
+/// Renews an action's lease while it runs; cancels the action when a forced stop is asked
+/// for, or when the lease was lost (then `lost` says so, and the action's outcome is not
+/// recorded: the worker that took it over records its own).
+async fn keep_lease(
+    store: Arc<dyn Store>,
+    lease: ActionLease,
+    worker: String,
+    cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        match store.renew_action_lease(&lease.key(), &worker, now_ms(), LEASE_MS) {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::Relaxed);
+                cancel.cancel();
+                return;
+            }
+            // The store is unreachable: keep running, and try again; the lease may expire.
+            Err(e) => tracing::warn!(error = %e, "cannot renew an action lease"),
+        }
+        if let Ok(Some(exec)) = store.execution(&lease.execution)
+            && exec.stop_requested == Some(StopMode::Forced)
+        {
+            cancel.cancel();
+        }
     }
 }
 

@@ -269,6 +269,32 @@ pub struct ActionRun {
     pub ended_ms: Option<i64>,
 }
 
+/// An action attempt in the scheduler's queue, and the worker that holds its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionLease {
+    pub execution: String,
+    pub stage: String,
+    pub action: String,
+    pub attempt: u32,
+    /// Any worker may run it (its artifacts are where every machine reads them); otherwise
+    /// only the execution's driver does.
+    pub portable: bool,
+    /// Who holds it, until when; `None` while it waits for a worker.
+    pub worker: Option<String>,
+    pub expires_ms: Option<i64>,
+}
+
+impl ActionLease {
+    pub fn key(&self) -> crate::store::ActionKey<'_> {
+        crate::store::ActionKey {
+            execution: &self.execution,
+            stage: &self.stage,
+            action: &self.action,
+            attempt: self.attempt,
+        }
+    }
+}
+
 /// Where an artifact is and how to read it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRef {

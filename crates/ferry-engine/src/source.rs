@@ -121,6 +121,10 @@ pub fn resolve_revision(
 
 #[async_trait]
 impl Action for Source {
+    fn runs_anywhere(&self) -> bool {
+        false
+    }
+
     async fn run(&self, ctx: &ActionContext) -> Result<ActionOutput, ActionError> {
         let revision = ctx.execution.revision.clone();
         let zip = ctx.workdir.join("source.zip");

@@ -845,6 +845,279 @@ async fn broadcasts_reach_every_listener_on_a_shared_store_in_order() {
     }
 }
 
+/// A worker engine on `store` named `name` (its `pid@host` and identity), with `slots`
+/// actions at once and a recording action, over artifacts every worker reads.
+fn worker_engine(
+    store: &std::sync::Arc<dyn ferry_engine::store::Store>,
+    state: &std::path::Path,
+    name: &str,
+    slots: usize,
+) -> ferry_engine::Engine {
+    let mut registry = ferry_engine::Registry::with_builtins();
+    registry.register(RecordKind);
+    let mut settings = settings(state, true);
+    settings.identity = name.to_owned();
+    ferry_engine::Engine::new(
+        store.clone(),
+        registry,
+        std::sync::Arc::new(
+            ferry_engine::artifact::LocalArtifacts::open(&state.join("artifacts"))
+                .unwrap()
+                .shared_by_workers(),
+        ),
+        std::sync::Arc::new(MapSecrets::default()),
+        std::sync::Arc::new(Recorder::default()),
+        settings,
+    )
+    .with_driver_id(&format!("{name}@bench"))
+    .with_slots(std::sync::Arc::new(tokio::sync::Semaphore::new(slots)))
+}
+
+/// Leases, with the time given: two workers never hold one action; a lease not renewed
+/// expires and another worker takes it; the first then cannot renew it; an action that ended
+/// leaves the queue.
+#[test]
+fn an_action_lease_is_held_by_one_worker_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join(".ferry"));
+    let def = pipeline(
+        "leases",
+        Mode::Parallel,
+        vec![stage(
+            "one",
+            vec![
+                record("a", 1, &dir.path().join("e")),
+                record("b", 1, &dir.path().join("e")),
+            ],
+        )],
+    );
+    let exec = store.create_execution(&def, "r1", &"test".into()).unwrap();
+    let key = |action| ferry_engine::store::ActionKey {
+        execution: &exec.id,
+        stage: "one",
+        action,
+        attempt: 1,
+    };
+    store.queue_action(&key("a"), true).unwrap();
+    store.queue_action(&key("b"), true).unwrap();
+    store.queue_action(&key("a"), true).unwrap();
+    let (lease, t0) = (1_000, 1_000_000);
+    let first = store.lease_action("w1", None, t0, lease).unwrap().unwrap();
+    let second = store.lease_action("w2", None, t0, lease).unwrap().unwrap();
+    assert_ne!(first.action, second.action);
+    assert_eq!(
+        store.lease_action("w3", None, t0 + 10, lease).unwrap(),
+        None
+    );
+    // w2 renews; w1 does not, and its lease expires.
+    assert!(
+        store
+            .renew_action_lease(&second.key(), "w2", t0 + 500, lease)
+            .unwrap()
+    );
+    let taken = store
+        .lease_action("w3", None, t0 + lease + 1, lease)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (taken.action.as_str(), taken.worker.as_deref()),
+        (first.action.as_str(), Some("w3"))
+    );
+    assert!(
+        !store
+            .renew_action_lease(&first.key(), "w1", t0 + lease + 2, lease)
+            .unwrap()
+    );
+    // Only its driver leases an action that must run on the driver's machine.
+    let c = ferry_engine::store::ActionKey {
+        action: "c",
+        ..key("a")
+    };
+    store.queue_action(&c, false).unwrap();
+    assert_eq!(store.lease_action("w4", None, t0 + 1, lease).unwrap(), None);
+    let own = store
+        .lease_action("driver", Some(&exec.id), t0 + 1, lease)
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.action, "c");
+    // Ending an action ends its lease.
+    store.begin_action(&taken.key(), "").unwrap();
+    store
+        .finish_action(&taken.key(), Status::Succeeded, None, None)
+        .unwrap();
+    let open: Vec<String> = store
+        .action_leases(&exec.id)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.action)
+        .collect();
+    assert_eq!(open.len(), 2, "{open:?}");
+    assert!(!open.contains(&taken.action));
+    assert!(
+        !store
+            .renew_action_lease(&taken.key(), "w3", t0 + 3, lease)
+            .unwrap()
+    );
+}
+
+/// One driver and three workers on one store, each running one action at a time: the
+/// parallel actions of each execution are shared among them, and no action runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let effects = dir.path().join("effects");
+    let store = open_store(&state);
+    let driver = worker_engine(&store, &state, "d", 1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut pools = Vec::new();
+    for name in ["w1", "w2", "w3"] {
+        let engine = worker_engine(&store, &state, name, 1);
+        let (stop, slots, store) = (
+            stop.clone(),
+            std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+            store.clone(),
+        );
+        pools.push(tokio::spawn(async move {
+            let run = move |lease| {
+                let engine = engine.clone();
+                async move {
+                    engine
+                        .run_leased(lease, tokio_util::sync::CancellationToken::new())
+                        .await
+                        .unwrap();
+                }
+            };
+            ferry_engine::Engine::work(
+                store,
+                &format!("{name}@bench"),
+                slots,
+                std::time::Duration::from_millis(5),
+                stop,
+                run,
+            )
+            .await;
+        }));
+    }
+    let names: Vec<String> = (0..8).map(|n| format!("a{n}")).collect();
+    let def = pipeline(
+        "shared",
+        Mode::Parallel,
+        vec![
+            stage(
+                "one",
+                names.iter().map(|n| record(n, 1, &effects)).collect(),
+            ),
+            stage(
+                "two",
+                names.iter().map(|n| record(n, 1, &effects)).collect(),
+            ),
+        ],
+    );
+    let ids: Vec<String> = (0..3)
+        .map(|_| driver.start(&def, "r1", "test").unwrap().id)
+        .collect();
+    let drives: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (driver, id) = (driver.clone(), id.clone());
+            tokio::spawn(async move { driver.drive(&id, None).await.unwrap() })
+        })
+        .collect();
+    for d in drives {
+        assert_eq!(d.await.unwrap().status, Status::Succeeded);
+    }
+    stop.cancel();
+    for p in pools {
+        p.await.unwrap();
+    }
+    let lines = std::fs::read_to_string(&effects).unwrap();
+    let mut workers = std::collections::BTreeSet::new();
+    for id in &ids {
+        let mut here = std::collections::BTreeSet::new();
+        for stage in ["one", "two"] {
+            for name in &names {
+                let key = idempotency_key(id, stage, name, 1);
+                let runs: Vec<&str> = lines.lines().filter(|l| l.starts_with(&key)).collect();
+                assert_eq!(
+                    runs.len(),
+                    1,
+                    "{id} {stage}.{name} ran {} times: {runs:?}",
+                    runs.len()
+                );
+                here.insert(runs[0].split_whitespace().nth(2).unwrap().to_owned());
+            }
+        }
+        assert!(here.len() >= 2, "one worker ran all of {id}: {here:?}");
+        workers.extend(here);
+        assert!(
+            store.action_leases(id).unwrap().is_empty(),
+            "{id} left leases open"
+        );
+    }
+    assert!(workers.len() >= 3, "{workers:?}");
+}
+
+/// A worker that died holding an action it had begun (the driver, here): the next driver
+/// frees its lease at once, reconciles the action — it had applied its effect — and does
+/// not run it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_a_dead_worker_held_is_reconciled_not_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let effects = dir.path().join("effects");
+    let store = open_store(&state);
+    let engine = worker_engine(&store, &state, "next", 4);
+    let def = pipeline(
+        "dead",
+        Mode::Parallel,
+        vec![stage("one", vec![record("a", 1, &effects)])],
+    );
+    let exec = engine.start(&def, "r1", "test").unwrap();
+    // A process of this host that no longer runs drove it and leased the action.
+    let dead = format!(
+        "{}@{}",
+        i32::MAX,
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
+    store
+        .claim_driver(&exec.id, &dead, 15_000, None)
+        .unwrap()
+        .unwrap();
+    let key = ferry_engine::store::ActionKey {
+        execution: &exec.id,
+        stage: "one",
+        action: "a",
+        attempt: 1,
+    };
+    store.queue_action(&key, true).unwrap();
+    let now = now_ms();
+    store
+        .lease_action(&dead, Some(&exec.id), now, 3_600_000)
+        .unwrap()
+        .unwrap();
+    store.begin_action(&key, "").unwrap();
+    std::fs::write(
+        &effects,
+        format!("{} one.a dead\n", idempotency_key(&exec.id, "one", "a", 1)),
+    )
+    .unwrap();
+
+    let done = engine.drive(&exec.id, None).await.unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+    let lines = std::fs::read_to_string(&effects).unwrap();
+    assert_eq!(lines.lines().count(), 1, "ran again: {lines}");
+    let run = store
+        .action_runs(&exec.id)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.action == "a")
+        .unwrap();
+    assert_eq!(run.outputs.unwrap()["reconciled"], true);
+}
+
 /// Three workers on one store race for twelve executions of six recording actions each: each
 /// execution is driven by one of them, every action runs exactly once, and the work is shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,6 +124,7 @@ pub trait Store: Send + Sync {
     fn action_runs(&self, id: &str) -> Result<Vec<ActionRun>>;
     fn begin_action(&self, run: &ActionKey<'_>, log_path: &str) -> Result<ActionRun>;
     fn set_action_status(&self, run: &ActionKey<'_>, status: Status) -> Result<()>;
+    /// Ends the attempt, and its lease.
     fn finish_action(
         &self,
         run: &ActionKey<'_>,
@@ -131,6 +132,36 @@ pub trait Store: Send + Sync {
         outputs: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<()>;
+
+    // The action queue. A driver queues the actions it wants run; a worker leases one
+    // before it runs it, renews the lease while it runs, and `finish_action` ends it.
+    /// Queues an attempt to run; queuing it again changes nothing.
+    fn queue_action(&self, run: &ActionKey<'_>, portable: bool) -> Result<()>;
+    /// Leases the longest-waiting queued attempt that no worker holds or whose lease expired
+    /// before `now_ms`, to `worker` until `now_ms + lease_ms`: of `execution` when given (its
+    /// driver), else a portable one of any execution. Two workers never lease the same one
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    fn lease_action(
+        &self,
+        worker: &str,
+        execution: Option<&str>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ActionLease>>;
+    /// Extends `worker`'s lease to `now_ms + lease_ms`; `false` when it no longer holds it
+    /// (it expired and another worker took it, or the action ended).
+    fn renew_action_lease(
+        &self,
+        run: &ActionKey<'_>,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool>;
+    /// Frees what `worker` holds of `execution` (a driver known dead): another may lease it
+    /// at once. How many were freed.
+    fn free_action_leases(&self, execution: &str, worker: &str) -> Result<usize>;
+    /// The attempts of `execution` queued or running, oldest first.
+    fn action_leases(&self, execution: &str) -> Result<Vec<ActionLease>>;
 
     // Artifacts.
     fn record_artifact(&self, id: &str, artifact: &ArtifactRef, produced_by: &str) -> Result<()>;

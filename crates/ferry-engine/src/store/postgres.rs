@@ -30,7 +30,10 @@ use crate::approval::rules;
 use crate::model::*;
 
 /// Migrations, in order; `ferry_schema` records the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/001_initial.sql"),
+    include_str!("../../migrations/postgres/002_action_leases.sql"),
+];
 
 /// The NOTIFY channel of [`Store::broadcast`].
 const CHANNEL: &str = "ferry_events";
@@ -269,6 +272,20 @@ impl PostgresStore {
 
     async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64> {
         Ok(self.client().await?.execute(sql, params).await?)
+    }
+}
+
+const LEASE_COLUMNS: &str = "execution_id, stage, action, attempt, portable, worker, expires_ms";
+
+fn lease_row(r: &Row) -> ActionLease {
+    ActionLease {
+        execution: r.get(0),
+        stage: r.get(1),
+        action: r.get(2),
+        attempt: u32::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+        portable: r.get(4),
+        worker: r.get(5),
+        expires_ms: r.get(6),
     }
 }
 
@@ -945,9 +962,104 @@ impl Store for PostgresStore {
                     ],
                 )
                 .await?;
+                tx.execute(
+                    "UPDATE action_leases SET done = TRUE
+                     WHERE execution_id = $1 AND stage = $2 AND action = $3 AND attempt = $4",
+                    &[&id, &stage, &action, &i64::from(attempt)],
+                )
+                .await?;
                 Ok(())
             }),
         )
+    }
+
+    fn queue_action(&self, run: &ActionKey<'_>, portable: bool) -> Result<()> {
+        self.run(self.execute(
+            "INSERT INTO action_leases (execution_id, stage, action, attempt, portable, queued_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &run.execution,
+                &run.stage,
+                &run.action,
+                &i64::from(run.attempt),
+                &portable,
+                &now_ms(),
+            ],
+        ))?;
+        Ok(())
+    }
+
+    fn lease_action(
+        &self,
+        worker: &str,
+        execution: Option<&str>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ActionLease>> {
+        // One statement: the row is locked by the inner SELECT, and a worker racing for it
+        // skips it and takes the next, instead of waiting for this one's commit.
+        let row = self.run(self.read(async |c| {
+            Ok(c.query_opt(
+                "UPDATE action_leases l SET worker = $1, expires_ms = $3::BIGINT + $4::BIGINT
+                     FROM (SELECT execution_id, stage, action, attempt FROM action_leases
+                           WHERE NOT done AND (worker IS NULL OR expires_ms < $3)
+                             AND (execution_id = $2 OR ($2::TEXT IS NULL AND portable))
+                           ORDER BY queued_ms, execution_id, stage, action
+                           LIMIT 1 FOR UPDATE SKIP LOCKED) n
+                     WHERE l.execution_id = n.execution_id AND l.stage = n.stage
+                       AND l.action = n.action AND l.attempt = n.attempt
+                     RETURNING l.execution_id, l.stage, l.action, l.attempt, l.portable, l.worker, l.expires_ms",
+                &[&worker, &execution, &now_ms, &lease_ms],
+            )
+            .await?)
+        }))?;
+        Ok(row.as_ref().map(lease_row))
+    }
+
+    fn renew_action_lease(
+        &self,
+        run: &ActionKey<'_>,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool> {
+        let changed = self.run(self.execute(
+            "UPDATE action_leases SET expires_ms = $6
+             WHERE execution_id = $1 AND stage = $2 AND action = $3 AND attempt = $4
+               AND worker = $5 AND NOT done",
+            &[
+                &run.execution,
+                &run.stage,
+                &run.action,
+                &i64::from(run.attempt),
+                &worker,
+                &(now_ms + lease_ms),
+            ],
+        ))?;
+        Ok(changed == 1)
+    }
+
+    fn free_action_leases(&self, execution: &str, worker: &str) -> Result<usize> {
+        let freed = self.run(self.execute(
+            "UPDATE action_leases SET worker = NULL, expires_ms = NULL
+             WHERE execution_id = $1 AND worker = $2 AND NOT done",
+            &[&execution, &worker],
+        ))?;
+        Ok(usize::try_from(freed).unwrap_or(usize::MAX))
+    }
+
+    fn action_leases(&self, execution: &str) -> Result<Vec<ActionLease>> {
+        let rows = self.run(self.read(async |c| {
+            Ok(c.query(
+                &format!(
+                    "SELECT {LEASE_COLUMNS} FROM action_leases WHERE execution_id = $1 AND NOT done
+                     ORDER BY queued_ms, stage, action"
+                ),
+                &[&execution],
+            )
+            .await?)
+        }))?;
+        Ok(rows.iter().map(lease_row).collect())
     }
 
     fn record_artifact(&self, id: &str, artifact: &ArtifactRef, produced_by: &str) -> Result<()> {

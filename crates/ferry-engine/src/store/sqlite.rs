@@ -28,7 +28,22 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003_listing.sql"),
     include_str!("../../migrations/004_release_blocks.sql"),
     include_str!("../../migrations/005_gates.sql"),
+    include_str!("../../migrations/006_action_leases.sql"),
 ];
+
+const LEASE_COLUMNS: &str = "execution_id, stage, action, attempt, portable, worker, expires_ms";
+
+fn lease_row(r: &Row<'_>) -> rusqlite::Result<ActionLease> {
+    Ok(ActionLease {
+        execution: r.get(0)?,
+        stage: r.get(1)?,
+        action: r.get(2)?,
+        attempt: r.get(3)?,
+        portable: r.get(4)?,
+        worker: r.get(5)?,
+        expires_ms: r.get(6)?,
+    })
+}
 
 /// Called after each committed transition (the crash test kills the process there).
 pub type TransitionHook = Arc<dyn Fn() + Send + Sync>;
@@ -812,9 +827,107 @@ impl Store for SqliteStore {
                         now_ms()
                     ],
                 )?;
+                tx.execute(
+                    "UPDATE action_leases SET done = 1
+                     WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 AND attempt = ?4",
+                    params![id, stage, action, attempt],
+                )?;
                 Ok(())
             },
         )
+    }
+
+    fn queue_action(&self, run: &ActionKey<'_>, portable: bool) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO action_leases (execution_id, stage, action, attempt, portable, queued_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run.execution, run.stage, run.action, run.attempt, portable, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn lease_action(
+        &self,
+        worker: &str,
+        execution: Option<&str>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ActionLease>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = tx
+            .query_row(
+                &format!(
+                    "SELECT {LEASE_COLUMNS} FROM action_leases
+                     WHERE done = 0 AND (worker IS NULL OR expires_ms < ?1)
+                       AND (execution_id = ?2 OR (?2 IS NULL AND portable = 1))
+                     ORDER BY queued_ms, execution_id, stage, action LIMIT 1"
+                ),
+                params![now_ms, execution],
+                lease_row,
+            )
+            .optional()?;
+        let Some(mut lease) = found else {
+            return Ok(None);
+        };
+        let expires = now_ms + lease_ms;
+        tx.execute(
+            "UPDATE action_leases SET worker = ?5, expires_ms = ?6
+             WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 AND attempt = ?4",
+            params![
+                lease.execution,
+                lease.stage,
+                lease.action,
+                lease.attempt,
+                worker,
+                expires
+            ],
+        )?;
+        tx.commit()?;
+        lease.worker = Some(worker.to_owned());
+        lease.expires_ms = Some(expires);
+        Ok(Some(lease))
+    }
+
+    fn renew_action_lease(
+        &self,
+        run: &ActionKey<'_>,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool> {
+        let changed = self.conn().execute(
+            "UPDATE action_leases SET expires_ms = ?6
+             WHERE execution_id = ?1 AND stage = ?2 AND action = ?3 AND attempt = ?4
+               AND worker = ?5 AND done = 0",
+            params![
+                run.execution,
+                run.stage,
+                run.action,
+                run.attempt,
+                worker,
+                now_ms + lease_ms
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn free_action_leases(&self, execution: &str, worker: &str) -> Result<usize> {
+        Ok(self.conn().execute(
+            "UPDATE action_leases SET worker = NULL, expires_ms = NULL
+             WHERE execution_id = ?1 AND worker = ?2 AND done = 0",
+            params![execution, worker],
+        )?)
+    }
+
+    fn action_leases(&self, execution: &str) -> Result<Vec<ActionLease>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {LEASE_COLUMNS} FROM action_leases WHERE execution_id = ?1 AND done = 0
+             ORDER BY queued_ms, stage, action"
+        ))?;
+        let rows = stmt.query_map(params![execution], lease_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn record_artifact(&self, id: &str, artifact: &ArtifactRef, produced_by: &str) -> Result<()> {
