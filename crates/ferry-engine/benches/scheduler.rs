@@ -1,6 +1,8 @@
 //! The scheduler's throughput and per-action overhead: 200 no-op actions (20 executions of
-//! ten actions one after another) driven by 1, 2 and 4 workers racing for the executions, on
-//! SQLite and — when `FERRY_BENCH_POSTGRES` names a PostgreSQL admin URL — on PostgreSQL.
+//! two run orders of five parallel actions) on 1, 2 and 4 workers. Each worker, as a `ferry
+//! serve` does, races the others for the executions to drive and leases the queued actions
+//! of any execution, running at most [`SLOTS`] at once; on SQLite and — when
+//! `FERRY_BENCH_POSTGRES` names a PostgreSQL admin URL — on PostgreSQL.
 //! Each figure is the median of the runs, measured in this run; ratios compare against one
 //! worker on SQLite. `scripts/bench-scheduler` starts a cluster and runs it.
 //!
@@ -24,6 +26,8 @@ use ferry_engine::{Engine, EngineError, Registry};
 
 const EXECUTIONS: usize = 20;
 const ACTIONS: usize = 10;
+/// Actions one worker runs at once.
+const SLOTS: usize = 2;
 
 struct Noop;
 
@@ -57,7 +61,7 @@ fn definition() -> PipelineDef {
                 .map(|n| ActionDef {
                     name: format!("a{n}"),
                     kind: "noop".into(),
-                    run_order: u32::try_from(n + 1).unwrap(),
+                    run_order: u32::try_from(n % 2 + 1).unwrap(),
                     config: serde_json::Value::Null,
                     inputs: Vec::new(),
                     outputs: Vec::new(),
@@ -74,7 +78,11 @@ fn worker(store: &Arc<dyn Store>, state: &std::path::Path, name: &str) -> Engine
     Engine::new(
         store.clone(),
         registry,
-        Arc::new(LocalArtifacts::open(&state.join("artifacts")).unwrap()),
+        Arc::new(
+            LocalArtifacts::open(&state.join("artifacts"))
+                .unwrap()
+                .shared_by_workers(),
+        ),
         Arc::new(NoSecrets),
         Arc::new(Silent),
         Settings {
@@ -86,6 +94,7 @@ fn worker(store: &Arc<dyn Store>, state: &std::path::Path, name: &str) -> Engine
         },
     )
     .with_driver_id(&format!("{name}@bench"))
+    .with_slots(Arc::new(tokio::sync::Semaphore::new(SLOTS)))
 }
 
 /// One run: the wall time for `workers` workers to drive all 200 actions.
@@ -99,6 +108,27 @@ fn run(rt: &tokio::runtime::Runtime, store: &Arc<dyn Store>, workers: usize) -> 
         .collect();
     let started = Instant::now();
     rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let pools: Vec<_> = engines
+            .iter()
+            .enumerate()
+            .map(|(n, engine)| {
+                let (engine, store, stop) = (engine.clone(), store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    // The worker's slots are its drives' and its leases' together.
+                    let slots = engine.slots().clone();
+                    let run = move |lease| {
+                        let engine = engine.clone();
+                        async move {
+                            let token = tokio_util::sync::CancellationToken::new();
+                            engine.run_leased(lease, token).await.unwrap();
+                        }
+                    };
+                    let worker = format!("w{n}.pool@bench");
+                    Engine::work(store, &worker, slots, Duration::from_millis(5), stop, run).await;
+                })
+            })
+            .collect();
         let tasks: Vec<_> = engines
             .into_iter()
             .enumerate()
@@ -118,6 +148,10 @@ fn run(rt: &tokio::runtime::Runtime, store: &Arc<dyn Store>, workers: usize) -> 
             .collect();
         for t in tasks {
             t.await.unwrap();
+        }
+        stop.cancel();
+        for p in pools {
+            p.await.unwrap();
         }
     });
     started.elapsed()

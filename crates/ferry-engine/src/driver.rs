@@ -130,6 +130,9 @@ pub struct Engine {
     driver_id: String,
     /// How many actions this engine runs at once, its own executions' and others'.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Told when an action this engine (or a clone) ran ends, so that a driver waiting for
+    /// it looks at once rather than at its next poll.
+    ended: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -153,6 +156,7 @@ impl Engine {
             slots: Arc::new(tokio::sync::Semaphore::new(
                 tokio::sync::Semaphore::MAX_PERMITS,
             )),
+            ended: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -173,6 +177,11 @@ impl Engine {
     pub fn with_driver_id(mut self, id: &str) -> Engine {
         id.clone_into(&mut self.driver_id);
         self
+    }
+
+    /// The permits of the actions this engine runs at once ([`Engine::with_slots`]).
+    pub fn slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.slots
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -467,6 +476,10 @@ impl Engine {
                 });
                 running.insert(task.id(), lease);
             }
+            // Armed before the store is read, so that an end between the two is not missed.
+            let told = self.ended.notified();
+            tokio::pin!(told);
+            told.as_mut().enable();
             let runs = self.store.action_runs(&exec.id)?;
             let ended: Vec<&ActionRun> = wanted
                 .iter()
@@ -502,6 +515,7 @@ impl Engine {
                         }
                     }
                 }
+                () = &mut told => {}
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
         }
@@ -549,9 +563,11 @@ impl Engine {
             cancel.clone(),
             lost.clone(),
         )));
-        self.run_action(&exec, stage, def, lease.attempt, resume, cancel, &lost)
-            .await
-            .map(|_| ())
+        let ran = self
+            .run_action(&exec, stage, def, lease.attempt, resume, cancel, &lost)
+            .await;
+        self.ended.notify_waiters();
+        ran.map(|_| ())
     }
 
     /// Until `stop`: leases the portable actions of any execution on this store and runs them
@@ -1068,6 +1084,12 @@ async fn watch(
             }
         }
     }
+}
+
+/// A name for this process's `role` among the workers of a store (`pid.role@host`), apart
+/// from its name as a driver, which its drives free the leases of when they start.
+pub fn worker_id(role: &str) -> String {
+    format!("{}.{role}@{}", std::process::id(), hostname())
 }
 
 fn hostname() -> String {

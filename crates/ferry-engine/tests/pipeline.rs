@@ -973,11 +973,7 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
     let mut pools = Vec::new();
     for name in ["w1", "w2", "w3"] {
         let engine = worker_engine(&store, &state, name, 1);
-        let (stop, slots, store) = (
-            stop.clone(),
-            std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
-            store.clone(),
-        );
+        let (stop, slots, store) = (stop.clone(), engine.slots().clone(), store.clone());
         pools.push(tokio::spawn(async move {
             let run = move |lease| {
                 let engine = engine.clone();

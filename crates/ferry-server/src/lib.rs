@@ -137,6 +137,9 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
     service.resume_all().await;
     tokio::spawn(service.clone().supervise());
     tokio::spawn(service.clone().relay_peers());
+    if service.engine.shared() {
+        tokio::spawn(service.clone().work());
+    }
     let app = app(service.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(

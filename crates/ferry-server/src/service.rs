@@ -27,6 +27,11 @@ use crate::store::ServerStore;
 
 /// How often a server looks for orphaned executions and for the poll lease.
 const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// On a shared store, how many actions one server runs at once — its own executions' and
+/// the ones it leases of other servers' — so that queued actions go to servers with room.
+const ACTIONS_AT_ONCE: usize = 16;
+/// How often a server with room looks for actions other servers queued.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The pipeline of an execution id (`orders-12` → `orders`).
 pub(crate) fn pipeline_of(execution: &str) -> &str {
@@ -89,6 +94,8 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// This process among the servers on one store, to tell its broadcasts from theirs.
     origin: String,
+    /// The actions this server runs at once (unlimited unless the store is shared).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Service {
@@ -119,7 +126,13 @@ impl Service {
                 )
             })
             .collect();
+        let slots = Arc::new(tokio::sync::Semaphore::new(if engine.shared() {
+            ACTIONS_AT_ONCE
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        }));
         Service {
+            slots,
             config,
             pipelines,
             store,
@@ -332,6 +345,7 @@ impl Service {
             let input = RunInput {
                 resume: Some(key.clone()),
                 identity: "ferry serve".into(),
+                slots: Some(this.slots.clone()),
                 ..RunInput::default()
             };
             let reporter = this.relay(&pipeline);
@@ -419,6 +433,44 @@ impl Service {
                 () = self.shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// Until shutdown, on a shared store: leases the actions other servers' executions queue
+    /// that any machine may run, while this server has room, and runs each in its
+    /// execution's project. One that cannot be run here is left to its lease's expiry.
+    pub async fn work(self: Arc<Self>) {
+        let worker = ferry_engine::driver::worker_id("worker");
+        let this = self.clone();
+        let run = move |lease: ferry_engine::model::ActionLease| {
+            let this = this.clone();
+            async move {
+                let id = lease.execution.clone();
+                let pipeline = match this.engine.execution(&id) {
+                    Ok(Some(exec)) => exec.pipeline,
+                    _ => return,
+                };
+                let done = match this.project_of(&id).await {
+                    Ok(project) => {
+                        ferry_workflows::run::run_leased(&project, lease, this.relay(&pipeline))
+                            .await
+                            .map_err(ServiceError::from)
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = done {
+                    tracing::error!(execution = %id, error = %e, "running a leased action failed");
+                }
+            }
+        };
+        ferry_engine::Engine::work(
+            self.engine.clone(),
+            &worker,
+            self.slots.clone(),
+            LEASE_POLL,
+            self.shutdown.child_token(),
+            run,
+        )
+        .await;
     }
 
     /// Stops driving: running actions are left for the engine to reconcile on the next start.
@@ -665,6 +717,7 @@ impl Reporter for Relay {
                 ExecutionNote::Started { id, .. }
                 | ExecutionNote::Resumed { id, .. }
                 | ExecutionNote::Continuing { id }
+                | ExecutionNote::Leased { id, .. }
                 | ExecutionNote::Retrying { id, .. },
             ) => *current = Some(id.clone()),
             Progress::Run(RunEvent::Execution { id, .. }) => *current = Some(id.clone()),

@@ -58,6 +58,12 @@ pub enum ExecutionNote {
     Continuing {
         id: String,
     },
+    /// Another process drives it; one of its actions, leased, runs here.
+    Leased {
+        id: String,
+        stage: String,
+        action: String,
+    },
     /// Another live process drives it; it continues there.
     DrivenElsewhere {
         id: String,

@@ -30,6 +30,9 @@ pub struct RunInput {
     pub identity: String,
     /// How it was started; default `ferry run by <identity>`.
     pub trigger: Option<Trigger>,
+    /// How many actions run at once, shared with other engines of the process (`ferry
+    /// serve` on a shared store); `None`: no limit.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Requests to stop the execution while it runs (Ctrl-C at a terminal): the first is
@@ -46,7 +49,36 @@ async fn engine(
         auto_approve: input.auto_approve,
         identity: input.identity.clone(),
     };
-    open_engine(project, manifest, &options, reporter).await
+    let engine = open_engine(project, manifest, &options, reporter).await?;
+    Ok(match &input.slots {
+        Some(slots) => engine.with_slots(slots.clone()),
+        None => engine,
+    })
+}
+
+/// Runs one action that the driver of its execution — another `ferry serve` on the same
+/// store — queued, and this process leased: an engine over the project at the execution's
+/// revision, reporting as the execution.
+pub async fn run_leased(
+    project: &Project,
+    lease: ferry_engine::model::ActionLease,
+    reporter: Arc<dyn Reporter>,
+) -> Result<()> {
+    let manifest = project.load()?;
+    let input = RunInput {
+        identity: "ferry serve".into(),
+        ..RunInput::default()
+    };
+    let engine = engine(project, Some(&manifest), &input, reporter.clone()).await?;
+    reporter.report(&Progress::Execution(ExecutionNote::Leased {
+        id: lease.execution.clone(),
+        stage: lease.stage.clone(),
+        action: lease.action.clone(),
+    }));
+    engine
+        .run_leased(lease, tokio_util::sync::CancellationToken::new())
+        .await?;
+    Ok(())
 }
 
 /// Starts an execution of the project's manifest at `input.revision` (after checking the

@@ -202,6 +202,10 @@ impl Console {
                 "{} no ferry process is driving {id}; continuing it here",
                 paint(BOLD, "▸")
             ),
+            ExecutionNote::Leased { id, stage, action } => format!(
+                "{} running {stage}.{action} of {id}, which another ferry process drives",
+                paint(DIM, "·")
+            ),
             ExecutionNote::DrivenElsewhere { id, driver } => format!(
                 "{} {id} is driven by ferry process {driver}; it continues there",
                 paint(DIM, "·")

@@ -94,6 +94,7 @@ pub fn run(args: &RunArgs) -> Exit {
         resume: args.resume.clone(),
         identity: local_identity(),
         trigger: None,
+        slots: None,
     };
     let project = project(&args.state);
     match driving(async |stops, console| run::run(&project, &input, stops, console).await) {
