@@ -556,10 +556,15 @@ impl Engine {
         };
         let lost = Arc::new(AtomicBool::new(false));
         // Ends with this future, also when the driver drops it.
+        // Renewed as the worker that leased it: the driver, or a pool of its own name.
+        let holder = lease
+            .worker
+            .clone()
+            .unwrap_or_else(|| self.driver_id.clone());
         let _keeper = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(keep_lease(
             self.store.clone(),
             lease.clone(),
-            self.driver_id.clone(),
+            holder,
             cancel.clone(),
             lost.clone(),
         )));

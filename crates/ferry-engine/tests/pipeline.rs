@@ -846,16 +846,18 @@ async fn broadcasts_reach_every_listener_on_a_shared_store_in_order() {
 }
 
 /// A worker engine on `store` named `name` (its `pid@host` and identity), with `slots`
-/// actions at once and a recording action, over artifacts every worker reads.
+/// actions at once and a recording action, over artifacts every worker reads; approvals
+/// approve themselves with `auto_approve`.
 fn worker_engine(
     store: &std::sync::Arc<dyn ferry_engine::store::Store>,
     state: &std::path::Path,
     name: &str,
     slots: usize,
+    auto_approve: bool,
 ) -> ferry_engine::Engine {
     let mut registry = ferry_engine::Registry::with_builtins();
     registry.register(RecordKind);
-    let mut settings = settings(state, true);
+    let mut settings = settings(state, auto_approve);
     settings.identity = name.to_owned();
     ferry_engine::Engine::new(
         store.clone(),
@@ -968,11 +970,11 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
     let state = dir.path().join(".ferry");
     let effects = dir.path().join("effects");
     let store = open_store(&state);
-    let driver = worker_engine(&store, &state, "d", 1);
+    let driver = worker_engine(&store, &state, "d", 1, true);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut pools = Vec::new();
     for name in ["w1", "w2", "w3"] {
-        let engine = worker_engine(&store, &state, name, 1);
+        let engine = worker_engine(&store, &state, name, 1, true);
         let (stop, slots, store) = (stop.clone(), engine.slots().clone(), store.clone());
         pools.push(tokio::spawn(async move {
             let run = move |lease| {
@@ -1054,6 +1056,87 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
     assert!(workers.len() >= 3, "{workers:?}");
 }
 
+/// Regression: a pool renewed its leases under its engine's driver name instead of its own,
+/// so every action it ran longer than one renewal was cancelled as lost. Here a pool named
+/// apart from its engine runs an approval (its driver has no slots) past several renewals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_keeps_the_lease_of_an_action_that_outlives_a_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let store = open_store(&state);
+    let driver = worker_engine(&store, &state, "d", 0, true);
+    let pool = worker_engine(&store, &state, "p", 1, false);
+    let def = pipeline(
+        "renew",
+        Mode::Parallel,
+        vec![stage("qa", vec![approval(3600, &[], false)])],
+    );
+    let exec = driver.start(&def, "r1", "test").unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let work = {
+        let (store, slots, stop, engine) = (
+            store.clone(),
+            pool.slots().clone(),
+            stop.clone(),
+            pool.clone(),
+        );
+        tokio::spawn(async move {
+            let run = move |lease| {
+                let engine = engine.clone();
+                async move {
+                    engine
+                        .run_leased(lease, tokio_util::sync::CancellationToken::new())
+                        .await
+                        .unwrap();
+                }
+            };
+            ferry_engine::Engine::work(
+                store,
+                "p.pool@elsewhere",
+                slots,
+                std::time::Duration::from_millis(5),
+                stop,
+                run,
+            )
+            .await;
+        })
+    };
+    let driving = {
+        let (driver, id) = (driver.clone(), exec.id.clone());
+        tokio::spawn(async move { driver.drive(&id, None).await.unwrap() })
+    };
+    // Waits until the pool holds the approval and has renewed its lease twice.
+    let mut first = None;
+    loop {
+        let leases = store.action_leases(&exec.id).unwrap();
+        if let Some(l) = leases
+            .iter()
+            .find(|l| l.worker.as_deref() == Some("p.pool@elsewhere"))
+        {
+            let at = l.expires_ms.unwrap();
+            let since = *first.get_or_insert(at);
+            if at > since + 2_000 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let alice = Decision {
+        approve: true,
+        identity: "alice".into(),
+        ..Decision::default()
+    };
+    driver.decide(&exec.id, "qa", &alice).unwrap();
+    let done = driving.await.unwrap();
+    stop.cancel();
+    work.await.unwrap();
+    assert_eq!(done.status, Status::Succeeded, "{:?}", done.reason);
+    for run in store.action_runs(&exec.id).unwrap() {
+        let log = std::fs::read_to_string(run.log_path.unwrap()).unwrap();
+        assert!(!log.contains("took this action over"), "the lease was lost:\n{log}");
+    }
+}
+
 /// A worker that died holding an action it had begun (the driver, here): the next driver
 /// frees its lease at once, reconciles the action — it had applied its effect — and does
 /// not run it again.
@@ -1063,7 +1146,7 @@ async fn an_action_a_dead_worker_held_is_reconciled_not_run_twice() {
     let state = dir.path().join(".ferry");
     let effects = dir.path().join("effects");
     let store = open_store(&state);
-    let engine = worker_engine(&store, &state, "next", 4);
+    let engine = worker_engine(&store, &state, "next", 4, true);
     let def = pipeline(
         "dead",
         Mode::Parallel,
