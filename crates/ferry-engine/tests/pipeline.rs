@@ -875,6 +875,34 @@ fn worker_engine(
     .with_slots(std::sync::Arc::new(tokio::sync::Semaphore::new(slots)))
 }
 
+/// Runs `engine` as worker `name`: it leases portable actions of any execution, up to its
+/// slots, until `stop`.
+fn spawn_pool(
+    engine: ferry_engine::Engine,
+    name: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (store, slots, stop, name) = (
+        engine.store().clone(),
+        engine.slots().clone(),
+        stop.clone(),
+        name.to_owned(),
+    );
+    tokio::spawn(async move {
+        let run = move |lease| {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .run_leased(lease, tokio_util::sync::CancellationToken::new())
+                    .await
+                    .unwrap();
+            }
+        };
+        let poll = std::time::Duration::from_millis(5);
+        ferry_engine::Engine::work(store, &name, slots, poll, stop, run).await;
+    })
+}
+
 /// Leases, with the time given: two workers never hold one action; a lease not renewed
 /// expires and another worker takes it; the first then cannot renew it; an action that ended
 /// leaves the queue.
@@ -975,27 +1003,7 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
     let mut pools = Vec::new();
     for name in ["w1", "w2", "w3"] {
         let engine = worker_engine(&store, &state, name, 1, true);
-        let (stop, slots, store) = (stop.clone(), engine.slots().clone(), store.clone());
-        pools.push(tokio::spawn(async move {
-            let run = move |lease| {
-                let engine = engine.clone();
-                async move {
-                    engine
-                        .run_leased(lease, tokio_util::sync::CancellationToken::new())
-                        .await
-                        .unwrap();
-                }
-            };
-            ferry_engine::Engine::work(
-                store,
-                &format!("{name}@bench"),
-                slots,
-                std::time::Duration::from_millis(5),
-                stop,
-                run,
-            )
-            .await;
-        }));
+        pools.push(spawn_pool(engine, &format!("{name}@bench"), &stop));
     }
     let names: Vec<String> = (0..8).map(|n| format!("a{n}")).collect();
     let def = pipeline(
@@ -1073,34 +1081,7 @@ async fn a_pool_keeps_the_lease_of_an_action_that_outlives_a_renewal() {
     );
     let exec = driver.start(&def, "r1", "test").unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let work = {
-        let (store, slots, stop, engine) = (
-            store.clone(),
-            pool.slots().clone(),
-            stop.clone(),
-            pool.clone(),
-        );
-        tokio::spawn(async move {
-            let run = move |lease| {
-                let engine = engine.clone();
-                async move {
-                    engine
-                        .run_leased(lease, tokio_util::sync::CancellationToken::new())
-                        .await
-                        .unwrap();
-                }
-            };
-            ferry_engine::Engine::work(
-                store,
-                "p.pool@elsewhere",
-                slots,
-                std::time::Duration::from_millis(5),
-                stop,
-                run,
-            )
-            .await;
-        })
-    };
+    let work = spawn_pool(pool.clone(), "p.pool@elsewhere", &stop);
     let driving = {
         let (driver, id) = (driver.clone(), exec.id.clone());
         tokio::spawn(async move { driver.drive(&id, None).await.unwrap() })
@@ -1133,7 +1114,10 @@ async fn a_pool_keeps_the_lease_of_an_action_that_outlives_a_renewal() {
     assert_eq!(done.status, Status::Succeeded, "{:?}", done.reason);
     for run in store.action_runs(&exec.id).unwrap() {
         let log = std::fs::read_to_string(run.log_path.unwrap()).unwrap();
-        assert!(!log.contains("took this action over"), "the lease was lost:\n{log}");
+        assert!(
+            !log.contains("took this action over"),
+            "the lease was lost:\n{log}"
+        );
     }
 }
 
