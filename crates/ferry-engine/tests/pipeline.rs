@@ -3,8 +3,9 @@
 mod common;
 
 use common::*;
+use ferry_engine::action::RunEvent;
 use ferry_engine::model::*;
-use ferry_engine::store::Decision;
+use ferry_engine::store::{Decision, StageEntry};
 
 #[tokio::test]
 async fn build_and_test_share_an_artifact_and_the_shell_keeps_its_state() {
@@ -730,15 +731,34 @@ async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
         );
         let holder = h.engine.start(&def, "local", "first").unwrap();
         let (_, first) = h.drive_to_approval(&holder.id).await;
-        // Two more executions line up for the held stage, the older one first.
+        // Two more executions line up for the held stage, the older one first: each is
+        // started once the one before it waits (a fixed sleep here once let the older reach
+        // the stage only after the holder left it, under load).
         let older = h.engine.start(&def, "local", "second").unwrap();
         let newer = h.engine.start(&def, "local", "third").unwrap();
+        let waits = || {
+            h.recorder
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, RunEvent::Waiting { stage, .. } if stage == "qa"))
+                .count()
+        };
         let mut waiting = Vec::new();
-        for e in [&older, &newer] {
+        for (n, e) in [&older, &newer].into_iter().enumerate() {
             let engine = h.engine.clone();
             let id = e.id.clone();
             waiting.push(tokio::spawn(async move { engine.drive(&id, None).await }));
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while waits() <= n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} never waited",
+                    e.id
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
         let approve = Decision {
             approve: true,
@@ -770,6 +790,60 @@ async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
         );
         assert_eq!(newer_done.status, Status::Succeeded);
     }
+}
+
+/// Regression: superseded, an older execution waiting for a stage entered it after a newer
+/// one had taken it from the holder — deploying an older revision over a newer one — when the
+/// newer one reached the free stage first. Behind a newer holder it is superseded.
+#[test]
+fn an_older_execution_behind_a_newer_one_that_took_the_stage_is_superseded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join(".ferry"));
+    let def = pipeline("overtaken", Mode::Superseded, vec![stage("qa", Vec::new())]);
+    let start = |revision: &str| {
+        store
+            .create_execution(&def, revision, &"tester".into())
+            .unwrap()
+    };
+    let (holder, older, newer) = (start("r1"), start("r2"), start("r3"));
+    assert_eq!(
+        store.enter_stage(&holder, "qa", def.mode).unwrap(),
+        StageEntry::Entered
+    );
+    for e in [&older, &newer] {
+        assert!(matches!(
+            store.enter_stage(e, "qa", def.mode).unwrap(),
+            StageEntry::Waiting { .. }
+        ));
+    }
+    store
+        .set_execution_status(&holder.id, Status::Succeeded, None)
+        .unwrap();
+    // The newer one polls first and takes the stage; the older one polls after.
+    assert_eq!(
+        store.enter_stage(&newer, "qa", def.mode).unwrap(),
+        StageEntry::Entered
+    );
+    assert_eq!(
+        store.enter_stage(&older, "qa", def.mode).unwrap(),
+        StageEntry::Superseded { by: newer.id }
+    );
+    // Queued, the same order lets the older one wait its turn instead.
+    let queued = pipeline("in-turn", Mode::Queued, vec![stage("qa", Vec::new())]);
+    let first = store
+        .create_execution(&queued, "r1", &"tester".into())
+        .unwrap();
+    let second = store
+        .create_execution(&queued, "r2", &"tester".into())
+        .unwrap();
+    assert_eq!(
+        store.enter_stage(&second, "qa", queued.mode).unwrap(),
+        StageEntry::Entered
+    );
+    assert!(matches!(
+        store.enter_stage(&first, "qa", queued.mode).unwrap(),
+        StageEntry::Waiting { .. }
+    ));
 }
 
 /// Regression: two servers adopting the same orphan (its driver killed) each took the lease

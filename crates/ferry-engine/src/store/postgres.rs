@@ -817,13 +817,14 @@ impl Store for PostgresStore {
                 &[pipeline, &stage],
             )
             .await?;
-            let holder: Option<String> = tx
+            let holder: Option<(String, i64)> = tx
                 .query_opt(
-                    "SELECT execution_id FROM stage_locks WHERE pipeline = $1 AND stage = $2",
+                    "SELECT l.execution_id, e.seq FROM stage_locks l JOIN executions e ON e.id = l.execution_id
+                     WHERE l.pipeline = $1 AND l.stage = $2",
                     &[pipeline, &stage],
                 )
                 .await?
-                .map(|r| r.get(0));
+                .map(|r| (r.get(0), r.get(1)));
             tx.execute(
                 "INSERT INTO stage_waiters (pipeline, stage, execution_id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[pipeline, &stage, id, &seq],
@@ -843,7 +844,7 @@ impl Store for PostgresStore {
                 )
                 .await?
                 .get(0);
-            let entry = stage_entry(mode, id, holder, next);
+            let entry = stage_entry(mode, (id, seq), holder, next);
             if entry == StageEntry::Entered {
                 tx.execute(
                     "INSERT INTO stage_locks (pipeline, stage, execution_id) VALUES ($1, $2, $3)

@@ -61,18 +61,28 @@ pub(super) fn decided(
     }
 }
 
-/// Whether execution `id` enters a stage under `mode`, given the execution holding it (if
-/// any) and `next`, the waiter that goes next (the newest when superseded, else the oldest).
-/// The store then drops `id` from the waiters unless it waits, and on `Entered` takes the lock.
+/// Whether execution `id` (number `seq` of its pipeline) enters a stage under `mode`, given
+/// the execution holding it and that one's number (if any) and `next`, the waiter that goes
+/// next (the newest when superseded, else the oldest). The store then drops `id` from the
+/// waiters unless it waits, and on `Entered` takes the lock.
+///
+/// Superseded, an execution behind a newer one is superseded whether the newer one still
+/// waits or already holds the stage: entering after it would deploy an older revision over
+/// a newer one.
 pub(super) fn stage_entry(
     mode: Mode,
-    id: &str,
-    holder: Option<String>,
+    (id, seq): (&str, i64),
+    holder: Option<(String, i64)>,
     next: String,
 ) -> StageEntry {
+    let holder = holder.filter(|(h, _)| h != id);
     if mode == Mode::Superseded && next != id {
         StageEntry::Superseded { by: next }
-    } else if let Some(holder) = holder.filter(|h| h != id) {
+    } else if mode == Mode::Superseded
+        && let Some((newer, _)) = holder.as_ref().filter(|(_, s)| *s > seq)
+    {
+        StageEntry::Superseded { by: newer.clone() }
+    } else if let Some((holder, _)) = holder {
         StageEntry::Waiting { holder }
     } else if next != id {
         StageEntry::Waiting { holder: next }

@@ -694,11 +694,12 @@ impl Store for SqliteStore {
             "DELETE FROM stage_locks WHERE pipeline = ?1 AND stage = ?2 AND execution_id NOT IN (SELECT id FROM executions WHERE status = 'InProgress')",
             params![pipeline, stage],
         )?;
-        let holder: Option<String> = tx
+        let holder: Option<(String, i64)> = tx
             .query_row(
-                "SELECT execution_id FROM stage_locks WHERE pipeline = ?1 AND stage = ?2",
+                "SELECT l.execution_id, e.seq FROM stage_locks l JOIN executions e ON e.id = l.execution_id
+                 WHERE l.pipeline = ?1 AND l.stage = ?2",
                 params![pipeline, stage],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         tx.execute(
@@ -720,7 +721,7 @@ impl Store for SqliteStore {
             params![pipeline, stage],
             |r| r.get(0),
         )?;
-        let entry = stage_entry(mode, id, holder, next);
+        let entry = stage_entry(mode, (id, seq), holder, next);
         if entry == StageEntry::Entered {
             tx.execute("INSERT OR REPLACE INTO stage_locks (pipeline, stage, execution_id) VALUES (?1, ?2, ?3)", params![pipeline, stage, id])?;
         }
