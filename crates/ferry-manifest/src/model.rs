@@ -366,6 +366,27 @@ pub struct Build {
     pub timeout: Duration,
     /// Where it runs: this machine, or the pipeline's CodeBuild project.
     pub runner: Runner,
+    /// What its buildspec's `env` reads, so the plan grants it. This crate reads no
+    /// buildspec: the loader that can (ferry-workflows, from the inline text or the working
+    /// tree) fills it; empty until then.
+    #[serde(skip_serializing_if = "BuildspecReads::is_empty")]
+    pub reads: BuildspecReads,
+}
+
+/// The secrets and parameters a buildspec's `env` names, which the build's runner reads
+/// before the build starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BuildspecReads {
+    /// `env.secrets-manager`: secret ids (a name or an ARN), without the JSON key or version.
+    pub secrets: Vec<String>,
+    /// `env.parameter-store`: Parameter Store names (or ARNs).
+    pub parameters: Vec<String>,
+}
+
+impl BuildspecReads {
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && self.parameters.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1053,6 +1053,7 @@ impl Resolver<'_> {
         }
         Build {
             imports,
+            reads: BuildspecReads::default(),
             runner: self.runner(b),
             buildspec,
             inputs,

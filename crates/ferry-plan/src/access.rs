@@ -2,7 +2,7 @@
 //! with the context the call carries. Policies are built from them and verified against
 //! them, so the two cannot drift apart.
 
-use ferry_manifest::{ActionKind, GithubActions, LambdaPackage, Manifest};
+use ferry_manifest::{ActionKind, Build, GithubActions, LambdaPackage, Manifest};
 use ferry_policy::builder::{NeedCondition, PrincipalRef};
 use serde::Serialize;
 
@@ -246,10 +246,15 @@ pub fn edges(names: &Names<'_>) -> Vec<Edge> {
         names,
         &own,
         &pipeline,
-        &m.secrets,
+        m.secrets
+            .iter()
+            .map(|s| (s.name.as_str(), s.secret_id.as_str())),
         |s| format!("read secret {s} for builds"),
         &mut out,
     );
+    // ferry reads what a local build's buildspec names for it (ssm:GetParameter each).
+    let local = builds(m).filter(|b| !on_codebuild(names, b));
+    buildspec_reads(names, &own, &pipeline, local, "ssm:GetParameter", &mut out);
     image_pushes(
         names,
         &own,
@@ -651,25 +656,13 @@ const CODEBUILD_SERVICE: &str = "codebuild.amazonaws.com";
 fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
     let m = names.manifest;
     let native = names.shared.codepipeline.as_ref();
-    let all_builds = m
-        .stages
-        .iter()
-        .flat_map(|s| &s.actions)
-        .filter_map(|a| match &a.kind {
-            ActionKind::Build(b) => Some(b),
-            _ => None,
-        });
-    let runner_builds = all_builds
-        .clone()
+    let runner_builds = builds(m)
         .filter(|b| b.runner == ferry_manifest::Runner::Codebuild)
         .count();
     if runner_builds == 0 && native.is_none() {
         return;
     }
-    // In the native pipeline every build runs on CodeBuild.
-    let builds: Vec<&ferry_manifest::Build> = all_builds
-        .filter(|b| native.is_some() || b.runner == ferry_manifest::Runner::Codebuild)
-        .collect();
+    let builds: Vec<&Build> = builds(m).filter(|b| on_codebuild(names, b)).collect();
     let pipeline = names.pipeline_role();
     let streams = format!("{}:log-stream:*", names.build_log_group_arn());
     let stream = format!(
@@ -792,13 +785,23 @@ fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
     let named = m
         .secrets
         .iter()
-        .filter(|s| secrets.contains(&s.name.as_str()));
+        .filter(|s| secrets.contains(&s.name.as_str()))
+        .map(|s| (s.name.as_str(), s.secret_id.as_str()));
     secret_reads(
         names,
         own,
         &role,
         named,
         |s| format!("CodeBuild reads secret {s} for the build"),
+        out,
+    );
+    // CodeBuild reads a buildspec's parameters with one ssm:GetParameters call.
+    buildspec_reads(
+        names,
+        own,
+        &role,
+        builds.iter().copied(),
+        "ssm:GetParameters",
         out,
     );
     image_pushes(
@@ -811,27 +814,81 @@ fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
     );
 }
 
-/// `principal` reads each of `bindings`' secrets.
+/// Every build of the pipeline.
+fn builds(m: &Manifest) -> impl Iterator<Item = &Build> + Clone {
+    m.stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| match &a.kind {
+            ActionKind::Build(b) => Some(b),
+            _ => None,
+        })
+}
+
+/// Whether `build` runs on CodeBuild: it says so, or the native pipeline runs every build.
+fn on_codebuild(names: &Names<'_>, build: &Build) -> bool {
+    names.shared.codepipeline.is_some() || build.runner == ferry_manifest::Runner::Codebuild
+}
+
+/// `principal` reads each secret of `bindings` (a name for the reason, and its secret id).
 fn secret_reads<'b>(
     names: &Names<'_>,
     scope: &Scope,
     principal: &str,
-    bindings: impl IntoIterator<Item = &'b ferry_manifest::SecretBinding>,
+    bindings: impl IntoIterator<Item = (&'b str, &'b str)>,
     why: impl Fn(&str) -> String,
     out: &mut Vec<Edge>,
 ) {
-    for binding in bindings {
-        let id = secret_base(&binding.secret_id);
+    for (name, secret_id) in bindings {
+        let id = secret_base(secret_id);
         out.push(
             Edge::new(
                 scope,
                 principal,
                 "secretsmanager:GetSecretValue",
                 &names.secret_sample(&id),
-                &why(&binding.name),
+                &why(name),
             )
             .granted_as(&names.secret_pattern(&id)),
         );
+    }
+}
+
+/// `principal` reads what the buildspecs of `builds` name in their `env`: each secret, and
+/// each parameter through `get_parameters` (the call its reader makes).
+fn buildspec_reads<'b>(
+    names: &Names<'_>,
+    scope: &Scope,
+    principal: &str,
+    builds: impl Iterator<Item = &'b Build>,
+    get_parameters: &str,
+    out: &mut Vec<Edge>,
+) {
+    let (mut secrets, mut parameters) = (Vec::new(), Vec::new());
+    for build in builds {
+        secrets.extend(build.reads.secrets.iter().map(String::as_str));
+        parameters.extend(build.reads.parameters.iter().map(String::as_str));
+    }
+    for list in [&mut secrets, &mut parameters] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    secret_reads(
+        names,
+        scope,
+        principal,
+        secrets.iter().map(|s| (*s, *s)),
+        |s| format!("read secret {s}, which a buildspec names"),
+        out,
+    );
+    for parameter in parameters {
+        out.push(Edge::new(
+            scope,
+            principal,
+            get_parameters,
+            &names.parameter_arn(parameter),
+            &format!("read parameter {parameter}, which a buildspec names"),
+        ));
     }
 }
 

@@ -205,6 +205,20 @@ impl<'a> Names<'a> {
         }
     }
 
+    /// A Parameter Store parameter by name (`/a/b` or `b`), or its ARN as given.
+    pub fn parameter_arn(&self, name: &str) -> String {
+        if name.starts_with("arn:") {
+            name.to_owned()
+        } else {
+            format!(
+                "arn:aws:ssm:{}:{}:parameter/{}",
+                self.shared.region,
+                self.shared.id,
+                name.trim_start_matches('/')
+            )
+        }
+    }
+
     /// One secret, as an edge's resource.
     pub fn secret_sample(&self, id: &str) -> String {
         if id.starts_with("arn:") {

@@ -870,6 +870,84 @@ fn builds_on_codebuild_get_a_project_and_a_service_role_limited_to_their_needs()
     );
 }
 
+/// Gives every build of `m` a buildspec that reads `reads` (what ferry-workflows records when
+/// it reads the buildspecs).
+fn reading(
+    mut m: ferry_manifest::Manifest,
+    reads: &ferry_manifest::BuildspecReads,
+) -> ferry_manifest::Manifest {
+    for action in m.stages.iter_mut().flat_map(|s| &mut s.actions) {
+        if let ferry_manifest::ActionKind::Build(b) = &mut action.kind {
+            b.reads = reads.clone();
+        }
+    }
+    m
+}
+
+/// Regression: a secret or parameter named only in a buildspec's `env` was granted to no
+/// role, so a build on CodeBuild failed on AccessDenied that `ferry verify` never showed.
+#[test]
+fn what_a_buildspec_reads_is_granted_to_the_role_that_reads_it() {
+    let reads = ferry_manifest::BuildspecReads {
+        secrets: vec!["orders/db".into()],
+        parameters: vec!["/orders/feature-flags".into()],
+    };
+    // The role's policy as text, and the calls on the buildspec's reads `verify` proved.
+    let grants = |m: &ferry_manifest::Manifest, role: &str| {
+        let names = Names::new(m, None).unwrap();
+        let f = plan(&names);
+        let policies = f.accounts[0]
+            .resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::Role(r) if r.name == role => {
+                    Some(serde_json::to_string(&r.policies).unwrap())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let proven: Vec<String> = proven(&f, &names)
+            .results
+            .into_iter()
+            .filter(|r| r.allowed && r.edge.principal.ends_with(&format!(":role/{role}")))
+            .filter(|r| {
+                r.edge.resource.contains("orders/db-") || r.edge.resource.contains(":parameter/")
+            })
+            .map(|r| r.edge.action)
+            .collect();
+        (policies, proven)
+    };
+    // On CodeBuild: the build role, with the call CodeBuild makes.
+    let (text, proved) = grants(
+        &reading(orders_on_codebuild(), &reads),
+        "ferry-orders-build",
+    );
+    assert!(
+        text.contains("arn:aws:secretsmanager:us-east-1:111111111111:secret:orders/db-??????"),
+        "{text}"
+    );
+    assert!(
+        text.contains("arn:aws:ssm:us-east-1:111111111111:parameter/orders/feature-flags"),
+        "{text}"
+    );
+    assert_eq!(
+        proved,
+        ["secretsmanager:GetSecretValue", "ssm:GetParameters"]
+    );
+    // Built here: the pipeline role, with the call ferry makes.
+    let (text, proved) = grants(&reading(orders(), &reads), "ferry-orders");
+    assert!(text.contains("secret:orders/db-??????"), "{text}");
+    assert!(text.contains("parameter/orders/feature-flags"), "{text}");
+    assert_eq!(
+        proved,
+        ["secretsmanager:GetSecretValue", "ssm:GetParameter"]
+    );
+    // Neither when no buildspec names them.
+    let (text, proved) = grants(&orders_on_codebuild(), "ferry-orders-build");
+    assert!(!text.contains("ssm:"), "{text}");
+    assert!(proved.is_empty(), "{proved:?}");
+}
+
 #[test]
 fn a_build_role_that_cannot_decrypt_is_caught_with_its_fix() {
     let m = orders_on_codebuild();

@@ -20,6 +20,7 @@
 
 mod accounts;
 pub mod bootstrap;
+mod buildspecs;
 pub mod control;
 pub mod delivery;
 pub mod deploy;

@@ -44,9 +44,11 @@ impl Project {
         if loaded.has_errors() {
             return Err(Error::InvalidManifest(Box::new(loaded)));
         }
-        loaded
-            .manifest
-            .ok_or_else(|| Error::InvalidManifest(Box::new(ferry_manifest::load(&self.manifest))))
+        let mut manifest = loaded.manifest.ok_or_else(|| {
+            Error::InvalidManifest(Box::new(ferry_manifest::load(&self.manifest)))
+        })?;
+        crate::buildspecs::fill_reads(self, &mut manifest);
+        Ok(manifest)
     }
 
     /// The manifest when it can be read (to find its executions, and to continue them with

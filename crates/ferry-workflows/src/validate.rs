@@ -1,10 +1,8 @@
 //! `ferry validate`: every problem of the manifest, and of the buildspecs ferry can read
 //! before a run (inline ones, and files in a local source directory).
 
-use std::path::Path;
-
-use ferry_manifest::{ActionKind, Buildspec, Loaded, Manifest};
-use ferry_yaml::{Diagnostic, Limits, SourceFile};
+use ferry_manifest::{ActionKind, Loaded, Manifest};
+use ferry_yaml::{Diagnostic, SourceFile};
 
 use crate::project::Project;
 
@@ -86,65 +84,24 @@ struct BuildExports {
     inline: bool,
 }
 
-/// The buildspecs ferry can check before a run: inline ones, and files in a local source
-/// directory read by builds whose first input is `source`.
+/// The readable buildspecs' problems, and what each exports.
 fn buildspecs(
     project: &Project,
     manifest: &Manifest,
 ) -> (Vec<(SourceFile, Vec<Diagnostic>)>, Vec<BuildExports>) {
-    let path = &project.manifest;
-    let repo = project.source_repo(manifest);
     let mut out = Vec::new();
     let mut exports = Vec::new();
-    for stage in &manifest.stages {
-        for action in &stage.actions {
-            let ActionKind::Build(build) = &action.kind else {
-                continue;
-            };
-            let file = match &build.buildspec {
-                Buildspec::Inline { text, line } => SourceFile::new(
-                    format!(
-                        "{} (inline buildspec of {}.{}, from line {line})",
-                        path.display(),
-                        stage.name,
-                        action.name
-                    ),
-                    text.clone(),
-                ),
-                Buildspec::File(file)
-                    if build.inputs.first().map(String::as_str) == Some("source")
-                        && !ferry_engine::source::is_url(&repo) =>
-                {
-                    let full = Path::new(&repo).join(file);
-                    match SourceFile::read(&full, &Limits::default()) {
-                        Ok(f) => f,
-                        Err(d) => {
-                            let name =
-                                format!("{} ({}.{})", full.display(), stage.name, action.name);
-                            // A warning: the build reads the buildspec from its revision, which
-                            // may hold a file the working tree does not (yet).
-                            let d = Diagnostic::warning("missing-buildspec", d.message)
-                                .with_hint(format!("`{file}` is read from the source repository ({repo}) when the build runs"));
-                            out.push((SourceFile::new(name, ""), vec![d]));
-                            continue;
-                        }
-                    }
-                }
-                // In an artifact produced at run time: checked when the build runs.
-                Buildspec::File(_) => continue,
-            };
-            let (spec, diagnostics) = ferry_engine::buildspec::parse(&file);
-            if let Some(spec) = spec {
-                exports.push(BuildExports {
-                    stage: stage.name.clone(),
-                    action: action.name.clone(),
-                    names: spec.env.exported_variables,
-                    inline: matches!(build.buildspec, Buildspec::Inline { .. }),
-                });
-            }
-            if !diagnostics.is_empty() {
-                out.push((file, diagnostics));
-            }
+    for read in crate::buildspecs::read(project, manifest) {
+        if let Some(spec) = read.spec {
+            exports.push(BuildExports {
+                stage: read.stage,
+                action: read.action,
+                names: spec.env.exported_variables,
+                inline: read.inline,
+            });
+        }
+        if !read.diagnostics.is_empty() {
+            out.push((read.file, read.diagnostics));
         }
     }
     (out, exports)

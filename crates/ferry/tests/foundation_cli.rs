@@ -284,6 +284,12 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
     let w = world().await;
     let dir = tempfile::tempdir().unwrap();
     let path = manifest_with(&w, dir.path(), "  builds: {runner: codebuild}\n");
+    // The buildspec has CodeBuild read a secret and a parameter ferry.yaml does not name.
+    std::fs::write(
+        dir.path().join("buildspec.yml"),
+        "version: 0.2\nenv:\n  secrets-manager: {DB_PASSWORD: \"orders/db:password\"}\n  parameter-store: {FLAGS: /orders/flags}\nphases:\n  build: {commands: [make]}\n",
+    )
+    .unwrap();
 
     applies_then_settles(&w, &["bootstrap"], &path, "12 created, 0 changed");
     assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
@@ -329,6 +335,21 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
         .unwrap();
     let doc = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
     let mut doc: Value = serde_json::from_str(&doc).unwrap();
+    // It may read what the buildspec names, and verify proved it (no denial above).
+    let granted = doc.to_string();
+    let shared = &w.accounts.shared;
+    assert!(
+        granted.contains(&format!(
+            "arn:aws:secretsmanager:us-east-1:{shared}:secret:orders/db-??????"
+        )),
+        "{doc:#}"
+    );
+    assert!(
+        granted.contains(&format!(
+            "arn:aws:ssm:us-east-1:{shared}:parameter/orders/flags"
+        )),
+        "{doc:#}"
+    );
     doc["Statement"]
         .as_array_mut()
         .unwrap()
