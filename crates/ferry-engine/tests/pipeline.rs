@@ -742,7 +742,7 @@ async fn modes_superseded_and_queued_decide_who_enters_a_held_stage() {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|e| matches!(e, RunEvent::Waiting { stage, .. } if stage == "qa"))
+                .filter(|e| matches!(e, RunEvent::Waiting { stage, why } if stage == "qa" && why.ends_with("holds the stage")))
                 .count()
         };
         let mut waiting = Vec::new();
