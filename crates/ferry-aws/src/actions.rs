@@ -435,15 +435,7 @@ impl LambdaAction {
     }
 
     fn release(&self, report: &LambdaReport, outcome: &str) -> ReleaseRecord {
-        ReleaseRecord {
-            target: self.config.release_target().to_string(),
-            version: report.to_version.clone().unwrap_or_default(),
-            digest: report.code_sha256.clone(),
-            previous_version: report.from_version.clone(),
-            details: json!({"account": self.config.target.account_id, "function": report.function, "alias": report.alias}),
-            outcome: outcome.into(),
-            verified: report.verified,
-        }
+        report.release(&self.config.target.account_id, outcome)
     }
 }
 
@@ -524,15 +516,7 @@ struct EcsAction {
 
 impl EcsAction {
     fn release(&self, report: &EcsReport, outcome: &str) -> ReleaseRecord {
-        ReleaseRecord {
-            target: self.config.release_target().to_string(),
-            version: report.to_task_definition.clone().unwrap_or_default(),
-            digest: None,
-            previous_version: report.from_task_definition.clone(),
-            details: json!({"account": self.config.target.account_id, "images": report.images, "service_revision": report.service_revision}),
-            outcome: outcome.into(),
-            verified: report.verified,
-        }
+        report.release(&self.config.target.account_id, outcome)
     }
 }
 

@@ -12,6 +12,19 @@ pub enum Outcome {
     RollbackFailed,
 }
 
+impl Outcome {
+    /// What the release ledger records of a deploy that ended so: a release, or a rolled-back
+    /// one; nothing when it changed nothing, or failed and could not be put back (a failure,
+    /// not a release).
+    pub fn ledger_outcome(self) -> Option<&'static str> {
+        match self {
+            Outcome::Deployed => Some("Deployed"),
+            Outcome::RolledBack => Some("RolledBack"),
+            Outcome::AlreadyDeployed | Outcome::RollbackFailed => None,
+        }
+    }
+}
+
 /// The steps of a deploy: each is told to the caller as it happens (progress) and kept for
 /// the report.
 pub(crate) struct StepLog<'a> {

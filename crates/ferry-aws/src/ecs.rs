@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition, TaskDefinitionField};
 use serde::{Deserialize, Serialize};
 
+use ferry_engine::model::ReleaseRecord;
 use ferry_manifest::EcsStrategy;
 
 use crate::alarms::{self, AlarmWatch};
@@ -374,6 +375,26 @@ pub struct EcsReport {
     pub steps: Vec<String>,
     pub error: Option<String>,
     pub duration_ms: u64,
+}
+
+impl EcsReport {
+    /// This deploy as an entry of the release ledger, made in account `account_id`, with
+    /// `outcome` ([`Outcome::ledger_outcome`]).
+    pub fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
+        let target = ferry_manifest::ReleaseTarget::Ecs {
+            cluster: self.cluster.clone(),
+            service: self.service.clone(),
+        };
+        ReleaseRecord {
+            target: target.to_string(),
+            version: self.to_task_definition.clone().unwrap_or_default(),
+            digest: None,
+            previous_version: self.from_task_definition.clone(),
+            details: serde_json::json!({"account": account_id, "images": self.images, "service_revision": self.service_revision}),
+            outcome: outcome.into(),
+            verified: self.verified,
+        }
+    }
 }
 
 /// What the owner of a deploy decides while ECS shifts the traffic: the checks of ferry's

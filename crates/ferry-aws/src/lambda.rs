@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
+use ferry_engine::model::ReleaseRecord;
 use ferry_manifest::Traffic;
 use serde::Serialize;
 
@@ -74,6 +75,26 @@ pub struct LambdaReport {
     pub error: Option<String>,
     pub pruned: Vec<String>,
     pub duration_ms: u64,
+}
+
+impl LambdaReport {
+    /// This deploy as an entry of the release ledger, made in account `account_id`, with
+    /// `outcome` ([`Outcome::ledger_outcome`]).
+    pub fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
+        let target = ferry_manifest::ReleaseTarget::Lambda {
+            function: self.function.clone(),
+            alias: self.alias.clone(),
+        };
+        ReleaseRecord {
+            target: target.to_string(),
+            version: self.to_version.clone().unwrap_or_default(),
+            digest: self.code_sha256.clone(),
+            previous_version: self.from_version.clone(),
+            details: serde_json::json!({"account": account_id, "function": self.function, "alias": self.alias}),
+            outcome: outcome.into(),
+            verified: self.verified,
+        }
+    }
 }
 
 struct Deployer<'a> {

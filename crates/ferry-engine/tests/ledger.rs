@@ -324,3 +324,46 @@ async fn a_release_blocked_while_it_waits_for_approval_is_refused_and_never_reac
         Some("leaks card numbers to logs")
     );
 }
+
+/// The deploys of one run outside the engine (a CodePipeline execution) record into one
+/// execution: found by its trigger, created by the first, also when they record at once.
+#[test]
+fn the_deploys_of_one_outside_run_share_one_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join(".ferry"));
+    let def = PipelineDef {
+        name: "native".into(),
+        mode: Mode::Parallel,
+        stages: Vec::new(),
+    };
+    let run = |text: &str| {
+        let (store, def, text) = (store.clone(), def.clone(), text.to_owned());
+        std::thread::spawn(move || {
+            store
+                .create_execution_once(&def, "abc123", &text.as_str().into())
+                .unwrap()
+                .id
+        })
+    };
+    let first: Vec<String> = (0..4)
+        .map(|_| run("CodePipeline execution e-1"))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(first.iter().all(|id| *id == first[0]), "{first:?}");
+    let second = run("CodePipeline execution e-2").join().unwrap();
+    assert_ne!(second, first[0]);
+    // An ordinary start is a new execution whatever its trigger says.
+    let again = store
+        .create_execution(&def, "abc123", &"CodePipeline execution e-1".into())
+        .unwrap();
+    assert_ne!(again.id, first[0]);
+    assert_eq!(
+        store
+            .executions(&ExecutionQuery::newest(Some("native"), 10))
+            .unwrap()
+            .len(),
+        3
+    );
+}

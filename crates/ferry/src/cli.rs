@@ -545,7 +545,12 @@ A deploy of code the alias already serves publishes nothing.\n\n\
 Examples:\n  ferry deploy lambda --function orders-fn --alias live --zip dist/function.zip\n  \
 ferry deploy lambda --function orders-fn --alias live --zip fn.zip \\\n      \
 --role-arn arn:aws:iam::222222222222:role/ferry-deploy --traffic \"canary 10% 5m\" --alarm orders-fn-errors\n  \
-ferry deploy lambda --function orders-img --alias live --image-uri 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders:v42 --format json"
+ferry deploy lambda --function orders-img --alias live --image-uri 111111111111.dkr.ecr.us-east-1.amazonaws.com/orders:v42 --format json\n  \
+ferry deploy lambda --function orders-fn --alias live --zip fn.zip \\\n      \
+--ledger dev --pipeline orders --run \"$CI_PIPELINE_ID\" --revision \"$(git rev-parse HEAD)\"\n\n\
+With --ledger the deploy joins the pipeline's release ledger (--state-dir, or --state-url):\n\
+its release or rollback is recorded in the execution of --run, which the run's first deploy\n\
+makes. A deploy the ledger cannot record exits 1."
 )]
 pub struct DeployLambdaArgs {
     /// The function's name or ARN
@@ -573,6 +578,8 @@ pub struct DeployLambdaArgs {
     pub keep_versions: Option<usize>,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -602,6 +609,45 @@ pub struct DeployEcsArgs {
     pub timeout: String,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+/// Recording a deploy made outside ferry's pipeline in a pipeline's release ledger.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Release ledger")]
+pub struct LedgerArgs {
+    /// Record the deploy in --pipeline's release ledger as a release to this environment, so
+    /// `ferry releases`, `ferry rollback` and the dashboard see it (the native pipeline's
+    /// Lambda deploys do)
+    #[arg(long, value_name = "ENVIRONMENT", requires_all = ["pipeline", "run", "revision"])]
+    pub ledger: Option<String>,
+    /// The pipeline whose ledger records it
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// The run that made the release (CodePipeline's execution id); the deploys of one run are
+    /// one execution in ferry's history
+    #[arg(long, env = "FERRY_RUN", value_name = "ID")]
+    pub run: Option<String>,
+    /// The source revision deployed (a commit)
+    #[arg(long, env = "FERRY_REVISION", value_name = "REVISION")]
+    pub revision: Option<String>,
+    /// The state directory that holds the ledger
+    #[arg(
+        long,
+        env = "FERRY_STATE_DIR",
+        value_name = "DIR",
+        default_value = ".ferry"
+    )]
+    pub state_dir: PathBuf,
+    /// The PostgreSQL database that holds the ledger instead (shared with `ferry serve`)
+    #[arg(
+        long,
+        env = "FERRY_STATE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub state_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,81 @@ async fn deploy_lambda_reports_versions_and_api_calls_as_json_and_repeats_as_a_n
     );
 }
 
+/// `--ledger`: the deploy joins a pipeline's ledger in the execution of its run; a ledger that
+/// cannot be opened stops the deploy before it changes anything.
+#[tokio::test]
+async fn deploy_lambda_with_a_ledger_records_its_release_and_deploys_nothing_when_the_ledger_is_unreachable()
+ {
+    let w = world().await;
+    lambda_function(&w.dev, &w.accounts.dev, "orders-fn", lambda_zip("v1")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let zip = zip_file(dir.path(), "v2.zip", "v2");
+    let deploy = |w: &World, state: &[&str]| {
+        w.ferry()
+            .args([
+                "deploy",
+                "lambda",
+                "--function",
+                "orders-fn",
+                "--alias",
+                "live",
+            ])
+            .args(["--format", "json", "--role-arn", &w.role()])
+            .args([
+                "--ledger",
+                "dev",
+                "--pipeline",
+                "orders",
+                "--run",
+                "ci-77",
+                "--revision",
+                "4b825dc",
+            ])
+            .args(state)
+            .arg("--zip")
+            .arg(&zip)
+            .output()
+            .unwrap()
+    };
+    // Port 9 (discard) on loopback: nothing listens.
+    let out = deploy(
+        &w,
+        &["--state-url", "postgres://ferry:hunter2@127.0.0.1:9/ferry"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("hunter2"), "{said}");
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("1".into(), vec![]));
+
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let out = deploy(&w, &["--state-dir", state]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    assert_eq!(
+        doc["ledger"],
+        serde_json::json!({"execution": "orders-1", "release": 1})
+    );
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("2".into(), vec![]));
+    // Again in the same run: nothing to release, the same execution.
+    let again = json(&deploy(&w, &["--state-dir", state]));
+    assert_eq!(again["outcome"], "AlreadyDeployed");
+    assert_eq!(
+        again["ledger"],
+        serde_json::json!({"execution": "orders-1", "release": null})
+    );
+}
+
 #[tokio::test]
 async fn a_failed_canary_rolls_back_and_exits_1() {
     let w = world().await;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{World, world};
+use common::{World, fresh_database, world};
 use ferry_test_support::fixtures::{eventually, lambda_function, lambda_zip, live_alias};
 use serde_json::{Value, json};
 
@@ -999,22 +999,6 @@ async fn a_server_killed_while_an_approval_waits_and_while_a_canary_bakes_finish
         "{why}"
     );
     assert_eq!(live_alias(&w.dev, "orders-fn").await.0, "2");
-}
-
-/// A database of its own on the test cluster (`FERRY_TEST_POSTGRES`, which scripts/test
-/// starts): its URL.
-fn fresh_database(label: &str) -> String {
-    let admin = std::env::var("FERRY_TEST_POSTGRES").expect(
-        "this test needs FERRY_TEST_POSTGRES, a PostgreSQL admin URL: run it through scripts/test, which starts a cluster",
-    );
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("ferry_{label}_{stamp}_{}", std::process::id());
-    ferry_engine::store::create_database(&admin, &name).unwrap();
-    let (server, _) = admin.rsplit_once('/').unwrap();
-    format!("{server}/{name}")
 }
 
 /// Three `ferry serve` processes on one PostgreSQL, polling one repository: one push starts

@@ -88,6 +88,15 @@ pub trait Store: Send + Sync {
         revision: &str,
         trigger: &Trigger,
     ) -> Result<Execution>;
+    /// [`Store::create_execution`], unless `definition`'s pipeline has an execution started by
+    /// the same trigger text already: then that one. The deploys of one run outside ferry's
+    /// engine (a CodePipeline execution) are one execution, however many record at once.
+    fn create_execution_once(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &Trigger,
+    ) -> Result<Execution>;
     fn execution(&self, id: &str) -> Result<Option<Execution>>;
     /// An execution by id, or by its number within `pipeline`.
     fn find_execution(&self, pipeline: Option<&str>, key: &str) -> Result<Option<Execution>>;

@@ -552,20 +552,33 @@ async fn lock(tx: &tokio_postgres::Transaction<'_>, key: &str) -> Result<()> {
     Ok(())
 }
 
-impl Store for PostgresStore {
-    fn create_execution(
+impl PostgresStore {
+    /// [`Store::create_execution`]; with `once`, the execution of the same pipeline and trigger
+    /// text when there is one.
+    fn create(
         &self,
         definition: &PipelineDef,
         revision: &str,
         trigger: &Trigger,
+        once: bool,
     ) -> Result<Execution> {
         let def =
             serde_json::to_string(definition).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let id = self.run(async {
+        let (id, created) = self.run(async {
             let now = now_ms();
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock(&tx, &format!("pipeline {}", definition.name)).await?;
+            if once
+                && let Some(row) = tx
+                    .query_opt(
+                        "SELECT id FROM executions WHERE pipeline = $1 AND trigger = $2 ORDER BY seq LIMIT 1",
+                        &[&definition.name, &trigger.text],
+                    )
+                    .await?
+            {
+                return Ok((row.get::<_, String>(0), false));
+            }
             let seq: i64 = tx
                 .query_one(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM executions WHERE pipeline = $1",
@@ -594,12 +607,32 @@ impl Store for PostgresStore {
             )
             .await?;
             tx.commit().await?;
-            Ok(id)
+            Ok((id, true))
         })?;
-        if let Some(hook) = &self.hook {
+        if created && let Some(hook) = &self.hook {
             hook();
         }
         self.execution(&id)?.ok_or_else(|| StoreError::NotFound(id))
+    }
+}
+
+impl Store for PostgresStore {
+    fn create_execution(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &Trigger,
+    ) -> Result<Execution> {
+        self.create(definition, revision, trigger, false)
+    }
+
+    fn create_execution_once(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &Trigger,
+    ) -> Result<Execution> {
+        self.create(definition, revision, trigger, true)
     }
 
     fn execution(&self, id: &str) -> Result<Option<Execution>> {

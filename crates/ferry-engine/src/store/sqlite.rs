@@ -457,26 +457,42 @@ fn artifacts_in(tx: &Connection, id: &str) -> Result<Vec<ArtifactRef>> {
     .collect()
 }
 
-impl Store for SqliteStore {
-    fn create_execution(
+impl SqliteStore {
+    /// [`Store::create_execution`]; with `once`, the execution of the same pipeline and trigger
+    /// text when there is one.
+    fn create(
         &self,
         definition: &PipelineDef,
         revision: &str,
         trigger: &Trigger,
+        once: bool,
     ) -> Result<Execution> {
         let def =
             serde_json::to_string(definition).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = now_ms();
-        let (id, seq) = {
+        let (id, created) = {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let seq: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM executions WHERE pipeline = ?1",
-                params![definition.name],
-                |r| r.get(0),
-            )?;
-            let id = format!("{}-{seq}", definition.name);
-            tx.execute(
+            let existing: Option<String> = if once {
+                tx.query_row(
+                    "SELECT id FROM executions WHERE pipeline = ?1 AND trigger = ?2 ORDER BY seq LIMIT 1",
+                    params![definition.name, trigger.text],
+                    |r| r.get(0),
+                )
+                .optional()?
+            } else {
+                None
+            };
+            if let Some(id) = existing {
+                (id, false)
+            } else {
+                let seq: i64 = tx.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM executions WHERE pipeline = ?1",
+                    params![definition.name],
+                    |r| r.get(0),
+                )?;
+                let id = format!("{}-{seq}", definition.name);
+                tx.execute(
                 "INSERT INTO executions (id, pipeline, seq, revision, trigger, status, definition, created_ms, updated_ms, started_by, branch) VALUES (?1, ?2, ?3, ?4, ?5, 'InProgress', ?6, ?7, ?7, ?8, ?9)",
                 params![
                     id,
@@ -490,24 +506,44 @@ impl Store for SqliteStore {
                     trigger.branch
                 ],
             )?;
-            for (position, stage) in definition.stages.iter().enumerate() {
-                tx.execute(
+                for (position, stage) in definition.stages.iter().enumerate() {
+                    tx.execute(
                     "INSERT INTO stage_runs (execution_id, stage, position, status) VALUES (?1, ?2, ?3, 'Pending')",
                     params![id, stage.name, position as i64],
                 )?;
-            }
-            tx.execute(
+                }
+                tx.execute(
                 "INSERT INTO events (execution_id, kind, detail, at_ms) VALUES (?1, 'execution-created', ?2, ?3)",
                 params![id, format!("revision {revision}, {}", trigger.text), now],
             )?;
-            tx.commit()?;
-            (id, seq)
+                tx.commit()?;
+                (id, true)
+            }
         };
-        if let Some(hook) = &self.hook {
+        if created && let Some(hook) = &self.hook {
             hook();
         }
-        let _ = seq;
         self.execution(&id)?.ok_or_else(|| StoreError::NotFound(id))
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_execution(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &Trigger,
+    ) -> Result<Execution> {
+        self.create(definition, revision, trigger, false)
+    }
+
+    fn create_execution_once(
+        &self,
+        definition: &PipelineDef,
+        revision: &str,
+        trigger: &Trigger,
+    ) -> Result<Execution> {
+        self.create(definition, revision, trigger, true)
     }
 
     fn execution(&self, id: &str) -> Result<Option<Execution>> {

@@ -3,14 +3,18 @@
 use ferry_aws::deploy::Outcome;
 use ferry_aws::ecs;
 use ferry_manifest::Traffic;
-use ferry_workflows::deploy::{self, DeployTarget, Deployment, EcsInput, LambdaCode, LambdaInput};
+use ferry_workflows::deploy::{
+    self, DeployTarget, Deployment, EcsInput, LambdaCode, LambdaInput, LedgerInput,
+};
 use ferry_workflows::local_identity;
 use ferry_workflows::releases::{self, RollbackInput, RollbackResult};
 use serde::Serialize;
 use serde_json::json;
 
 use super::{project, remote};
-use crate::cli::{DeployEcsArgs, DeployLambdaArgs, ReleasesArgs, RollbackArgs, TargetArgs};
+use crate::cli::{
+    DeployEcsArgs, DeployLambdaArgs, LedgerArgs, ReleasesArgs, RollbackArgs, TargetArgs,
+};
 use crate::live::Console;
 use crate::output::{self, BOLD, DIM, ERROR, Exit, Format, OK, WARNING, fail, paint, runtime};
 
@@ -29,6 +33,18 @@ fn target(t: &TargetArgs) -> DeployTarget {
     }
 }
 
+/// The ledger a deploy records into, when `--ledger` asks for one (clap requires the rest).
+fn ledger(l: &LedgerArgs) -> Option<LedgerInput> {
+    Some(LedgerInput {
+        environment: l.ledger.clone()?,
+        pipeline: l.pipeline.clone().unwrap_or_default(),
+        run: l.run.clone().unwrap_or_default(),
+        revision: l.revision.clone().unwrap_or_default(),
+        state_dir: l.state_dir.clone(),
+        state_url: l.state_url.clone(),
+    })
+}
+
 fn exit_of(outcome: Outcome) -> Exit {
     match outcome {
         Outcome::Deployed | Outcome::AlreadyDeployed => Exit::Ok,
@@ -44,13 +60,24 @@ fn finish<R: Serialize>(
     summary: impl Fn(&R) -> (Outcome, String),
 ) -> Exit {
     let total = deployment.api_calls_total();
+    // A deploy that happened but could not be recorded fails: the ledger would lie.
+    let unrecorded = matches!(deployment.recorded, Some(Err(_)));
+    let exit = |outcome| match exit_of(outcome) {
+        Exit::Ok if unrecorded => Exit::Failed,
+        exit => exit,
+    };
     match (format, &deployment.result) {
         (Format::Json, Ok(r)) => {
             let mut doc = serde_json::to_value(r).unwrap_or_default();
             doc["api_calls"] = json!(deployment.api_calls);
             doc["api_calls_total"] = json!(total);
+            match &deployment.recorded {
+                Some(Ok(recorded)) => doc["ledger"] = json!(recorded),
+                Some(Err(e)) => doc["ledger"] = json!({"error": e.to_string()}),
+                None => {}
+            }
             output::json(&doc);
-            exit_of(summary(r).0)
+            exit(summary(r).0)
         }
         (Format::Json, Err(e)) => {
             output::json(
@@ -69,7 +96,20 @@ fn finish<R: Serialize>(
                 "{mark} {line} {}",
                 paint(DIM, &format!("({total} AWS calls)"))
             );
-            exit_of(outcome)
+            match &deployment.recorded {
+                Some(Ok(deploy::Recorded {
+                    execution,
+                    release: Some(id),
+                })) => anstream::println!("  recorded as release {id} of execution {execution}"),
+                Some(Ok(deploy::Recorded { execution, .. })) => {
+                    anstream::println!("  no release to record (execution {execution})");
+                }
+                Some(Err(e)) => output::error(&format!(
+                    "the deploy is done, but the ledger could not record it: {e}"
+                )),
+                None => {}
+            }
+            exit(outcome)
         }
         (Format::Text, Err(e)) => {
             output::error(&format!("{e}; nothing was changed"));
@@ -99,6 +139,7 @@ pub fn lambda(args: &DeployLambdaArgs) -> Exit {
         traffic,
         keep_versions: args.keep_versions,
         target: target(&args.target),
+        ledger: ledger(&args.ledger),
     };
     let deployment = match runtime().block_on(deploy::lambda(&input, &Console::new())) {
         Ok(d) => d,
@@ -148,6 +189,7 @@ pub fn ecs(args: &DeployEcsArgs) -> Exit {
         image_definitions: args.image_definitions.clone(),
         timeout,
         target: target(&args.target),
+        ledger: ledger(&args.ledger),
     };
     let deployment = match runtime().block_on(deploy::ecs(&input, &Console::new())) {
         Ok(d) => d,

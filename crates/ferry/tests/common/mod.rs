@@ -101,3 +101,19 @@ pub fn json(out: &Output) -> Value {
         )
     })
 }
+
+/// A database of its own on the test cluster (`FERRY_TEST_POSTGRES`, which scripts/test
+/// starts): its URL.
+pub fn fresh_database(label: &str) -> String {
+    let admin = std::env::var("FERRY_TEST_POSTGRES").expect(
+        "this test needs FERRY_TEST_POSTGRES, a PostgreSQL admin URL: run it through scripts/test, which starts a cluster",
+    );
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("ferry_{label}_{stamp}_{}", std::process::id());
+    ferry_engine::store::create_database(&admin, &name).unwrap();
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
