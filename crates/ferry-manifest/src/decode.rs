@@ -133,6 +133,9 @@ fn shared(d: &mut Decoder, n: &Node) -> Option<SharedDoc> {
             ferry_image: f
                 .get("ferry_image")
                 .and_then(|n| d.string(n, "`codepipeline.ferry_image`")),
+            state_url_secret: f
+                .get("state_url_secret")
+                .and_then(|n| d.string(n, "`codepipeline.state_url_secret`")),
         })
     });
     let github_actions = f.get("github_actions").and_then(|n| {

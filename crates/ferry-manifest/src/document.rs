@@ -186,10 +186,15 @@ pub struct CodepipelineDoc {
     /// An image with ferry in it (`deploy/Containerfile`), by tag or digest, for the CodeBuild
     /// actions that run `ferry deploy lambda`. Default `shared.server.image`.
     pub ferry_image: Option<Text>,
+    /// A Secrets Manager secret (name or ARN) whose value is the PostgreSQL URL of ferry's
+    /// state (`FERRY_STATE_URL`, as `ferry serve` uses it): the Lambda deploys record their
+    /// releases in its ledger. Without it they record none.
+    pub state_url_secret: Option<Text>,
 }
 
 impl CodepipelineDoc {
-    pub(crate) const KEYS: &'static [&'static str] = &["connection", "ferry_image"];
+    pub(crate) const KEYS: &'static [&'static str] =
+        &["connection", "ferry_image", "state_url_secret"];
 }
 
 impl SharedDoc {

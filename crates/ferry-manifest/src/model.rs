@@ -80,6 +80,9 @@ pub struct Codepipeline {
     /// The image with ferry that runs Lambda deploys in CodeBuild; `None` when the pipeline
     /// deploys no Lambda function.
     pub ferry_image: Option<String>,
+    /// The secret holding the PostgreSQL URL of ferry's state, whose ledger the Lambda
+    /// deploys record into; `None`: they record nothing.
+    pub state_url_secret: Option<String>,
 }
 
 /// The CodeBuild project's build environment.

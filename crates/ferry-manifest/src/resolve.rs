@@ -321,9 +321,14 @@ impl Resolver<'_> {
                 "add `ferry_image:` with the image built from deploy/Containerfile, e.g. `ferry_image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/ferry:0.1.0`",
             );
         }
+        let state_url_secret = c
+            .state_url_secret
+            .as_ref()
+            .map(|s| self.checked(s, "secret id", names::secret_id));
         Codepipeline {
             connection,
             ferry_image,
+            state_url_secret,
         }
     }
 

@@ -1048,6 +1048,25 @@ fn native_pipeline_edges(
             ));
         }
     }
+    let deploys_lambda = m
+        .stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .any(|a| matches!(a.kind, ActionKind::Lambda(_)));
+    if let Some(secret) = native
+        .state_url_secret
+        .as_deref()
+        .filter(|_| deploys_lambda)
+    {
+        secret_reads(
+            names,
+            own,
+            &role,
+            [("FERRY_STATE_URL", secret)],
+            |_| "CodeBuild reads the URL of ferry's state for the Lambda deploys' ledger".into(),
+            out,
+        );
+    }
     for stage in &m.stages {
         let (Some(env), Some(account)) = (
             &stage.environment,

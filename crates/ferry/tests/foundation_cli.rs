@@ -564,7 +564,7 @@ fn native_manifest(w: &World, dir: &Path) -> PathBuf {
         w,
         dir,
         &format!(
-            "  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:{shared}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: {shared}.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n",
+            "  codepipeline:\n    connection: arn:aws:codeconnections:us-east-1:{shared}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789\n    ferry_image: {shared}.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    state_url_secret: ferry/state-url\n",
             shared = w.accounts.shared
         ),
     );
@@ -673,13 +673,16 @@ async fn synth_codepipeline_apply_stands_up_the_native_pipeline_and_a_second_app
     assert!(gone.is_err(), "{gone:?}");
 }
 
-/// What CodeBuild would run for the native pipeline's Lambda deploy really deploys: the
-/// buildspec ferry wrote into the dev project, read back from the emulator, run by ferry's own
-/// buildspec runner with what CodeBuild gives a build — the input artifact as
-/// `CODEBUILD_SRC_DIR`, credentials of the shared account, ferry on the PATH as in the ferry
-/// image. (moto runs no build, and cannot assume a role that trusts a service — HTTP 500 — so
-/// the build here acts with the shared account's credentials; what the build role may do is
-/// proven by verify on the same edges.)
+/// What CodeBuild would run for the native pipeline's Lambda deploy really deploys, and
+/// records in ferry's release ledger: the buildspec ferry wrote into the dev project, read back
+/// from the emulator, run by ferry's own buildspec runner with what CodeBuild gives a build —
+/// the input artifact as `CODEBUILD_SRC_DIR`, credentials of the shared account, ferry on the
+/// PATH as in the ferry image, and the action's variables as CodePipeline resolves them (the
+/// execution id, the commit, the state's URL from its secret). (moto runs no pipeline and no
+/// build, and cannot assume a role that trusts a service — HTTP 500 — so the build here acts
+/// with the shared account's credentials and the variables are given as CodePipeline would
+/// give them; the pipeline read back shows it asks for exactly those, and what the build role
+/// may do is proven by verify on the same edges.)
 #[tokio::test]
 async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_it() {
     let w = world().await;
@@ -707,6 +710,40 @@ async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_i
         .and_then(|s| s.buildspec())
         .unwrap()
         .to_owned();
+    // The dev deploy action hands the build the run, the commit and the state's URL.
+    let pipeline = aws_sdk_codepipeline::Client::new(&w.shared)
+        .get_pipeline()
+        .name("orders")
+        .send()
+        .await
+        .unwrap();
+    let action = pipeline
+        .pipeline()
+        .unwrap()
+        .stages()
+        .iter()
+        .flat_map(|s| s.actions())
+        .find(|a| {
+            a.name() == "function"
+                && a.configuration()
+                    .is_some_and(|c| c["ProjectName"] == "ferry-orders-dev-function")
+        })
+        .unwrap();
+    let vars: Value =
+        serde_json::from_str(&action.configuration().unwrap()["EnvironmentVariables"]).unwrap();
+    assert_eq!(
+        vars,
+        serde_json::json!([
+            {"name": "FERRY_RUN", "value": "#{codepipeline.PipelineExecutionId}", "type": "PLAINTEXT"},
+            {"name": "FERRY_REVISION", "value": "#{SourceVariables.CommitId}", "type": "PLAINTEXT"},
+            {"name": "FERRY_STATE_URL", "value": "ferry/state-url", "type": "SECRETS_MANAGER"},
+        ])
+    );
+    assert!(
+        buildspec.contains("--ledger 'dev' --pipeline 'orders'"),
+        "{buildspec}"
+    );
+    let state_url = fresh_database("native");
 
     // The build's input artifact: the function's package, as the build stage produced it.
     let build = tempfile::tempdir().unwrap();
@@ -719,10 +756,11 @@ async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_i
         .lines()
         .map(|l| format!("            {l}\n"))
         .collect();
+    // The variables as CodePipeline resolves them for one execution.
     std::fs::write(
         build.path().join("ferry.yaml"),
         format!(
-            "version: 1\npipeline: codebuild-check\nstages:\n  - name: dev\n    actions:\n      - name: function\n        build:\n          buildspec: |\n{indented}"
+            "version: 1\npipeline: codebuild-check\nstages:\n  - name: dev\n    actions:\n      - name: function\n        build:\n          env: {{FERRY_RUN: 0f1e2d3c-native-run, FERRY_REVISION: 4b825dc642cb, FERRY_STATE_URL: \"{state_url}\"}}\n          buildspec: |\n{indented}"
         ),
     )
     .unwrap();
@@ -762,6 +800,76 @@ async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_i
     assert_eq!(version, "2", "{}", text(&logs));
     assert!(weights.is_empty(), "{weights:?}");
     assert!(text(&logs).contains("orders-fn"), "{}", text(&logs));
+    assert!(
+        text(&logs).contains("recorded as release"),
+        "{}",
+        text(&logs)
+    );
+    // The release is in the ledger of the manifest's pipeline, as `ferry releases` lists it.
+    let releases = |w: &World| {
+        let out = w
+            .ferry()
+            .args([
+                "releases",
+                "dev",
+                "--format",
+                "json",
+                "--state-url",
+                &state_url,
+                "-f",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        json(&out)
+    };
+    let ledger = releases(&w);
+    let entries = ledger["releases"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{ledger:#}");
+    assert_eq!(entries[0]["target"], "lambda:orders-fn:live");
+    assert_eq!(entries[0]["version"], "2");
+    assert_eq!(entries[0]["outcome"], "Deployed");
+    assert_eq!(entries[0]["revision"], "4b825dc642cb");
+    let execution = entries[0]["execution_id"].as_str().unwrap().to_owned();
+
+    // CodePipeline retries the action in the same execution: nothing new is published or
+    // recorded, and the run is still one execution.
+    let out = w
+        .ferry()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                ferry_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .args(["run", "-f"])
+        .arg(build.path().join("ferry.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ledger = releases(&w);
+    assert_eq!(
+        ledger["releases"].as_array().unwrap().len(),
+        1,
+        "{ledger:#}"
+    );
+    let store = ferry_engine::store::PostgresStore::open(&state_url).unwrap();
+    let runs = ferry_engine::store::Store::executions(
+        &store,
+        &ferry_engine::model::ExecutionQuery::newest(Some("orders"), 10),
+    )
+    .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].id, execution);
+    assert_eq!(runs[0].status, ferry_engine::model::Status::Succeeded);
+    assert!(
+        runs[0].trigger.contains("0f1e2d3c-native-run"),
+        "{}",
+        runs[0].trigger
+    );
 }
 
 /// `synth codepipeline --apply` without `shared.codepipeline` says what to add.
@@ -1247,6 +1355,16 @@ fn synth_codepipeline_has_the_stages_and_a_deploy_role_per_environment() {
     assert!(
         notes.contains("ferry synth codepipeline --apply"),
         "{notes}"
+    );
+    // Without ferry's state, a Lambda deploy records no release, and says so.
+    assert!(
+        notes.contains("prod.function: the deploy writes no entry to ferry's release ledger"),
+        "{notes}"
+    );
+    assert!(
+        prod[2]["configuration"]
+            .get("EnvironmentVariables")
+            .is_none()
     );
 }
 

@@ -188,7 +188,13 @@ pub fn projects(names: &Names<'_>) -> Vec<NativeProject> {
                     names.shared.codebuild.image.clone(),
                 ),
                 (ActionKind::Lambda(l), Some(account)) => (
-                    lambda_deploy_buildspec(&stage.name, &action.name, l, account),
+                    lambda_deploy_buildspec(
+                        &stage.name,
+                        &action.name,
+                        l,
+                        account,
+                        ledger_of(names, stage),
+                    ),
                     ferry_image.clone(),
                 ),
                 _ => continue,
@@ -204,6 +210,34 @@ pub fn projects(names: &Names<'_>) -> Vec<NativeProject> {
     }
     out
 }
+
+/// The pipeline and the environment whose ledger `stage`'s Lambda deploys record into: when
+/// the native pipeline names ferry's state.
+fn ledger_of<'s>(
+    names: &'s Names<'_>,
+    stage: &'s ferry_manifest::Stage,
+) -> Option<(&'s str, &'s str)> {
+    names
+        .shared
+        .codepipeline
+        .as_ref()?
+        .state_url_secret
+        .as_ref()?;
+    let environment = stage.environment.as_deref().unwrap_or(&stage.name);
+    Some((&names.manifest.pipeline, environment))
+}
+
+/// The source action's variables namespace (its `CommitId` is the revision).
+const SOURCE_NAMESPACE: &str = "SourceVariables";
+
+/// What a Lambda deploy that records into the ledger reads from CodePipeline, through the
+/// CodeBuild action's `EnvironmentVariables`: the execution (the run) and the commit. The
+/// state's URL (`FERRY_STATE_URL`) comes beside them from Secrets Manager, which CodeBuild
+/// reads as the project's role.
+pub const LEDGER_VARIABLES: [(&str, &str); 2] = [
+    ("FERRY_RUN", "#{codepipeline.PipelineExecutionId}"),
+    ("FERRY_REVISION", "#{SourceVariables.CommitId}"),
+];
 
 /// The namespace of a build's exported variables: its stage and action, joined by `@`
 /// (which a ferry name never holds, so two builds never share one).
@@ -243,12 +277,15 @@ fn quoted(value: &str) -> String {
 
 /// The buildspec of a Lambda deploy in the native pipeline: `ferry deploy lambda` as the
 /// account's deploy role, from the first input artifact (`CODEBUILD_SRC_DIR`), with the
-/// manifest's traffic and alarms.
+/// manifest's traffic and alarms; with `ledger` (the pipeline and the environment), recorded
+/// in ferry's release ledger — the run and the revision come from the action's variables
+/// ([`LEDGER_VARIABLES`]), the state's URL from its secret.
 pub fn lambda_deploy_buildspec(
     stage: &str,
     action: &str,
     deploy: &LambdaDeploy,
     account: &Account,
+    ledger: Option<(&str, &str)>,
 ) -> String {
     let mut args = vec![
         format!("--function {}", quoted(&deploy.function)),
@@ -268,6 +305,13 @@ pub fn lambda_deploy_buildspec(
     args.push(format!("--traffic {}", quoted(&deploy.traffic.to_string())));
     for alarm in &deploy.alarms {
         args.push(format!("--alarm {}", quoted(alarm)));
+    }
+    if let Some((pipeline, environment)) = ledger {
+        args.push(format!(
+            "--ledger {} --pipeline {}",
+            quoted(environment),
+            quoted(pipeline)
+        ));
     }
     let command = format!(
         "ferry deploy lambda \\\n          {}",
@@ -319,7 +363,7 @@ pub fn codepipeline(names: &Names<'_>) -> (Pipeline, Vec<String>) {
             output_artifacts: artifacts(&["source".to_owned()]),
             role_arn: None,
             region: None,
-            namespace: None,
+            namespace: Some(SOURCE_NAMESPACE.into()),
         }],
         on_failure: None,
     }];
@@ -401,6 +445,23 @@ pub fn codepipeline(names: &Names<'_>) -> (Pipeline, Vec<String>) {
                 }
                 ActionKind::Lambda(l) => {
                     a.configuration = config([("ProjectName", project)]);
+                    match native.and_then(|n| n.state_url_secret.as_deref()) {
+                        Some(secret) => {
+                            let mut vars: Vec<serde_json::Value> = LEDGER_VARIABLES
+                                .iter()
+                                .map(|(name, value)| serde_json::json!({"name": name, "value": value, "type": "PLAINTEXT"}))
+                                .collect();
+                            vars.push(serde_json::json!({"name": "FERRY_STATE_URL", "value": secret, "type": "SECRETS_MANAGER"}));
+                            a.configuration.insert(
+                                "EnvironmentVariables".into(),
+                                serde_json::Value::Array(vars).to_string(),
+                            );
+                        }
+                        None => notes.push(format!(
+                            "{}.{}: the deploy writes no entry to ferry's release ledger (`ferry releases`, `ferry rollback`); add `shared.codepipeline.state_url_secret`, a secret holding the PostgreSQL URL of ferry's state, and it will",
+                            stage.name, action.name
+                        )),
+                    }
                     if let LambdaPackage::Zip { artifact, .. } = &l.package {
                         a.input_artifacts = artifacts(std::slice::from_ref(artifact));
                     } else {
