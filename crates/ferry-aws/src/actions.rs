@@ -19,8 +19,9 @@ use ferry_manifest::{AfterWatch, EcsStrategy, LambdaPackage, ReleaseTarget, Traf
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ecs::{self, EcsDeploy, EcsReport};
-use crate::lambda::{self, LambdaDeploy, LambdaReport, Outcome, Package};
+use crate::deploy::Released;
+use crate::ecs::{self, EcsDeploy};
+use crate::lambda::{self, LambdaDeploy, Outcome, Package};
 use crate::session::{AccountConfig, Aws, RoleTarget};
 
 /// The account a deploy acts in.
@@ -433,10 +434,6 @@ impl LambdaAction {
             }
         }
     }
-
-    fn release(&self, report: &LambdaReport, outcome: &str) -> ReleaseRecord {
-        report.release(&self.config.target.account_id, outcome)
-    }
 }
 
 #[async_trait]
@@ -472,7 +469,7 @@ impl Action for LambdaAction {
             report.outcome,
             &report,
             report.error.as_deref(),
-            |outcome| self.release(&report, outcome),
+            |outcome| report.release(&self.config.target.account_id, outcome),
         )
     }
 
@@ -514,11 +511,7 @@ struct EcsAction {
     config: EcsConfig,
 }
 
-impl EcsAction {
-    fn release(&self, report: &EcsReport, outcome: &str) -> ReleaseRecord {
-        report.release(&self.config.target.account_id, outcome)
-    }
-}
+impl EcsAction {}
 
 #[async_trait]
 impl Action for EcsAction {
@@ -558,7 +551,7 @@ impl Action for EcsAction {
             report.outcome,
             &report,
             report.error.as_deref(),
-            |outcome| self.release(&report, outcome),
+            |outcome| report.release(&self.config.target.account_id, outcome),
         )
     }
 }

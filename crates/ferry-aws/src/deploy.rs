@@ -12,6 +12,14 @@ pub enum Outcome {
     RollbackFailed,
 }
 
+/// A deploy's report, as the release ledger records it.
+pub trait Released {
+    fn outcome(&self) -> Outcome;
+    /// This deploy as an entry of the ledger, made in account `account_id`, with `outcome`
+    /// ([`Outcome::ledger_outcome`]).
+    fn release(&self, account_id: &str, outcome: &str) -> ferry_engine::model::ReleaseRecord;
+}
+
 impl Outcome {
     /// What the release ledger records of a deploy that ended so: a release, or a rolled-back
     /// one; nothing when it changed nothing, or failed and could not be put back (a failure,

@@ -16,7 +16,7 @@ use ferry_engine::model::ReleaseRecord;
 use ferry_manifest::EcsStrategy;
 
 use crate::alarms::{self, AlarmWatch};
-use crate::deploy::{Outcome, StepLog};
+use crate::deploy::{Outcome, Released, StepLog};
 use crate::error::AwsError;
 use crate::service_deployment::{
     self, Ended, Follow, PauseHook, Seen, ServiceDeploymentState, Step,
@@ -377,10 +377,12 @@ pub struct EcsReport {
     pub duration_ms: u64,
 }
 
-impl EcsReport {
-    /// This deploy as an entry of the release ledger, made in account `account_id`, with
-    /// `outcome` ([`Outcome::ledger_outcome`]).
-    pub fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
+impl Released for EcsReport {
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
         let target = ferry_manifest::ReleaseTarget::Ecs {
             cluster: self.cluster.clone(),
             service: self.service.clone(),

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::alarms::{self, AlarmWatch};
 pub use crate::deploy::Outcome;
-use crate::deploy::StepLog;
+use crate::deploy::{Released, StepLog};
 use crate::error::{AwsError, AwsErrorKind};
 use crate::session::AccountConfig;
 
@@ -77,10 +77,12 @@ pub struct LambdaReport {
     pub duration_ms: u64,
 }
 
-impl LambdaReport {
-    /// This deploy as an entry of the release ledger, made in account `account_id`, with
-    /// `outcome` ([`Outcome::ledger_outcome`]).
-    pub fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
+impl Released for LambdaReport {
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
         let target = ferry_manifest::ReleaseTarget::Lambda {
             function: self.function.clone(),
             alias: self.alias.clone(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_aws::deploy::Outcome;
+use ferry_aws::deploy::{Outcome, Released};
 use ferry_aws::ecs::{self, EcsDeploy, EcsReport};
 use ferry_aws::error::AwsError;
 use ferry_aws::lambda::{self, LambdaDeploy, LambdaReport, Package};
@@ -199,30 +199,6 @@ pub struct Deployment<R> {
 impl<R> Deployment<R> {
     pub fn api_calls_total(&self) -> usize {
         self.api_calls.values().sum()
-    }
-}
-
-/// A deploy's report, as the ledger records it.
-trait Released {
-    fn outcome(&self) -> Outcome;
-    fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord;
-}
-
-impl Released for LambdaReport {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-    fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
-        LambdaReport::release(self, account_id, outcome)
-    }
-}
-
-impl Released for EcsReport {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-    fn release(&self, account_id: &str, outcome: &str) -> ReleaseRecord {
-        EcsReport::release(self, account_id, outcome)
     }
 }
 
