@@ -44,11 +44,9 @@ impl Project {
         if loaded.has_errors() {
             return Err(Error::InvalidManifest(Box::new(loaded)));
         }
-        let mut manifest = loaded.manifest.ok_or_else(|| {
-            Error::InvalidManifest(Box::new(ferry_manifest::load(&self.manifest)))
-        })?;
-        crate::buildspecs::fill_reads(self, &mut manifest);
-        Ok(manifest)
+        loaded
+            .manifest
+            .ok_or_else(|| Error::InvalidManifest(Box::new(ferry_manifest::load(&self.manifest))))
     }
 
     /// The manifest when it can be read (to find its executions, and to continue them with
@@ -57,15 +55,17 @@ impl Project {
         ferry_manifest::load(&self.manifest).manifest
     }
 
-    /// The manifest, which must have a shared account: the foundation lives there.
+    /// The manifest, which must have a shared account: the foundation lives there. It carries
+    /// what its readable buildspecs read, which the plan grants.
     pub fn load_with_foundation(&self) -> Result<Manifest> {
-        let m = self.load()?;
+        let mut m = self.load()?;
         if m.shared.is_none() {
             return Err(Error::Usage(format!(
                 "{} has no `shared` account: a pipeline of local builds needs no foundation",
                 self.manifest.display()
             )));
         }
+        crate::buildspecs::fill_reads(self, &mut m);
         Ok(m)
     }
 

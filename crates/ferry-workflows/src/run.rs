@@ -101,7 +101,7 @@ fn start_with(
     reporter: &dyn Reporter,
 ) -> Result<Execution> {
     // Before anything deploys: would every access the manifest needs be allowed?
-    check_before_run(manifest, &project.state_dir, reporter)?;
+    check_before_run(project, manifest, reporter)?;
     let def = definition(project, manifest);
     let repo = project.source_repo(manifest);
     let revision = ferry_engine::source::resolve_revision(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::names;
 use crate::error::{Error, Result};
 use crate::progress::{Reporter, warn};
+use crate::project::Project;
 use crate::verify::{Against, VerifyReport};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,21 +55,24 @@ pub(crate) fn load(state_dir: &Path, pipeline: &str) -> Option<Snapshot> {
 /// Before `ferry run` deploys: the manifest's edges against the policies last read from the
 /// accounts. [`Error::AccessNotGranted`] when one is denied (the run would fail mid-way).
 pub(crate) fn check_before_run(
+    project: &Project,
     m: &Manifest,
-    state_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     if m.shared.is_none() || m.deployments().next().is_none() {
         return Ok(());
     }
-    let Some(snapshot) = load(state_dir, &m.pipeline) else {
+    let Some(snapshot) = load(&project.state_dir, &m.pipeline) else {
         warn(
             reporter,
             "the foundation was not verified from here yet: `ferry verify --live` proves every access before a deploy",
         );
         return Ok(());
     };
-    let names = names(m, snapshot.key_arn.as_deref());
+    // The buildspecs' reads too, as `ferry bootstrap` granted them.
+    let mut planned = m.clone();
+    crate::buildspecs::fill_reads(project, &mut planned);
+    let names = names(&planned, snapshot.key_arn.as_deref());
     let foundation = plan(&names);
     let report = verify(&snapshot.policies, &foundation.edges, &names);
     if report.ok() {

@@ -768,20 +768,23 @@ async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_i
         .parent()
         .unwrap()
         .to_owned();
-    let out = w
-        .ferry()
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                ferry_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .args(["run", "-f"])
-        .arg(build.path().join("ferry.yaml"))
-        .output()
-        .unwrap();
+    // `ferry run` of that build, with ferry on the PATH as in the ferry image.
+    let run_build = || {
+        w.ferry()
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    ferry_dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .args(["run", "-f"])
+            .arg(build.path().join("ferry.yaml"))
+            .output()
+            .unwrap()
+    };
+    let out = run_build();
     w.assert_no_credentials(&out);
     let logs = w
         .ferry()
@@ -835,20 +838,7 @@ async fn the_native_lambda_deploy_buildspec_deploys_when_run_as_codebuild_runs_i
 
     // CodePipeline retries the action in the same execution: nothing new is published or
     // recorded, and the run is still one execution.
-    let out = w
-        .ferry()
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                ferry_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .args(["run", "-f"])
-        .arg(build.path().join("ferry.yaml"))
-        .output()
-        .unwrap();
+    let out = run_build();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let ledger = releases(&w);
     assert_eq!(
