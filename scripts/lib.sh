@@ -121,9 +121,11 @@ ferry_postgres_bin() {
 }
 
 # Starts a throwaway PostgreSQL cluster on a free loopback port — initdb into a temporary
-# directory, no system service, trust authentication for loopback only — and exports
-# FERRY_TEST_POSTGRES (an admin URL the tests make their databases with). The caller traps
-# ferry_stop_postgres. PostgreSQL refuses to run as root: as root it runs as `postgres`.
+# directory, no system service, trust authentication for loopback only, TLS with a
+# certificate for IP 127.0.0.1 signed by a CA made for it — and exports FERRY_TEST_POSTGRES (an
+# admin URL the tests make their databases with) and FERRY_TEST_POSTGRES_CA (that CA, PEM).
+# The caller traps ferry_stop_postgres. PostgreSQL refuses to run as root: as root it runs as
+# `postgres`.
 ferry_start_postgres() {
   local bin port run_as=()
   bin=$(ferry_postgres_bin) || return 1
@@ -134,17 +136,41 @@ ferry_start_postgres() {
     run_as=(runuser -u postgres --)
   fi
   port=$("$FERRY_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  ferry_postgres_certificate "$FERRY_PG_DIR" || return 1
+  if [ "$(id -u)" = 0 ]; then chown postgres "$FERRY_PG_DIR/server.key"; fi
   "${run_as[@]}" "$bin/initdb" -D "$FERRY_PG_DIR/data" -U ferry --auth=trust -E UTF8 --no-sync >"$FERRY_TOOLS/postgres.log" 2>&1 \
     || { cat "$FERRY_TOOLS/postgres.log" >&2; echo "initdb failed" >&2; return 1; }
   "${run_as[@]}" "$bin/pg_ctl" -D "$FERRY_PG_DIR/data" -l "$FERRY_PG_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $FERRY_PG_DIR -c fsync=off -c max_connections=300" start >>"$FERRY_TOOLS/postgres.log" 2>&1 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $FERRY_PG_DIR -c fsync=off -c max_connections=300 \
+    -c ssl=on -c ssl_cert_file=$FERRY_PG_DIR/server.pem -c ssl_key_file=$FERRY_PG_DIR/server.key" start >>"$FERRY_TOOLS/postgres.log" 2>&1 \
     || { cat "$FERRY_PG_DIR/server.log" >&2; echo "PostgreSQL did not start" >&2; return 1; }
   FERRY_PG_BIN=$bin
   FERRY_PG_RUN_AS=("${run_as[@]}")
   export FERRY_TEST_POSTGRES="postgres://ferry@127.0.0.1:$port/postgres"
+  export FERRY_TEST_POSTGRES_CA="$FERRY_PG_DIR/ca.pem"
   # For a test that needs a cluster of its own (one it restarts): the programs, and the
   # user to run them as (empty: this one).
   export FERRY_TEST_PG_BIN="$bin" FERRY_TEST_PG_USER="${run_as[2]:-}"
+}
+
+# ferry_postgres_certificate DIR: a CA (DIR/ca.pem) and the server's certificate for IP
+# 127.0.0.1 it signs (DIR/server.pem, DIR/server.key), valid for two days.
+ferry_postgres_certificate() {
+  local dir=$1
+  if ! command -v openssl >/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "the PostgreSQL tests need openssl: apt-get install openssl" >&2; return 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=ferry test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null \
+    && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -subj "/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null \
+    && printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext" \
+    && openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null \
+    && chmod 600 "$dir/server.key" \
+    || { echo "openssl could not make the test cluster's certificate" >&2; return 1; }
 }
 
 ferry_stop_postgres() {

@@ -109,7 +109,11 @@ pub fn open_store(state_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>>
         }
         return PostgresStore::open(url)
             .map(|s| Arc::new(s) as Arc<dyn Store>)
-            .map_err(|e| Error::Failed(e.to_string()));
+            .map_err(|e| match e {
+                // A setting in the URL that cannot be used, as a URL that is not one.
+                ferry_engine::store::StoreError::Tls(_) => Error::Usage(e.to_string()),
+                other => Error::Failed(other.to_string()),
+            });
     }
     let path = state_dir.join("state.db");
     SqliteStore::open(&path)

@@ -336,7 +336,8 @@ pub struct StateArgs {
     pub state_dir: Option<PathBuf>,
     /// Keep executions, approvals and the ledger in this PostgreSQL database instead of the
     /// state directory, shared by every ferry that names it
-    /// (postgres://user:password@host:5432/db)
+    /// (postgres://user:password@host:5432/db; add ?sslmode=verify-full to check the server's
+    /// certificate, &sslrootcert=FILE for roots other than the system's)
     #[arg(
         long,
         env = "FERRY_STATE_URL",

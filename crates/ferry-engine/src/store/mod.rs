@@ -8,6 +8,7 @@ mod connections;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,9 @@ pub enum StoreError {
     /// PostgreSQL (`state: postgres://…`): what the server or the connection said.
     #[error("the PostgreSQL state database failed: {0}")]
     Postgres(String),
+    /// The state URL's `sslmode` or `sslrootcert` cannot be used.
+    #[error("the PostgreSQL state URL: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("{0}")]
     NotFound(String),
     /// A decision the approval rules refuse (approving twice, approving changed artifacts, …).

@@ -19,7 +19,8 @@ use std::task::{Context, Poll, Wake};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, NoTls, Row};
+use tokio_postgres::{GenericClient, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::rows::{
     approval_status, decided, json_column, stage_entry, status, stop_mode, stop_text,
@@ -47,6 +48,7 @@ const POOL_SIZE: usize = 8;
 pub struct PostgresStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     /// Messages to NOTIFY, sent in order by a task of the runtime.
     outbox: tokio::sync::mpsc::UnboundedSender<String>,
     /// Drives the connections; `None` only while dropping.
@@ -79,7 +81,10 @@ fn pg(e: &tokio_postgres::Error) -> StoreError {
                 text = format!("{text}: {s}");
                 source = s.source();
             }
-            text
+            match super::tls::certificate_hint(e) {
+                Some(hint) => format!("{text} — {hint}"),
+                None => text,
+            }
         }
     };
     StoreError::Postgres(text)
@@ -91,9 +96,14 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-/// The URL with its password replaced, for messages.
+/// The URL with its password replaced, for messages: in the user part, and libpq's
+/// `password=` parameter.
 pub(crate) fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (url, query) = match url.split_once('?') {
+        Some((url, query)) => (url, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.split_once(':') {
@@ -102,7 +112,21 @@ pub(crate) fn redacted(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<&str> = query
+            .split('&')
+            .map(|p| {
+                if p.starts_with("password=") {
+                    "password=***"
+                } else {
+                    p
+                }
+            })
+            .collect();
+        shown = format!("{shown}?{}", pairs.join("&"));
     }
+    shown
 }
 
 /// Runs a future to completion on this thread, parking between polls.
@@ -127,8 +151,8 @@ fn block_on<F: Future>(future: F) -> F::Output {
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/db`) and brings
-    /// its schema up to date.
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, with
+    /// libpq's `sslmode` and `sslrootcert`: [`super::tls`]) and brings its schema up to date.
     pub fn open(url: &str) -> Result<PostgresStore> {
         let store = PostgresStore::connect(url)?;
         store.run(store.migrate()).map_err(|e| match e {
@@ -140,7 +164,9 @@ impl PostgresStore {
 
     /// A pool on `url`, its schema not looked at.
     fn connect(url: &str) -> Result<PostgresStore> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let options = super::tls::options(url)?;
+        let tls = super::tls::connector(&options)?;
+        let config: tokio_postgres::Config = options.url.parse().map_err(|e| {
             StoreError::Postgres(format!("`{}` is not a PostgreSQL URL: {e}", redacted(url)))
         })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -151,7 +177,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Postgres(format!("cannot start its runtime: {e}")))?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -179,6 +205,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             config,
+            tls,
             outbox,
             runtime: Some(runtime),
             hook: None,
@@ -1475,7 +1502,7 @@ impl Store for PostgresStore {
 
     fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
         self.run(async {
-            let (client, mut connection) = self.config.connect(NoTls).await?;
+            let (client, mut connection) = self.config.connect(self.tls.clone()).await?;
             // The session lives while its task polls it and holds the client.
             let client = Arc::new(client);
             let held = client.clone();
@@ -1596,6 +1623,10 @@ mod tests {
         assert_eq!(
             redacted("postgres://127.0.0.1/ferry"),
             "postgres://127.0.0.1/ferry"
+        );
+        assert_eq!(
+            redacted("postgres://ferry@h/ferry?sslmode=require&password=s3cret"),
+            "postgres://ferry@h/ferry?sslmode=require&password=***"
         );
         let err = PostgresStore::open("postgres://ferry:s3cret@[bad").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
