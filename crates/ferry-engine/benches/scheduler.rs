@@ -2,7 +2,8 @@
 //! two run orders of five parallel actions) on 1, 2 and 4 workers. Each worker, as a `ferry
 //! serve` does, races the others for the executions to drive and leases the queued actions
 //! of any execution, running at most [`SLOTS`] at once; on SQLite and — when
-//! `FERRY_BENCH_POSTGRES` names a PostgreSQL admin URL — on PostgreSQL.
+//! `FERRY_BENCH_POSTGRES` names a PostgreSQL admin URL — on PostgreSQL, over plain TCP
+//! (`sslmode=disable`) and over TLS (`pg+tls`: the test cluster serves it).
 //! Each figure is the median of the runs, measured in this run; ratios compare against one
 //! worker on SQLite. `scripts/bench-scheduler` starts a cluster and runs it.
 //!
@@ -175,7 +176,8 @@ fn main() {
     let postgres = std::env::var("FERRY_BENCH_POSTGRES").ok();
     let mut backends: Vec<&str> = vec!["sqlite"];
     if postgres.is_some() {
-        backends.push("postgres");
+        // Plain TCP, and TLS (the test cluster serves it; `prefer`, the default, takes it).
+        backends.extend(["postgres", "pg+tls"]);
     }
     let total = EXECUTIONS * ACTIONS;
     println!("{total} no-op actions ({EXECUTIONS} executions of {ACTIONS}), median of {runs} runs");
@@ -198,7 +200,12 @@ fn main() {
                             let name = format!("ferry_bench_{}_{workers}_{r}", std::process::id());
                             ferry_engine::store::create_database(admin, &name).unwrap();
                             let (server, _) = admin.rsplit_once('/').unwrap();
-                            Arc::new(PostgresStore::open(&format!("{server}/{name}")).unwrap())
+                            let tls = if backend == "pg+tls" {
+                                ""
+                            } else {
+                                "?sslmode=disable"
+                            };
+                            Arc::new(PostgresStore::open(&format!("{server}/{name}{tls}")).unwrap())
                         }
                     };
                     run(&rt, &store, workers)
