@@ -124,6 +124,22 @@ async fn deploy_lambda_with_a_ledger_records_its_release_and_deploys_nothing_whe
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!said.contains("hunter2"), "{said}");
     assert_eq!(live_alias(&w.dev, "orders-fn").await, ("1".into(), vec![]));
+    // A TLS setting that cannot be used is the user's to mend: exit 2, nothing deployed.
+    let out = deploy(
+        &w,
+        &[
+            "--state-url",
+            "postgres://ferry:hunter2@127.0.0.1:9/ferry?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("`sslrootcert=/nonexistent/ca.pem` cannot be read"),
+        "{said}"
+    );
+    assert!(!said.contains("hunter2"), "{said}");
+    assert_eq!(live_alias(&w.dev, "orders-fn").await, ("1".into(), vec![]));
 
     let state = dir.path().join("state");
     let state = state.to_str().unwrap();
