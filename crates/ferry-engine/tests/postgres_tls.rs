@@ -25,8 +25,9 @@ fn database(name: &str, host: &str, query: &str) -> String {
     format!("postgres://ferry:s3cret@{host}:{port}/{name}{query}")
 }
 
-/// Whether the open connections to `database` are encrypted, as the server sees them.
-fn encrypted(database: &str) -> Vec<bool> {
+/// That `database` has open connections and each is encrypted (or each is not), as the
+/// server sees them.
+fn assert_encrypted(database: &str, encrypted: bool) {
     let (admin, _) = cluster();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -37,7 +38,7 @@ fn encrypted(database: &str) -> Vec<bool> {
             .await
             .unwrap();
         tokio::spawn(connection);
-        client
+        let seen: Vec<bool> = client
             .query(
                 "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1",
                 &[&database],
@@ -46,7 +47,11 @@ fn encrypted(database: &str) -> Vec<bool> {
             .unwrap()
             .iter()
             .map(|r| r.get(0))
-            .collect()
+            .collect();
+        assert!(
+            !seen.is_empty() && seen.iter().all(|&s| s == encrypted),
+            "{database}: encrypted connections {seen:?}"
+        );
     })
 }
 
@@ -59,22 +64,19 @@ fn verify_full_connects_over_tls_to_a_server_the_named_root_signs() {
         &format!("?sslmode=verify-full&sslrootcert={ca}"),
     );
     let _store = PostgresStore::open(&url).unwrap();
-    let seen = encrypted("ferry_tls_full");
-    assert!(!seen.is_empty() && seen.iter().all(|&s| s), "{seen:?}");
+    assert_encrypted("ferry_tls_full", true);
 }
 
 #[test]
 fn without_sslmode_the_store_prefers_tls_and_disable_turns_it_off() {
     let url = database("ferry_tls_prefer", "127.0.0.1", "");
     let store = PostgresStore::open(&url).unwrap();
-    let seen = encrypted("ferry_tls_prefer");
-    assert!(!seen.is_empty() && seen.iter().all(|&s| s), "{seen:?}");
+    assert_encrypted("ferry_tls_prefer", true);
     drop(store);
 
     let url = database("ferry_tls_disable", "127.0.0.1", "?sslmode=disable");
     let _store = PostgresStore::open(&url).unwrap();
-    let seen = encrypted("ferry_tls_disable");
-    assert!(!seen.is_empty() && seen.iter().all(|&s| !s), "{seen:?}");
+    assert_encrypted("ferry_tls_disable", false);
 }
 
 #[test]
@@ -88,8 +90,7 @@ fn verify_full_refuses_a_server_no_trusted_root_signs_and_says_what_to_do() {
     // `require` encrypts without checking who answers, as libpq's does.
     let url = database("ferry_tls_unknown", "127.0.0.1", "?sslmode=require");
     let _store = PostgresStore::open(&url).unwrap();
-    let seen = encrypted("ferry_tls_unknown");
-    assert!(!seen.is_empty() && seen.iter().all(|&s| s), "{seen:?}");
+    assert_encrypted("ferry_tls_unknown", true);
 }
 
 #[test]
@@ -109,6 +110,5 @@ fn verify_full_refuses_a_certificate_for_another_host_that_verify_ca_accepts() {
         &format!("?sslmode=verify-ca&sslrootcert={ca}"),
     );
     let _store = PostgresStore::open(&url).unwrap();
-    let seen = encrypted("ferry_tls_host");
-    assert!(!seen.is_empty() && seen.iter().all(|&s| s), "{seen:?}");
+    assert_encrypted("ferry_tls_host", true);
 }

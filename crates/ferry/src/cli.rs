@@ -641,7 +641,8 @@ pub struct LedgerArgs {
         default_value = ".ferry"
     )]
     pub state_dir: PathBuf,
-    /// The PostgreSQL database that holds the ledger instead (shared with `ferry serve`)
+    /// The PostgreSQL database that holds the ledger instead (shared with `ferry serve`;
+    /// add ?sslmode=verify-full to check the server's certificate)
     #[arg(
         long,
         env = "FERRY_STATE_URL",

@@ -125,31 +125,34 @@ pub(crate) fn connector(options: &TlsOptions) -> Result<MakeRustlsConnect, TlsEr
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?;
-    let checked = match (options.mode, &options.roots) {
+    // The roots the chain must reach, if it is checked at all (libpq: `require` checks it
+    // only when given roots).
+    let roots = match (options.mode, &options.roots) {
         (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => None,
-        (SslMode::Require | SslMode::VerifyCa, roots) => Some((roots, false)),
-        (SslMode::VerifyFull, roots) => Some((roots, true)),
-    };
-    let config = match checked {
-        None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
-            .with_no_client_auth(),
-        Some((roots, names_host)) => {
-            let roots = trusted_roots(roots.as_ref().unwrap_or(&Roots::System))?;
-            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::Setup(e.to_string()))?;
-            if names_host {
-                builder.with_webpki_verifier(verifier).with_no_client_auth()
-            } else {
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AnyHost(verifier)))
-                    .with_no_client_auth()
-            }
+        (SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull, roots) => {
+            Some(roots.as_ref().unwrap_or(&Roots::System))
         }
     };
+    let chain = match roots {
+        None => None,
+        Some(roots) => Some(
+            WebPkiServerVerifier::builder_with_provider(
+                Arc::new(trusted_roots(roots)?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| TlsError::Setup(e.to_string()))?,
+        ),
+    };
+    let config = match chain {
+        Some(verifier) if options.mode == SslMode::VerifyFull => {
+            builder.with_webpki_verifier(verifier)
+        }
+        chain => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Lenient { provider, chain })),
+    }
+    .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 
@@ -170,9 +173,9 @@ fn trusted_roots(roots: &Roots) -> Result<RootCertStore, TlsError> {
                 why,
             };
             let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| unreadable(pem_error(&e)))?
+                .map_err(|e| unreadable(e.to_string()))?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| unreadable(pem_error(&e)))?;
+                .map_err(|e| unreadable(e.to_string()))?;
             store.add_parsable_certificates(certs);
             if store.is_empty() {
                 return Err(TlsError::NoRootsInFile(shown));
@@ -182,69 +185,18 @@ fn trusted_roots(roots: &Roots) -> Result<RootCertStore, TlsError> {
     Ok(store)
 }
 
-fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
-    match e {
-        rustls::pki_types::pem::Error::Io(io) => io.to_string(),
-        other => format!("{other:?}"),
-    }
+/// The checks `verify-full` does not make. `chain: None` (`prefer`, `require` without roots):
+/// the connection is encrypted, its server not checked (libpq's meaning). `Some` (`verify-ca`):
+/// the chain must reach a trusted root, but the name in the certificate is not compared with
+/// the host (rustls checks the name only after the chain). Either way the handshake must be
+/// signed by the certificate the server shows.
+#[derive(Debug)]
+struct Lenient {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `prefer` and `require` without roots: the connection is encrypted, its server not checked
-/// (libpq's meaning). The handshake is still verified as signed by the certificate it shows.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must reach a trusted root; the name in the certificate is not
-/// compared with the host (rustls checks the name only after the chain).
-#[derive(Debug)]
-struct AnyHost(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyHost {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -253,10 +205,10 @@ impl ServerCertVerifier for AnyHost {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -270,7 +222,8 @@ impl ServerCertVerifier for AnyHost {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -279,11 +232,14 @@ impl ServerCertVerifier for AnyHost {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
