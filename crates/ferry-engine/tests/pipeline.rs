@@ -1066,6 +1066,11 @@ fn an_action_lease_is_held_by_one_worker_until_it_expires() {
 
 /// One driver and three workers on one store, each running one action at a time: the
 /// parallel actions of each execution are shared among them, and no action runs twice.
+///
+/// Regression: on a loaded CI machine the driver and one worker ran everything before the
+/// other two polled, and the test's "shared" assertions failed. Each action now waits until
+/// three workers overall, and two in its execution, have recorded (see `Meeting`), so the
+/// sharing is waited for, not hoped for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -1086,7 +1091,10 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
         vec![
             stage(
                 "one",
-                names.iter().map(|n| record(n, 1, &effects)).collect(),
+                names
+                    .iter()
+                    .map(|n| record_meeting(n, 1, &effects, 3, 2))
+                    .collect(),
             ),
             stage(
                 "two",
@@ -1257,6 +1265,8 @@ async fn an_action_a_dead_worker_held_is_reconciled_not_run_twice() {
 
 /// Three workers on one store race for twelve executions of six recording actions each: each
 /// execution is driven by one of them, every action runs exactly once, and the work is shared.
+/// The first actions wait until two workers have recorded, so one fast worker cannot drive all
+/// twelve before the others start (the regression above, on a loaded machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_on_one_store_share_the_executions_and_never_run_an_action_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -1290,8 +1300,8 @@ async fn workers_on_one_store_share_the_executions_and_never_run_an_action_twice
             stage(
                 "one",
                 vec![
-                    record("a", 1, &effects),
-                    record("b", 1, &effects),
+                    record_meeting("a", 1, &effects, 2, 0),
+                    record_meeting("b", 1, &effects, 2, 0),
                     record("c", 2, &effects),
                 ],
             ),

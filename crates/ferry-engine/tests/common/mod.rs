@@ -298,11 +298,23 @@ pub fn log_of(engine: &Engine, id: &str, stage: &str, action: &str) -> String {
     std::fs::read_to_string(run.log_path.as_ref().unwrap()).unwrap()
 }
 
-/// An action whose side effect is a line in a file: its idempotency key, `stage.action` and
-/// the identity of the engine that ran it.
+/// An action whose side effect is a line in a file: its idempotency key, `stage.action`, the
+/// identity of the engine that ran it and the execution's id.
 #[derive(Deserialize)]
 pub struct RecordConfig {
     file: PathBuf,
+    #[serde(default)]
+    meet: Meeting,
+}
+
+/// How many distinct workers must have recorded a line — in the whole file, and for this
+/// action's execution — before a recording action ends. A test that asserts the work was
+/// shared waits for the sharing instead of hoping the scheduler of a loaded machine shares
+/// it: each worker runs one action at a time, so the others must take the rest.
+#[derive(Clone, Copy, Default, Deserialize)]
+pub struct Meeting {
+    workers: usize,
+    workers_in_execution: usize,
 }
 
 pub struct RecordKind;
@@ -313,12 +325,12 @@ impl ActionKind for RecordKind {
         "record"
     }
     fn build(&self, config: RecordConfig, _def: &ActionDef) -> Result<Arc<dyn Action>, String> {
-        Ok(Arc::new(Record(config.file)))
+        Ok(Arc::new(Record(config.file, config.meet)))
     }
 }
 
 /// A side effect outside the store: one line per application, keyed by idempotency key.
-pub struct Record(PathBuf);
+pub struct Record(PathBuf, Meeting);
 
 pub fn applied(file: &Path, key: &str) -> bool {
     std::fs::read_to_string(file)
@@ -339,8 +351,8 @@ impl Action for Record {
         // One write of a whole line: atomic under O_APPEND, so parallel actions do not interleave.
         // The worker that ran it last: `Settings::identity`, each worker's own in a test.
         let line = format!(
-            "{} {}.{} {}\n",
-            ctx.idempotency_key, ctx.stage, ctx.action, ctx.settings.identity
+            "{} {}.{} {} {}\n",
+            ctx.idempotency_key, ctx.stage, ctx.action, ctx.settings.identity, ctx.execution.id
         );
         f.write_all(line.as_bytes())
             .map_err(|e| ActionError::Failed(e.to_string()))?;
@@ -350,6 +362,7 @@ impl Action for Record {
         if std::env::var("FERRY_TEST_CRASH_IN_EFFECT").is_ok_and(|v| v == here) {
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
+        self.meet(ctx).await?;
         Ok(ActionOutput {
             outputs: json!({"recorded": true}),
             ..ActionOutput::default()
@@ -368,12 +381,64 @@ impl Action for Record {
     }
 }
 
+impl Record {
+    /// Waits, as long as a slow machine needs, until the meeting's workers have recorded.
+    async fn meet(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        let Meeting {
+            workers,
+            workers_in_execution,
+        } = self.1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let lines = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let seen = |execution: Option<&str>| {
+                lines
+                    .lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                    .filter(|f| execution.is_none_or(|id| f.get(3) == Some(&id)))
+                    .filter_map(|f| f.get(2).map(|w| w.to_string()))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            };
+            let (all, here) = (seen(None), seen(Some(&ctx.execution.id)));
+            if all >= workers && here >= workers_in_execution {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ActionError::Failed(format!(
+                    "{all} of {workers} workers and {here} of {workers_in_execution} in this \
+                     execution recorded: the others never took an action"
+                )));
+            }
+            tokio::select! {
+                () = ctx.cancel.cancelled() => return Err(ActionError::Cancelled),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    }
+}
+
 pub fn record(name: &str, run_order: u32, file: &Path) -> ActionDef {
+    record_meeting(name, run_order, file, 0, 0)
+}
+
+/// A recording action that ends only once `workers` distinct workers have recorded, and
+/// `workers_in_execution` of them in its own execution (see [`Meeting`]).
+pub fn record_meeting(
+    name: &str,
+    run_order: u32,
+    file: &Path,
+    workers: usize,
+    workers_in_execution: usize,
+) -> ActionDef {
     ActionDef {
         name: name.into(),
         kind: "record".into(),
         run_order,
-        config: json!({"file": file}),
+        config: json!({
+            "file": file,
+            "meet": {"workers": workers, "workers_in_execution": workers_in_execution},
+        }),
         inputs: vec![],
         outputs: vec![],
         timeout_secs: None,
