@@ -90,6 +90,36 @@ fn builds(d: &mut Decoder, n: &Node) -> Option<BuildsDoc> {
             .and_then(|n| runner(d, n, "`builds.runner`")),
         image: f.get("image").and_then(|n| d.string(n, "`builds.image`")),
         compute_type: opt_name(d, &f, "compute_type", "`builds.compute_type`"),
+        vpc: f.get("vpc").and_then(|n| builds_vpc(d, n)),
+    })
+}
+
+fn builds_vpc(d: &mut Decoder, n: &Node) -> Option<BuildsVpcDoc> {
+    let what = "`builds.vpc`";
+    let f = d.fields(n, what, BuildsVpcDoc::KEYS)?;
+    let id = f
+        .required(d, "id", what, "name the VPC: `id: vpc-0abc1234`")
+        .and_then(|n| d.name(n, "`builds.vpc.id`"));
+    let subnets = f
+        .required(
+            d,
+            "subnets",
+            what,
+            "list private subnets with a route out: `subnets: [subnet-0abc1234]`",
+        )
+        .map(|n| d.string_list(n, "`builds.vpc.subnets`"));
+    let security_groups = f
+        .required(
+            d,
+            "security_groups",
+            what,
+            "list the builds' security groups: `security_groups: [sg-0abc1234]`",
+        )
+        .map(|n| d.string_list(n, "`builds.vpc.security_groups`"));
+    Some(BuildsVpcDoc {
+        id: id?,
+        subnets: subnets?,
+        security_groups: security_groups?,
     })
 }
 

@@ -246,10 +246,33 @@ pub struct BuildsDoc {
     /// `BUILD_GENERAL1_SMALL`.
     #[schemars(regex(pattern = r"^BUILD_[A-Z0-9_]+$"))]
     pub compute_type: Option<Text>,
+    /// The VPC every CodeBuild project of the pipeline runs in, for builds and tests that
+    /// reach private resources (a database, an internal API). Default: none, CodeBuild's own
+    /// network.
+    pub vpc: Option<BuildsVpcDoc>,
 }
 
 impl BuildsDoc {
-    pub(crate) const KEYS: &'static [&'static str] = &["runner", "image", "compute_type"];
+    pub(crate) const KEYS: &'static [&'static str] = &["runner", "image", "compute_type", "vpc"];
+}
+
+/// The VPC of the pipeline's CodeBuild projects. Their builds reach AWS (S3, CloudWatch
+/// Logs, ECR, STS, Secrets Manager) and the forge from its subnets, so those need a route out
+/// (a NAT gateway) or VPC endpoints.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BuildsVpcDoc {
+    /// The VPC: `vpc-0abc…`.
+    pub id: Text,
+    /// Private subnets of that VPC with a route out, up to 16, e.g. one per availability
+    /// zone.
+    pub subnets: Vec<Text>,
+    /// The security groups of the builds' network interfaces, up to 5.
+    pub security_groups: Vec<Text>,
+}
+
+impl BuildsVpcDoc {
+    pub(crate) const KEYS: &'static [&'static str] = &["id", "subnets", "security_groups"];
 }
 
 /// `ferry serve` as an ECS Fargate service in the shared account, its task role the pipeline

@@ -85,11 +85,27 @@ pub struct Codepipeline {
     pub state_url_secret: Option<String>,
 }
 
-/// The CodeBuild project's build environment.
+/// The CodeBuild projects' build environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CodebuildMachine {
     pub image: String,
     pub compute_type: String,
+    /// The VPC the projects run in; `None`: CodeBuild's own network.
+    pub vpc: Option<CodebuildVpc>,
+}
+
+/// A VPC for CodeBuild: its id, private subnets and the builds' security groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodebuildVpc {
+    pub id: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+impl CodebuildVpc {
+    /// CodeBuild's limits on a project's `vpcConfig`.
+    pub const MAX_SUBNETS: usize = 16;
+    pub const MAX_SECURITY_GROUPS: usize = 5;
 }
 
 impl CodebuildMachine {

@@ -275,6 +275,9 @@ impl Resolver<'_> {
                 Some(c) => self.checked(c, "CodeBuild compute type", names::compute_type),
                 None => CodebuildMachine::DEFAULT_COMPUTE_TYPE.into(),
             },
+            vpc: builds
+                .and_then(|b| b.vpc.as_ref())
+                .map(|v| self.codebuild_vpc(v)),
         };
         let codepipeline = s.codepipeline.as_ref().map(|c| self.codepipeline(c, s));
         let github_actions = s.github_actions.as_ref().map(|g| GithubActions {
@@ -355,6 +358,65 @@ impl Resolver<'_> {
                 ),
                 "give the repository's https or ssh URL: `source: {repo: https://github.com/acme/orders.git}`",
             );
+        }
+    }
+
+    fn codebuild_vpc(&mut self, v: &BuildsVpcDoc) -> CodebuildVpc {
+        let id = self.checked(&v.id, "VPC id", names::vpc);
+        let mut ids = |list: &[Text],
+                       what: &str,
+                       noun: &str,
+                       max: usize,
+                       example: &str,
+                       valid: fn(&str) -> Option<String>| {
+            if list.is_empty() || list.len() > max {
+                self.error(
+                    "invalid-value",
+                    list.get(max).map_or(v.id.span, |n| n.span),
+                    format!(
+                        "`builds.vpc.{what}` lists {} (CodeBuild takes 1 to {max})",
+                        list.len()
+                    ),
+                    format!("list between 1 and {max}: `{what}: [{example}]`"),
+                );
+            }
+            let mut out: Vec<String> = Vec::new();
+            for n in list {
+                if out.contains(&n.value) {
+                    self.error(
+                        "duplicate-name",
+                        n.span,
+                        format!("`{}` is listed twice in `builds.vpc.{what}`", n.value),
+                        "list each once",
+                    );
+                } else {
+                    out.push(self.checked(n, noun, valid));
+                }
+            }
+            // CodeBuild keeps no order: sorted, what is read back compares equal.
+            out.sort();
+            out
+        };
+        let subnets = ids(
+            &v.subnets,
+            "subnets",
+            "subnet id",
+            CodebuildVpc::MAX_SUBNETS,
+            "subnet-0abc1234",
+            names::subnet,
+        );
+        let security_groups = ids(
+            &v.security_groups,
+            "security_groups",
+            "security group id",
+            CodebuildVpc::MAX_SECURITY_GROUPS,
+            "sg-0abc1234",
+            names::security_group,
+        );
+        CodebuildVpc {
+            id,
+            subnets,
+            security_groups,
         }
     }
 

@@ -309,6 +309,10 @@ pub mod names {
         aws_id(s, "subnet").then(|| "a subnet id looks like `subnet-0abc1234`".to_owned())
     }
 
+    pub fn security_group(s: &str) -> Option<String> {
+        aws_id(s, "sg").then(|| "a security group id looks like `sg-0abc1234`".to_owned())
+    }
+
     /// True when `s` is not `<prefix>-` and 8 or 17 hex digits.
     fn aws_id(s: &str, prefix: &str) -> bool {
         let hex = s.strip_prefix(prefix).and_then(|r| r.strip_prefix('-'));

@@ -812,6 +812,95 @@ fn codebuild_edges(names: &Names<'_>, own: &Scope, out: &mut Vec<Edge>) {
         |repo| format!("push images to {repo} from the build"),
         out,
     );
+    if let Some(vpc) = &names.shared.codebuild.vpc {
+        vpc_edges(names, own, &role, vpc, out);
+    }
+}
+
+/// Projects in a VPC: for each build CodeBuild makes a network interface in one of the
+/// subnets, as the service role, lets itself attach it, and removes it afterwards.
+fn vpc_edges(
+    names: &Names<'_>,
+    own: &Scope,
+    role: &str,
+    vpc: &ferry_manifest::CodebuildVpc,
+    out: &mut Vec<Edge>,
+) {
+    let (region, id) = (&names.shared.region, &names.shared.id);
+    let ec2 = |kind: &str, name: &str| format!("arn:aws:ec2:{region}:{id}:{kind}/{name}");
+    let interfaces = ec2("network-interface", "*");
+    let interface = ec2("network-interface", "eni-0123456789abcdef0");
+    let why = "make a build's network interface in the VPC";
+    // CreateNetworkInterface is authorized on the new interface, its subnet and each of its
+    // security groups: the grant names those, not the account's others.
+    out.push(
+        Edge::new(own, role, "ec2:CreateNetworkInterface", &interface, why).granted_as(&interfaces),
+    );
+    for subnet in &vpc.subnets {
+        let arn = ec2("subnet", subnet);
+        out.push(Edge::new(
+            own,
+            role,
+            "ec2:CreateNetworkInterface",
+            &arn,
+            why,
+        ));
+    }
+    for group in &vpc.security_groups {
+        let arn = ec2("security-group", group);
+        out.push(Edge::new(
+            own,
+            role,
+            "ec2:CreateNetworkInterface",
+            &arn,
+            why,
+        ));
+    }
+    let subnets: Vec<String> = vpc.subnets.iter().map(|s| ec2("subnet", s)).collect();
+    out.push(
+        Edge::new(
+            own,
+            role,
+            "ec2:CreateNetworkInterfacePermission",
+            &interface,
+            "let CodeBuild attach the interface to the build",
+        )
+        .granted_as(&interfaces)
+        .when_matching(
+            "StringEquals",
+            "ec2:Subnet",
+            subnets.first().map_or("", String::as_str),
+            subnets.clone(),
+        )
+        .when("StringEquals", "ec2:AuthorizedService", CODEBUILD_SERVICE),
+    );
+    out.push(
+        Edge::new(
+            own,
+            role,
+            "ec2:DeleteNetworkInterface",
+            &interface,
+            "remove a build's network interface when it ends",
+        )
+        .granted_as(&interfaces)
+        .when("StringEquals", "ec2:Vpc", &ec2("vpc", &vpc.id)),
+    );
+    // The Describe calls support no resource-level permissions: AWS allows only "*".
+    for action in [
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ] {
+        out.push(Edge::new(
+            own,
+            role,
+            action,
+            "*",
+            "CodeBuild reads the VPC's network before it makes a build's interface",
+        ));
+    }
 }
 
 /// Every build of the pipeline.

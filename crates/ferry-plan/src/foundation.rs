@@ -202,6 +202,7 @@ pub fn plan(names: &Names<'_>) -> Foundation {
                 log_retention_days: BUILD_LOG_RETENTION_DAYS,
                 pull_as_role: Names::ecr_repository_of(image).is_some(),
                 io,
+                vpc: shared.codebuild.vpc.clone(),
             })
         };
         let runner = names.codebuild_project_arn();

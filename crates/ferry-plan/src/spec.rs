@@ -223,6 +223,8 @@ pub struct ProjectSpec {
     /// own credentials (CodeBuild's images).
     pub pull_as_role: bool,
     pub io: ProjectIo,
+    /// The VPC its builds run in; `None`: CodeBuild's own network.
+    pub vpc: Option<ferry_manifest::CodebuildVpc>,
 }
 
 /// Where a project's source, buildspec and artifacts come from.
@@ -397,6 +399,7 @@ pub enum Field {
     Environment,
     Logs,
     Buildspec,
+    Vpc,
     Definition,
     Audiences,
 }
@@ -488,6 +491,7 @@ impl Resource {
                     &(&l.image, &l.compute_type, l.pull_as_role),
                 );
                 compare_field(o, Field::Buildspec, &d.io, &l.io);
+                compare_field(o, Field::Vpc, &d.vpc, &l.vpc);
                 compare_field(
                     o,
                     Field::Logs,

@@ -980,6 +980,121 @@ fn a_build_role_that_cannot_decrypt_is_caught_with_its_fix() {
     );
 }
 
+/// The orders example's CodeBuild builds in a VPC of the shared account.
+fn orders_in_a_vpc() -> ferry_manifest::Manifest {
+    orders_edited(
+        "  repositories: [orders-api]\n",
+        "  repositories: [orders-api]\n  builds:\n    runner: codebuild\n    vpc:\n      id: vpc-0abc1234\n      subnets: [subnet-0bbb2222, subnet-0aaa1111]\n      security_groups: [sg-0abc1234]\n",
+    )
+}
+
+/// The build role's ferry-build policy as JSON text.
+fn build_policy(f: &ferry_plan::Foundation) -> String {
+    f.accounts[0]
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Role(r) if r.name == "ferry-orders-build" => {
+                Some(serde_json::to_string(&r.policies["ferry-build"]).unwrap())
+            }
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Builds in a VPC: the project names it, and the build role may make network interfaces in
+/// those subnets with those security groups only, attach them for CodeBuild only and delete
+/// them in that VPC only; only the Describe calls, which have no resource type, are on "*".
+#[test]
+fn builds_in_a_vpc_may_make_network_interfaces_in_its_subnets_only() {
+    let m = orders_in_a_vpc();
+    let names = Names::new(&m, None).unwrap();
+    let f = plan(&names);
+    let project = f.accounts[0]
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Project(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let vpc = project.vpc.expect("the project's VPC");
+    assert_eq!(vpc.id, "vpc-0abc1234");
+    // Sorted, as CodeBuild's read-back is compared.
+    assert_eq!(vpc.subnets, ["subnet-0aaa1111", "subnet-0bbb2222"]);
+    assert_eq!(vpc.security_groups, ["sg-0abc1234"]);
+    let text = build_policy(&f);
+    let ec2 = "arn:aws:ec2:us-east-1:111111111111";
+    for arn in [
+        "subnet/subnet-0aaa1111",
+        "subnet/subnet-0bbb2222",
+        "security-group/sg-0abc1234",
+        "network-interface/*",
+        "vpc/vpc-0abc1234",
+    ] {
+        assert!(text.contains(&format!("{ec2}:{arn}")), "{arn}: {text}");
+    }
+    assert!(
+        text.contains(r#""ec2:AuthorizedService":"codebuild.amazonaws.com""#),
+        "{text}"
+    );
+    // Every edge is allowed by these policies, nothing wider is granted, and the "*" grants
+    // are the Describe calls AWS allows only on "*".
+    let report = proven(&f, &names);
+    let on_ec2: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.edge.action.starts_with("ec2:"))
+        .map(|r| format!("{} {}", r.edge.action, r.edge.resource))
+        .collect();
+    assert_eq!(on_ec2.len(), 11, "{on_ec2:#?}");
+    identity_policies_use_star_only_where_aws_forces_it_in(&m);
+    // Out of a VPC, the role gets no EC2 grant.
+    let plain = orders_on_codebuild();
+    let f = plan(&Names::new(&plain, None).unwrap());
+    assert!(!build_policy(&f).contains("ec2:"));
+}
+
+/// A build role that lost one subnet is caught by verify on that subnet's edge.
+#[test]
+fn a_build_role_without_a_subnet_of_its_vpc_is_caught() {
+    let m = orders_in_a_vpc();
+    let names = Names::new(&m, None).unwrap();
+    let mut f = plan(&names);
+    for r in &mut f.accounts[0].resources {
+        if let Resource::Role(role) = r
+            && role.name == "ferry-orders-build"
+        {
+            let policy = role.policies.get_mut("ferry-build").unwrap();
+            let text = policy
+                .0
+                .to_string()
+                .replace(
+                    r#","arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0bbb2222""#,
+                    "",
+                )
+                .replace(
+                    r#""arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0bbb2222","#,
+                    "",
+                );
+            assert_ne!(text, policy.0.to_string(), "the subnet was in the policy");
+            policy.0 = serde_json::from_str(&text).unwrap();
+        }
+    }
+    let report = verify(&f.policies(&names), &f.edges, &names);
+    let denied: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| !r.allowed)
+        .map(|r| format!("{} {}", r.edge.action, r.edge.resource))
+        .collect();
+    assert_eq!(
+        denied,
+        ["ec2:CreateNetworkInterface arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0bbb2222"],
+        "{denied:#?}"
+    );
+}
+
 /// The orders example laid as a native CodePipeline pipeline too.
 fn orders_native() -> ferry_manifest::Manifest {
     orders_edits(&[

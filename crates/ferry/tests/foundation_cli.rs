@@ -383,6 +383,72 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
     assert!(left.projects().is_empty());
 }
 
+/// `builds.vpc`: the project reads back in that VPC (a second bootstrap changes nothing), the
+/// build role's network-interface grants are laid and verify proves them live, and one lost
+/// is named. moto checks no VPC id and makes no network interface: which EC2 calls CodeBuild
+/// makes as the role is proven on the policy (ferry-plan's tests), as docs/engine.md says.
+#[tokio::test]
+async fn builds_in_a_vpc_get_a_project_in_it_and_a_role_that_may_make_its_interfaces() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_with(
+        &w,
+        dir.path(),
+        "  builds:\n    runner: codebuild\n    vpc: {id: vpc-0abc1234, subnets: [subnet-0bbb2222, subnet-0aaa1111], security_groups: [sg-0abc1234]}\n",
+    );
+    applies_then_settles(&w, &["bootstrap"], &path, "12 created, 0 changed");
+    assert_eq!(denied(&w, &path), Vec::<(String, String, String)>::new());
+
+    let got = aws_sdk_codebuild::Client::new(&w.shared)
+        .batch_get_projects()
+        .names("ferry-orders")
+        .send()
+        .await
+        .unwrap();
+    let vpc = got.projects()[0].vpc_config().expect("the project's VPC");
+    assert_eq!(vpc.vpc_id(), Some("vpc-0abc1234"));
+    assert_eq!(vpc.subnets(), ["subnet-0aaa1111", "subnet-0bbb2222"]);
+    assert_eq!(vpc.security_group_ids(), ["sg-0abc1234"]);
+
+    let iam = aws_sdk_iam::Client::new(&w.shared);
+    let policy = iam
+        .get_role_policy()
+        .role_name("ferry-orders-build")
+        .policy_name("ferry-build")
+        .send()
+        .await
+        .unwrap();
+    let doc = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
+    let mut doc: Value = serde_json::from_str(&doc).unwrap();
+    let shared = &w.accounts.shared;
+    assert!(
+        doc.to_string().contains(&format!(
+            "arn:aws:ec2:us-east-1:{shared}:subnet/subnet-0bbb2222"
+        )),
+        "{doc:#}"
+    );
+    // The role loses the statement that lets it make interfaces: verify names the calls.
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| !s.to_string().contains("ec2:CreateNetworkInterface\""));
+    iam.put_role_policy()
+        .role_name("ferry-orders-build")
+        .policy_name("ferry-build")
+        .policy_document(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let broken = denied(&w, &path);
+    let actions: Vec<&str> = broken.iter().map(|b| b.1.as_str()).collect();
+    assert!(
+        actions.contains(&"ec2:CreateNetworkInterface"),
+        "{broken:?}"
+    );
+    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
+    assert!(denied(&w, &path).is_empty());
+}
+
 const GITHUB_ACTIONS: &str = "  github_actions: {repository: acme/orders, branch: main}\n";
 
 fn github_provider_arn(w: &World) -> String {
@@ -1192,7 +1258,8 @@ fn synthesized_terraform_passes_checkov_with_every_skip_explained() {
 }
 
 /// With `shared.server`, the modules also run `ferry serve` on ECS Fargate, and with
-/// `runner: codebuild` they hold the CodeBuild project and its service role: those pass too.
+/// `runner: codebuild` they hold the CodeBuild project (in a VPC) and its service role: those
+/// pass too.
 #[test]
 fn synthesized_terraform_with_the_server_passes_checkov() {
     let dir = tempfile::tempdir().unwrap();
@@ -1203,7 +1270,7 @@ fn synthesized_terraform_with_the_server_passes_checkov() {
     let with_server = example
         .replacen(
             "  repositories: [orders-api]\n",
-            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n  builds: {runner: codebuild}\n  github_actions: {repository: acme/orders}\n",
+            "  repositories: [orders-api]\n  server:\n    image: 111111111111.dkr.ecr.us-east-1.amazonaws.com/ferry:0.1.0\n    vpc: vpc-0abc1234\n    subnets: [subnet-0abc1234, subnet-0def5678]\n    allowed_cidrs: [10.0.0.0/16]\n    poll: 1m\n  builds: {runner: codebuild, vpc: {id: vpc-0abc1234, subnets: [subnet-0abc1234], security_groups: [sg-0abc1234]}}\n  github_actions: {repository: acme/orders}\n",
             1,
         )
         .replacen("  repo: .\n", "  repo: https://github.com/acme/orders.git\n", 1);
@@ -1234,6 +1301,12 @@ fn synthesized_terraform_with_the_server_passes_checkov() {
         shared.contains("resource \"aws_codebuild_project\" \"build\"")
             && shared.contains("service_role   = aws_iam_role.build.arn")
             && shared.contains("resource \"aws_iam_role_policy\" \"build_ferry_build\""),
+        "{shared}"
+    );
+    // In its VPC, and its role may make the builds' network interfaces there.
+    assert!(
+        shared.contains("vpc_config {\n    vpc_id             = \"vpc-0abc1234\"\n    subnets            = [\"subnet-0abc1234\"]\n    security_group_ids = [\"sg-0abc1234\"]\n  }")
+            && shared.contains("arn:aws:ec2:us-east-1:${var.account_id}:subnet/subnet-0abc1234"),
         "{shared}"
     );
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_codebuild::types as cb;
+use ferry_manifest::CodebuildVpc;
 use ferry_plan::diff::{Change, ChangeKind};
 use ferry_plan::foundation::{ProjectIo, ProjectSpec};
 use ferry_plan::{Field, Resource};
@@ -83,6 +84,22 @@ pub(super) async fn read(s: &AccountConfig, name: &str) -> Result<Option<Found>,
         .iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
         .collect();
+    // A project out of any VPC reads back with none, or with an empty `vpcConfig`.
+    let vpc = project
+        .vpc_config()
+        .filter(|v| v.vpc_id().is_some_and(|id| !id.is_empty()))
+        .map(|v| {
+            let sorted = |ids: &[String]| {
+                let mut ids = ids.to_vec();
+                ids.sort();
+                ids
+            };
+            CodebuildVpc {
+                id: v.vpc_id().unwrap_or_default().to_owned(),
+                subnets: sorted(v.subnets()),
+                security_groups: sorted(v.security_group_ids()),
+            }
+        });
     let spec = ProjectSpec {
         name: name.to_owned(),
         description: project.description().unwrap_or_default().to_owned(),
@@ -98,6 +115,7 @@ pub(super) async fn read(s: &AccountConfig, name: &str) -> Result<Option<Found>,
         pull_as_role: environment.and_then(|e| e.image_pull_credentials_type())
             == Some(&cb::ImagePullCredentialsType::ServiceRole),
         io,
+        vpc,
     };
     Ok(Some(Found::new(Resource::Project(spec), tags)))
 }
@@ -112,6 +130,8 @@ struct Parts {
     artifacts: cb::ProjectArtifacts,
     environment: cb::ProjectEnvironment,
     logs: cb::LogsConfig,
+    /// Empty for a project out of any VPC: UpdateProject takes that as "none".
+    vpc: cb::VpcConfig,
 }
 
 fn parts(s: &AccountConfig, spec: &ProjectSpec, action: &str) -> Result<Parts, AwsError> {
@@ -172,6 +192,14 @@ fn parts(s: &AccountConfig, spec: &ProjectSpec, action: &str) -> Result<Parts, A
                     .map_err(bad)?,
             )
             .build(),
+        vpc: match &spec.vpc {
+            Some(v) => cb::VpcConfig::builder()
+                .vpc_id(&v.id)
+                .set_subnets(Some(v.subnets.clone()))
+                .set_security_group_ids(Some(v.security_groups.clone()))
+                .build(),
+            None => cb::VpcConfig::builder().build(),
+        },
     })
 }
 
@@ -225,6 +253,9 @@ pub(super) async fn apply(
             .artifacts(p.artifacts)
             .environment(p.environment)
             .logs_config(p.logs);
+        if spec.vpc.is_some() {
+            create = create.vpc_config(p.vpc);
+        }
         for (k, v) in tags(pipeline) {
             create = create.tags(cb::Tag::builder().key(k).value(v).build());
         }
@@ -236,6 +267,7 @@ pub(super) async fn apply(
         Field::Environment,
         Field::Logs,
         Field::Buildspec,
+        Field::Vpc,
     ]
     .into_iter()
     .any(|f| change.touches(f))
@@ -253,6 +285,7 @@ pub(super) async fn apply(
                 .artifacts(p.artifacts)
                 .environment(p.environment)
                 .logs_config(p.logs)
+                .vpc_config(p.vpc)
                 .send(),
         )
         .await?;

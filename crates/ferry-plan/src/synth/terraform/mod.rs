@@ -449,7 +449,7 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                 // defaults only name the pipeline's prefix.
                 let _ = writeln!(
                     t,
-                    "resource \"aws_codebuild_project\" \"build\" {{\n  name           = \"{}\"\n  description    = \"{}\"\n  service_role   = aws_iam_role.build.arn\n  encryption_key = aws_kms_key.artifacts.arn\n  source {{\n    type     = \"S3\"\n    location = \"{}/{}\"\n  }}\n  artifacts {{\n    type      = \"S3\"\n    location  = \"{}\"\n    path      = \"{}\"\n    packaging = \"ZIP\"\n  }}\n  environment {{\n    type         = \"LINUX_CONTAINER\"\n    image        = \"{}\"\n    compute_type = \"{}\"\n  }}\n  logs_config {{\n    cloudwatch_logs {{\n      group_name = aws_cloudwatch_log_group.build.name\n    }}\n  }}\n  tags = local.tags\n}}\n",
+                    "resource \"aws_codebuild_project\" \"build\" {{\n  name           = \"{}\"\n  description    = \"{}\"\n  service_role   = aws_iam_role.build.arn\n  encryption_key = aws_kms_key.artifacts.arn\n  source {{\n    type     = \"S3\"\n    location = \"{}/{}\"\n  }}\n  artifacts {{\n    type      = \"S3\"\n    location  = \"{}\"\n    path      = \"{}\"\n    packaging = \"ZIP\"\n  }}\n  environment {{\n    type         = \"LINUX_CONTAINER\"\n    image        = \"{}\"\n    compute_type = \"{}\"\n  }}\n{}  logs_config {{\n    cloudwatch_logs {{\n      group_name = aws_cloudwatch_log_group.build.name\n    }}\n  }}\n  tags = local.tags\n}}\n",
                     project.name,
                     project.description,
                     bucket,
@@ -457,7 +457,13 @@ fn shared_module(names: &Names<'_>, shared: &AccountPlan, targets: &[&AccountPla
                     bucket,
                     prefix,
                     project.image,
-                    project.compute_type
+                    project.compute_type,
+                    project.vpc.as_ref().map_or_else(String::new, |v| format!(
+                        "  vpc_config {{\n    vpc_id             = \"{}\"\n    subnets            = {}\n    security_group_ids = {}\n  }}\n",
+                        v.id,
+                        json_text(&v.subnets),
+                        json_text(&v.security_groups)
+                    ))
                 );
             }
             Resource::OidcProvider(provider) => {
