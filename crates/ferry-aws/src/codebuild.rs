@@ -368,6 +368,21 @@ pub fn assess(build: &BuildState) -> Assessment {
                 }
                 None => format!("the build ended {}", build.build_status),
             };
+            let in_vpc = failed.is_some_and(|p| {
+                p.phase_type == "PROVISIONING"
+                    && p.contexts
+                        .iter()
+                        .any(|c| c.status_code == "VPC_CLIENT_ERROR")
+            });
+            let reason = if in_vpc {
+                format!(
+                    "{reason} — CodeBuild could not make the build's network interface in the \
+                     VPC as the build role: `ferry verify` proves its EC2 grants; a subnet \
+                     with no free address or no route out fails here too"
+                )
+            } else {
+                reason
+            };
             Assessment::Failed {
                 status: build.build_status.clone(),
                 reason,

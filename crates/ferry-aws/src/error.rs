@@ -22,7 +22,8 @@ pub enum AwsErrorKind {
     Throttled,
     /// The resource is busy, in use or not empty: another change is under way.
     Conflict,
-    /// A policy names a principal IAM does not know (yet): a role made seconds ago.
+    /// A principal IAM does not know (yet), or a service may not yet act as it: a role made
+    /// seconds ago, named in a policy or given to CodeBuild as its service role.
     UnknownPrincipal,
     /// The request is malformed or a parameter is wrong.
     Invalid,
@@ -97,6 +98,10 @@ impl AwsErrorKind {
             || c == "invalidparameterexception"
             || c == "invalidargument")
             && m.contains("principal")
+            // CodeBuild tries the service role it is given: "CodeBuild is not authorized to
+            // perform: sts:AssumeRole on …", or in a VPC "Not authorized to perform
+            // DescribeSecurityGroups".
+            || c == "invalidinputexception" && m.contains("not authorized to perform")
         {
             AwsErrorKind::UnknownPrincipal
         } else if any(&["validation", "invalid", "malformed"]) {
@@ -409,6 +414,24 @@ mod tests {
                 "MalformedPolicyDocumentException",
                 "bad json",
                 None,
+                K::Invalid,
+            ),
+            (
+                "InvalidInputException",
+                "CodeBuild is not authorized to perform: sts:AssumeRole on arn:aws:iam::111111111111:role/ferry-orders-build",
+                Some(400),
+                K::UnknownPrincipal,
+            ),
+            (
+                "InvalidInputException",
+                "Not authorized to perform DescribeSecurityGroups",
+                Some(400),
+                K::UnknownPrincipal,
+            ),
+            (
+                "InvalidInputException",
+                "Invalid compute type",
+                Some(400),
                 K::Invalid,
             ),
             ("ValidationException", "", None, K::Invalid),

@@ -291,7 +291,8 @@ pub async fn apply(
                 }
                 Resource::Role(_) => {}
                 Resource::Project(p) if phase == Phase::Own => {
-                    project::apply(s, pipeline, p, change).await?
+                    // Boxed: the CodeBuild requests it keeps for retrying are large.
+                    Box::pin(project::apply(s, pipeline, p, change)).await?
                 }
                 Resource::Project(_) => {}
                 Resource::Topic(t) if phase == Phase::Own => {

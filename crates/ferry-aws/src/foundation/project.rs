@@ -11,7 +11,7 @@ use ferry_plan::diff::{Change, ChangeKind};
 use ferry_plan::foundation::{ProjectIo, ProjectSpec};
 use ferry_plan::{Field, Resource};
 
-use super::{Found, Removal, tags};
+use super::{Found, Removal, propagating, tags};
 use crate::error::{AwsError, AwsErrorKind};
 use crate::session::AccountConfig;
 
@@ -259,8 +259,14 @@ pub(super) async fn apply(
         for (k, v) in tags(pipeline) {
             create = create.tags(cb::Tag::builder().key(k).value(v).build());
         }
-        s.call("codebuild:CreateProject", name, create.send())
-            .await?;
+        // CodeBuild checks, as the service role, that it may act as it (and in a VPC, that
+        // it may read the network): a role made seconds ago is refused until IAM has it.
+        propagating(|| async {
+            s.call("codebuild:CreateProject", name, create.clone().send())
+                .await
+                .map(|_| ())
+        })
+        .await?;
     } else if [
         Field::Description,
         Field::ServiceRole,
@@ -273,21 +279,21 @@ pub(super) async fn apply(
     .any(|f| change.touches(f))
     {
         let p = parts(s, spec, "codebuild:UpdateProject")?;
-        s.call(
-            "codebuild:UpdateProject",
-            name,
-            codebuild(s)
-                .update_project()
-                .name(name)
-                .description(&spec.description)
-                .service_role(&spec.service_role)
-                .source(p.source)
-                .artifacts(p.artifacts)
-                .environment(p.environment)
-                .logs_config(p.logs)
-                .vpc_config(p.vpc)
-                .send(),
-        )
+        let update = codebuild(s)
+            .update_project()
+            .name(name)
+            .description(&spec.description)
+            .service_role(&spec.service_role)
+            .source(p.source)
+            .artifacts(p.artifacts)
+            .environment(p.environment)
+            .logs_config(p.logs)
+            .vpc_config(p.vpc);
+        propagating(|| async {
+            s.call("codebuild:UpdateProject", name, update.clone().send())
+                .await
+                .map(|_| ())
+        })
         .await?;
     }
     Ok(())
