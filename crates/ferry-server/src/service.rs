@@ -655,7 +655,6 @@ impl Service {
                             () = self.shutdown.cancelled() => return,
                         };
                         let Some(message) = message else { break };
-                        tracing::info!(%message, "DEBUG peer");
                         match serde_json::from_str::<Peer>(&message) {
                             Ok(p) if p.origin != self.origin => {
                                 self.hub.publish(&p.kind, &p.pipeline, &p.execution, p.data);
