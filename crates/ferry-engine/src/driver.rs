@@ -461,7 +461,13 @@ impl Engine {
     ) -> Result<Ended> {
         let mut local = tokio::task::JoinSet::new();
         let mut running: BTreeMap<tokio::task::Id, ActionLease> = BTreeMap::new();
+        let changes = self.store.action_changes();
         loop {
+            // Armed before the store is read, so that a change between the two is not missed:
+            // another worker's action ended, or freed leases this engine may take.
+            let changed = changes.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             while let Ok(permit) = self.slots.clone().try_acquire_owned() {
                 let Some(lease) =
                     self.store
@@ -516,6 +522,7 @@ impl Engine {
                     }
                 }
                 () = &mut told => {}
+                () = &mut changed => {}
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
         }
@@ -576,7 +583,9 @@ impl Engine {
     }
 
     /// Until `stop`: leases the portable actions of any execution on this store and runs them
-    /// with `run` (an engine for the execution), as many at once as `slots` allow.
+    /// with `run` (an engine for the execution), as many at once as `slots` allow. With
+    /// nothing to lease it waits for the store to tell of a change
+    /// ([`Store::action_changes`]), or `poll` at most.
     pub async fn work<F, Fut>(
         store: Arc<dyn Store>,
         worker: &str,
@@ -588,6 +597,7 @@ impl Engine {
         F: Fn(ActionLease) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let changes = store.action_changes();
         loop {
             let permit = tokio::select! {
                 p = slots.clone().acquire_owned() => match p {
@@ -596,6 +606,10 @@ impl Engine {
                 },
                 () = stop.cancelled() => return,
             };
+            // Armed before the store is read, so that a change between the two is not missed.
+            let changed = changes.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             match store.lease_action(worker, None, now_ms(), LEASE_MS) {
                 Ok(Some(lease)) => {
                     let job = run(lease);
@@ -610,6 +624,7 @@ impl Engine {
             }
             drop(permit);
             tokio::select! {
+                () = &mut changed => {}
                 () = tokio::time::sleep(poll) => {}
                 () = stop.cancelled() => return,
             }

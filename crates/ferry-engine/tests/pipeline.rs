@@ -929,10 +929,24 @@ fn worker_engine(
     slots: usize,
     auto_approve: bool,
 ) -> ferry_engine::Engine {
+    let poll = settings(state, auto_approve).poll;
+    worker_engine_polling(store, state, name, slots, auto_approve, poll)
+}
+
+/// [`worker_engine`], whose driver looks at the store every `poll` when nothing tells it to.
+fn worker_engine_polling(
+    store: &std::sync::Arc<dyn ferry_engine::store::Store>,
+    state: &std::path::Path,
+    name: &str,
+    slots: usize,
+    auto_approve: bool,
+    poll: std::time::Duration,
+) -> ferry_engine::Engine {
     let mut registry = ferry_engine::Registry::with_builtins();
     registry.register(RecordKind);
     let mut settings = settings(state, auto_approve);
     settings.identity = name.to_owned();
+    settings.poll = poll;
     ferry_engine::Engine::new(
         store.clone(),
         registry,
@@ -956,6 +970,16 @@ fn spawn_pool(
     name: &str,
     stop: &tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    spawn_pool_polling(engine, name, stop, std::time::Duration::from_millis(5))
+}
+
+/// [`spawn_pool`], looking for actions every `poll` when the store tells it of none.
+fn spawn_pool_polling(
+    engine: ferry_engine::Engine,
+    name: &str,
+    stop: &tokio_util::sync::CancellationToken,
+    poll: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
     let (store, slots, stop, name) = (
         engine.store().clone(),
         engine.slots().clone(),
@@ -972,7 +996,6 @@ fn spawn_pool(
                     .unwrap();
             }
         };
-        let poll = std::time::Duration::from_millis(5);
         ferry_engine::Engine::work(store, &name, slots, poll, stop, run).await;
     })
 }
@@ -1144,6 +1167,59 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
         );
     }
     assert!(workers.len() >= 3, "{workers:?}");
+}
+
+/// A worker learns of queued actions, and a driver of ended ones, from the store
+/// (`Store::action_changes`: LISTEN/NOTIFY on PostgreSQL, where the worker's store is opened
+/// apart, as another process's), not from its poll: with polls of an hour, an execution whose
+/// actions only the other worker may run still ends, one run order after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_and_drivers_are_woken_by_the_store_not_by_their_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let effects = dir.path().join("effects");
+    let store = open_store(&state);
+    let theirs = if store.shared() {
+        open_store(&state)
+    } else {
+        store.clone()
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    // The driver has no slots: every action is the worker's.
+    let driver = worker_engine_polling(&store, &state, "d", 0, true, hour);
+    let worker = worker_engine_polling(&theirs, &state, "w", 1, true, hour);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let pool = spawn_pool_polling(worker, "w@elsewhere", &stop, hour);
+    let def = pipeline(
+        "woken",
+        Mode::Parallel,
+        vec![
+            stage(
+                "one",
+                vec![record("a", 1, &effects), record("b", 2, &effects)],
+            ),
+            stage("two", vec![record("c", 1, &effects)]),
+        ],
+    );
+    let exec = driver.start(&def, "r1", "test").unwrap();
+    // Not a timing assertion: with hour-long polls nothing but a wake-up ends this, and a
+    // missed one would wait an hour; ten minutes says which.
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        driver.drive(&exec.id, None),
+    )
+    .await
+    .expect("a wake-up from the store never came: the driver or the worker waited for its poll")
+    .unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+    stop.cancel();
+    pool.await.unwrap();
+    let lines = std::fs::read_to_string(&effects).unwrap();
+    let ran: Vec<&str> = lines
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(ran, ["w", "w", "w"], "{lines}");
 }
 
 /// Regression: a pool renewed its leases under its engine's driver name instead of its own,

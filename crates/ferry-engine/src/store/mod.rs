@@ -273,6 +273,14 @@ pub trait Store: Send + Sync {
     fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
         Ok(None)
     }
+
+    /// Told (`notify_waiters`) when any process on this store queues an action, ends one or
+    /// frees the leases it held: a worker waiting for an action to lease and a driver waiting
+    /// for another worker's action to end look again then, not at their next poll. Arm a
+    /// `notified()` before reading the store, so that a change between the two is not missed.
+    /// Polling stays the fallback: a wake-up is lost while a connection is (and a lease that
+    /// expires tells no one).
+    fn action_changes(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
 /// A role held among the processes that share a store; dropping it lets another take it.

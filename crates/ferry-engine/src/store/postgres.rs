@@ -39,6 +39,9 @@ const MIGRATIONS: &[&str] = &[
 /// The NOTIFY channel of [`Store::broadcast`].
 const CHANNEL: &str = "ferry_events";
 
+/// The NOTIFY channel of [`Store::action_changes`]: an action was queued, ended or freed.
+const ACTIONS: &str = "ferry_actions";
+
 /// NOTIFY's limit on a payload is 8000 bytes; a longer message is cut (at a character).
 const MAX_MESSAGE: usize = 7900;
 
@@ -54,6 +57,10 @@ pub struct PostgresStore {
     /// Drives the connections; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     hook: Option<TransitionHook>,
+    /// [`Store::action_changes`], told by a session that LISTENs on [`ACTIONS`] from the
+    /// first call on (a CLI command that never waits for actions opens none).
+    changes: Arc<tokio::sync::Notify>,
+    listening: std::sync::Once,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -127,6 +134,48 @@ pub(crate) fn redacted(url: &str) -> String {
         shown = format!("{shown}?{}", pairs.join("&"));
     }
     shown
+}
+
+/// For as long as the store's runtime runs: LISTENs on [`ACTIONS`] and tells `changes` of
+/// each notification. A lost session is opened again a second later, and `changes` told once
+/// it listens, since what changed meanwhile was not heard.
+async fn listen_for_actions(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    changes: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        match config.connect(tls.clone()).await {
+            Ok((client, mut connection)) => {
+                let told = changes.clone();
+                let session = tokio::spawn(async move {
+                    while let Some(message) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                told.notify_waiters();
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {ACTIONS}")).await {
+                    Ok(()) => {
+                        changes.notify_waiters();
+                        let _ = session.await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %pg(&e), "cannot listen for actions");
+                        session.abort();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %pg(&e), "cannot listen for actions"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Runs a future to completion on this thread, parking between polls.
@@ -209,6 +258,8 @@ impl PostgresStore {
             outbox,
             runtime: Some(runtime),
             hook: None,
+            changes: Arc::default(),
+            listening: std::sync::Once::new(),
         })
     }
 
@@ -1029,15 +1080,20 @@ impl Store for PostgresStore {
                     &[&id, &stage, &action, &i64::from(attempt)],
                 )
                 .await?;
+                // Delivered when the transaction commits.
+                tx.execute("SELECT pg_notify($1, '')", &[&ACTIONS]).await?;
                 Ok(())
             }),
         )
     }
 
     fn queue_action(&self, run: &ActionKey<'_>, portable: bool) -> Result<()> {
+        // One statement, which tells the listeners only when it queued something.
         self.run(self.execute(
-            "INSERT INTO action_leases (execution_id, stage, action, attempt, portable, queued_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "WITH queued AS (
+                 INSERT INTO action_leases (execution_id, stage, action, attempt, portable, queued_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1)
+             SELECT pg_notify($7, '') FROM queued",
             &[
                 &run.execution,
                 &run.stage,
@@ -1045,6 +1101,7 @@ impl Store for PostgresStore {
                 &i64::from(run.attempt),
                 &portable,
                 &now_ms(),
+                &ACTIONS,
             ],
         ))?;
         Ok(())
@@ -1106,6 +1163,9 @@ impl Store for PostgresStore {
              WHERE execution_id = $1 AND worker = $2 AND NOT done",
             &[&execution, &worker],
         ))?;
+        if freed > 0 {
+            self.run(self.execute("SELECT pg_notify($1, '')", &[&ACTIONS]))?;
+        }
         Ok(usize::try_from(freed).unwrap_or(usize::MAX))
     }
 
@@ -1529,6 +1589,19 @@ impl Store for PostgresStore {
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
             Ok(Some(rx))
         })
+    }
+
+    fn action_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.listening.call_once(|| {
+            if let Some(rt) = &self.runtime {
+                rt.spawn(listen_for_actions(
+                    self.config.clone(),
+                    self.tls.clone(),
+                    self.changes.clone(),
+                ));
+            }
+        });
+        self.changes.clone()
     }
 
     fn events(&self, id: &str) -> Result<Vec<Event>> {

@@ -51,6 +51,8 @@ pub type TransitionHook = Arc<dyn Fn() + Send + Sync>;
 pub struct SqliteStore {
     db: Connections,
     hook: Option<TransitionHook>,
+    /// [`Store::action_changes`]: only this process opens the database, so it tells itself.
+    changes: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -74,6 +76,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Connections::open(path, MIGRATIONS)?,
             hook: None,
+            changes: Arc::default(),
         })
     }
 
@@ -82,6 +85,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Connections::in_memory(MIGRATIONS)?,
             hook: None,
+            changes: Arc::default(),
         })
     }
 
@@ -871,7 +875,9 @@ impl Store for SqliteStore {
                 )?;
                 Ok(())
             },
-        )
+        )?;
+        self.changes.notify_waiters();
+        Ok(())
     }
 
     fn queue_action(&self, run: &ActionKey<'_>, portable: bool) -> Result<()> {
@@ -880,6 +886,7 @@ impl Store for SqliteStore {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![run.execution, run.stage, run.action, run.attempt, portable, now_ms()],
         )?;
+        self.changes.notify_waiters();
         Ok(())
     }
 
@@ -950,11 +957,19 @@ impl Store for SqliteStore {
     }
 
     fn free_action_leases(&self, execution: &str, worker: &str) -> Result<usize> {
-        Ok(self.conn().execute(
+        let freed = self.conn().execute(
             "UPDATE action_leases SET worker = NULL, expires_ms = NULL
              WHERE execution_id = ?1 AND worker = ?2 AND done = 0",
             params![execution, worker],
-        )?)
+        )?;
+        if freed > 0 {
+            self.changes.notify_waiters();
+        }
+        Ok(freed)
+    }
+
+    fn action_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changes.clone()
     }
 
     fn action_leases(&self, execution: &str) -> Result<Vec<ActionLease>> {
