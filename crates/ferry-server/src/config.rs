@@ -27,6 +27,10 @@ pub struct Config {
     pub notifications: Vec<Channel>,
     /// Serve HTTPS with this certificate chain and key (PEM).
     pub tls: Option<Tls>,
+    /// How many actions the server runs at once (`actions_at_once`): its own executions' and,
+    /// on a shared store, those it leases of other servers. `None`: the default, 16 on a
+    /// shared store and no limit on a state directory.
+    pub actions_at_once: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +97,7 @@ const KEYS: &[&str] = &[
     "pipelines",
     "notifications",
     "tls",
+    "actions_at_once",
 ];
 const PIPELINE_KEYS: &[&str] = &[
     "name",
@@ -106,6 +111,10 @@ const CHANNEL_KEYS: &[&str] = &["webhook", "sns"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The most `actions_at_once` takes: each running action holds a task, a log file and often
+/// a child process.
+const MAX_ACTIONS_AT_ONCE: u64 = 1024;
 
 /// Reads and checks `server.yaml`. Relative paths in it are relative to the file.
 pub fn load(path: &Path) -> Result<Config, Invalid> {
@@ -290,6 +299,10 @@ fn decode(d: &mut Decoder, root: &Node, path: &Path, base: &Path) -> Option<Conf
             key: base.join(key?.value),
         })
     });
+    let actions_at_once = f
+        .get("actions_at_once")
+        .and_then(|n| d.uint(n, "`actions_at_once`", 1, MAX_ACTIONS_AT_ONCE))
+        .and_then(|n| usize::try_from(n.value).ok());
     let listen = listen?;
     Some(Config {
         path: path.to_path_buf(),
@@ -306,6 +319,7 @@ fn decode(d: &mut Decoder, root: &Node, path: &Path, base: &Path) -> Option<Conf
         pipelines,
         notifications,
         tls,
+        actions_at_once,
     })
 }
 
@@ -539,6 +553,24 @@ mod tests {
             ("main", "ferry.yaml")
         );
         assert!(p.poll.is_none() && p.webhook_secret.is_none());
+        assert_eq!(c.actions_at_once, None);
+    }
+
+    #[test]
+    fn actions_at_once_is_a_count_from_one() {
+        let with = |n: &str| {
+            check(&format!(
+                "state: state\nactions_at_once: {n}\npipelines: [{{name: orders, repo: file:///srv/orders.git}}]\n"
+            ))
+        };
+        assert_eq!(with("4").unwrap().actions_at_once, Some(4));
+        for bad in ["0", "-1", "many", "100000"] {
+            let text = with(bad).unwrap_err().render(false);
+            assert!(
+                text.contains("server.yaml:2:18: error: `actions_at_once`"),
+                "{bad}: {text}"
+            );
+        }
     }
 
     #[test]

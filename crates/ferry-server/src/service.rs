@@ -27,8 +27,9 @@ use crate::store::ServerStore;
 
 /// How often a server looks for orphaned executions and for the poll lease.
 const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-/// On a shared store, how many actions one server runs at once — its own executions' and
-/// the ones it leases of other servers' — so that queued actions go to servers with room.
+/// On a shared store, how many actions one server runs at once unless `actions_at_once` says
+/// — its own executions' and the ones it leases of other servers' — so that queued actions go
+/// to servers with room.
 const ACTIONS_AT_ONCE: usize = 16;
 /// How often a server with room looks for actions other servers queued.
 const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -126,11 +127,13 @@ impl Service {
                 )
             })
             .collect();
-        let slots = Arc::new(tokio::sync::Semaphore::new(if engine.shared() {
-            ACTIONS_AT_ONCE
-        } else {
-            tokio::sync::Semaphore::MAX_PERMITS
-        }));
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            match (config.actions_at_once, engine.shared()) {
+                (Some(n), _) => n,
+                (None, true) => ACTIONS_AT_ONCE,
+                (None, false) => tokio::sync::Semaphore::MAX_PERMITS,
+            },
+        ));
         Service {
             slots,
             config,
