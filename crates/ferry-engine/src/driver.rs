@@ -20,7 +20,7 @@ use crate::action::{
     Action, ActionContext, ActionError, ActionLog, ActionOutput, Observer, Reconciled, Registry,
     RunEvent, Settings,
 };
-use crate::approval::rules::Refusal;
+use crate::approval::rules::{self, Refusal};
 use crate::artifact::ArtifactStore;
 use crate::mask::Masker;
 use crate::model::*;
@@ -62,6 +62,16 @@ pub enum Refused {
         stage: String,
         /// The stages that do wait.
         waiting: Vec<String>,
+    },
+    /// Several approvals wait in the stage and the caller may decide more than one of them.
+    #[error(
+        "approvals {} wait in stage `{stage}` of `{execution}` and you may decide more than one: name the one you decide (`--action NAME`, or `action` in the request)",
+        .actions.join(", ")
+    )]
+    SeveralApprovalsWaiting {
+        execution: String,
+        stage: String,
+        actions: Vec<String>,
     },
     /// The approval rules refuse the decision.
     #[error(transparent)]
@@ -885,6 +895,18 @@ impl Engine {
 
     /// Approves or rejects the approval waiting in `stage`.
     pub fn decide(&self, id: &str, stage: &str, decision: &Decision) -> Result<Approval> {
+        self.decide_action(id, stage, None, decision)
+    }
+
+    /// [`Engine::decide`] on the approval `action` of the stage. Without one, the stage's only
+    /// waiting approval, or of several the only one whose approvers admit the caller.
+    pub fn decide_action(
+        &self,
+        id: &str,
+        stage: &str,
+        action: Option<&str>,
+        decision: &Decision,
+    ) -> Result<Approval> {
         let exec = self.load(id)?;
         // Said first: the waiting approval of a blocked release closes within a poll.
         if let Some(block) = self.store.release_block(&exec.id)? {
@@ -895,13 +917,39 @@ impl Engine {
             .into());
         }
         let pending = self.store.pending_approvals(Some(&exec.id))?;
-        let Some(approval) = pending.iter().find(|a| a.stage == stage) else {
-            return Err(Refused::NoApprovalWaiting {
-                execution: exec.id,
-                stage: stage.to_owned(),
-                waiting: pending.iter().map(|a| a.stage.clone()).collect(),
+        let here: Vec<&Approval> = pending
+            .iter()
+            .filter(|a| a.stage == stage && action.is_none_or(|n| a.action == n))
+            .collect();
+        let approval = match here.as_slice() {
+            [] => {
+                return Err(Refused::NoApprovalWaiting {
+                    execution: exec.id,
+                    stage: stage.to_owned(),
+                    waiting: pending.iter().map(|a| a.stage.clone()).collect(),
+                }
+                .into());
             }
-            .into());
+            [one] => *one,
+            several => {
+                let theirs: Vec<&&Approval> = several
+                    .iter()
+                    .filter(|a| rules::admits(a, &decision.identity, &decision.groups))
+                    .collect();
+                match theirs.as_slice() {
+                    [one] => **one,
+                    // None of them: the first says why the caller may not.
+                    [] => several[0],
+                    _ => {
+                        return Err(Refused::SeveralApprovalsWaiting {
+                            execution: exec.id,
+                            stage: stage.to_owned(),
+                            actions: several.iter().map(|a| a.action.clone()).collect(),
+                        }
+                        .into());
+                    }
+                }
+            }
         };
         self.store
             .decide_approval(&exec.id, stage, &approval.action, decision)

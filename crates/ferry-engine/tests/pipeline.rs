@@ -430,6 +430,84 @@ async fn a_malformed_buildspec_fails_with_line_and_column_in_the_log() {
     assert!(log.contains("error: the buildspec needs `phases`"), "{log}");
 }
 
+/// Regression: with two approvals waiting in one stage, a decision went to the stage's first
+/// whoever made it, so an approver of the second was refused as "may not approve" the first.
+/// Now it goes to the only one whose approvers admit the caller, and one admitted by both
+/// must name it.
+#[tokio::test]
+async fn of_two_approvals_in_a_stage_each_approver_decides_their_own() {
+    let h = harness(&[], false);
+    let named = |name: &str, approvers: &[&str]| ActionDef {
+        name: name.into(),
+        ..approval(3600, approvers, false)
+    };
+    let def = pipeline(
+        "review",
+        Mode::Parallel,
+        vec![stage(
+            "review",
+            vec![
+                named("security", &["alice", "carol"]),
+                named("product", &["bob", "carol"]),
+            ],
+        )],
+    );
+    let exec = h.engine.start(&def, "local", "test").unwrap();
+    let (_, driving) = h.drive_to_approval(&exec.id).await;
+    while h
+        .engine
+        .store()
+        .pending_approvals(Some(&exec.id))
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(
+            !driving.is_finished(),
+            "the execution ended before both approvals"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let who = |identity: &str| Decision {
+        approve: true,
+        identity: identity.into(),
+        ..Decision::default()
+    };
+    let ambiguous = h
+        .engine
+        .decide(&exec.id, "review", &who("carol"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        ambiguous.contains("wait in stage `review`")
+            && ambiguous.contains("product")
+            && ambiguous.contains("security")
+            && ambiguous.contains("--action NAME"),
+        "{ambiguous}"
+    );
+    assert_eq!(
+        h.engine
+            .decide(&exec.id, "review", &who("alice"))
+            .unwrap()
+            .action,
+        "security"
+    );
+    let refused = h
+        .engine
+        .decide_action(&exec.id, "review", Some("security"), &who("bob"))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("no approval waits"), "{refused}");
+    assert_eq!(
+        h.engine
+            .decide_action(&exec.id, "review", Some("product"), &who("bob"))
+            .unwrap()
+            .action,
+        "product"
+    );
+    assert_eq!(driving.await.unwrap().unwrap().status, Status::Succeeded);
+}
+
 #[tokio::test]
 async fn approvals_wait_check_rules_and_record_the_identity_and_digests() {
     let h = harness(&[], false);

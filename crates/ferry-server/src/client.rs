@@ -187,10 +187,12 @@ impl Client {
         stage: &str,
         approve: bool,
         comment: Option<&str>,
+        action: Option<&str>,
     ) -> Result<DecideReport, ClientError> {
         let verb = if approve { "approve" } else { "reject" };
         let body = DecideBody {
             comment: comment.map(str::to_owned),
+            action: action.map(str::to_owned),
         };
         self.send(
             self.request(

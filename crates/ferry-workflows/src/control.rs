@@ -21,6 +21,8 @@ pub struct DecideInput {
     pub execution: String,
     /// The stage whose approval this decides.
     pub stage: String,
+    /// The approval action, when several wait in the stage (see [`Engine::decide_action`]).
+    pub action: Option<String>,
     pub approve: bool,
     pub identity: String,
     /// The identity's groups (an approval may name a group).
@@ -72,7 +74,8 @@ pub async fn decide(
         comment: input.comment.clone(),
         automatic: false,
     };
-    let approval = engine.decide(&exec.id, &input.stage, &decision)?;
+    let approval =
+        engine.decide_action(&exec.id, &input.stage, input.action.as_deref(), &decision)?;
     reporter.report(&Progress::Decided {
         execution: exec.id.clone(),
         stage: approval.stage.clone(),

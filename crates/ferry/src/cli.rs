@@ -424,7 +424,7 @@ pub struct LogsArgs {
     after_help = "Your identity is FERRY_IDENTITY, else git's user.email, else $USER.\n\
 When no ferry process is driving the execution (the one that ran it was stopped), this command\n\
 continues it here, unless --no-continue.\n\n\
-Examples:\n  ferry approve 3 qa\n  ferry approve orders-3 prod --comment \"load test passed\"\n  ferry reject 3 prod --comment \"wrong build\""
+Examples:\n  ferry approve 3 qa\n  ferry approve orders-3 prod --comment \"load test passed\"\n  ferry approve 3 review --action security\n  ferry reject 3 prod --comment \"wrong build\""
 )]
 pub struct DecideArgs {
     #[command(flatten)]
@@ -435,6 +435,9 @@ pub struct DecideArgs {
     pub execution: String,
     /// The stage whose approval this decides
     pub stage: String,
+    /// The approval action, when several wait in the stage and you may decide more than one
+    #[arg(long, value_name = "NAME")]
+    pub action: Option<String>,
     /// Why (some approvals require it)
     #[arg(long)]
     pub comment: Option<String>,

@@ -112,6 +112,13 @@ fn same(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
+/// Whether `approval` lets `identity` (with its `groups`) decide it: it lists no approvers, or
+/// names the identity or one of its groups.
+pub fn admits(approval: &Approval, identity: &str, groups: &[String]) -> bool {
+    let listed = |name: &str| approval.approvers.iter().any(|a| same(a, name));
+    approval.approvers.is_empty() || listed(identity) || groups.iter().any(|g| listed(g))
+}
+
 /// Whether `decision` may be recorded on `approval` at `now_ms`, the execution's artifacts
 /// being `artifacts` (name → sha256), and what it does if so.
 pub fn check(
@@ -142,11 +149,7 @@ pub fn check(
             Verdict::Rejected
         });
     }
-    let listed = |name: &str| approval.approvers.iter().any(|a| same(a, name));
-    if !approval.approvers.is_empty()
-        && !listed(&decision.identity)
-        && !decision.groups.iter().any(|g| listed(g))
-    {
+    if !admits(approval, &decision.identity, &decision.groups) {
         return Err(Refusal::NotAnApprover {
             identity: decision.identity.clone(),
             stage: stage.clone(),

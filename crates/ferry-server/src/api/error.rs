@@ -92,6 +92,9 @@ impl From<FlowError> for ApiError {
             FlowError::Engine(ferry_engine::EngineError::Refused(r)) => match r {
                 Refused::Approval(a) => refusal(a),
                 Refused::NoApprovalWaiting { .. } => (StatusCode::CONFLICT, "no_approval_waiting"),
+                Refused::SeveralApprovalsWaiting { .. } => {
+                    (StatusCode::CONFLICT, "several_approvals_waiting")
+                }
                 Refused::NotRetryable { .. } | Refused::StageNotFailed { .. } => {
                     (StatusCode::CONFLICT, "not_retryable")
                 }

@@ -273,6 +273,7 @@ async fn decide(
         let input = DecideInput {
             execution: id.clone(),
             stage: stage.clone(),
+            action: body.action,
             approve,
             identity: caller.name.clone(),
             groups: caller.groups.clone(),

@@ -28,6 +28,10 @@ pub struct RetryBody {
 pub struct DecideBody {
     /// Why (an approval may require it).
     pub comment: Option<String>,
+    /// The approval action decided, when several wait in the stage; without it, the stage's
+    /// only one, or the only one that admits the caller.
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

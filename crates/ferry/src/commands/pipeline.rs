@@ -380,6 +380,7 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Exit {
     let input = DecideInput {
         execution: args.execution.clone(),
         stage: args.stage.clone(),
+        action: args.action.clone(),
         approve,
         identity: local_identity(),
         groups: Vec::new(),
@@ -401,7 +402,13 @@ fn decide_remote(args: &DecideArgs, approve: bool) -> Exit {
     let decided = remote::client(&args.remote).and_then(|c| {
         let id = remote::execution_id(&args.state, &args.execution)?;
         runtime()
-            .block_on(c.decide(&id, &args.stage, approve, args.comment.as_deref()))
+            .block_on(c.decide(
+                &id,
+                &args.stage,
+                approve,
+                args.comment.as_deref(),
+                args.action.as_deref(),
+            ))
             .map_err(|e| remote::failed(&e))
     });
     let report = match decided {

@@ -279,7 +279,7 @@ function executionBody(v, out) {
   );
   const waiting = v.pending_approvals.map((a) => notice("wait", [
     "Stage " + a.stage + " waits for approval of " + a.action + " (until " + when(a.deadline_ms) + "). ",
-    h("a", { href: "/executions/" + enc(v.id) + "/review/" + enc(a.stage) }, "Review what it releases and decide"),
+    h("a", { href: "/executions/" + enc(v.id) + "/review/" + enc(a.stage) + "?action=" + enc(a.action) }, "Review what it releases and decide"),
   ]));
   // Entry gates (alarms, windows, soak): what holds a stage, and who let a release past them.
   const gates = (v.gates || []).map((g) => {
@@ -416,7 +416,10 @@ async function logPage(id, action) {
 async function review(id, stage) {
   const r = await api("GET", "/api/v1/executions/" + enc(id) + "/stages/" + enc(stage) + "/review");
   const v = r.execution;
-  const pending = v.pending_approvals.find((a) => a.stage === stage);
+  // A stage may hold several approvals: the one the link named, else its first.
+  const named = new URLSearchParams(location.search).get("action");
+  const here = v.pending_approvals.filter((a) => a.stage === stage);
+  const pending = here.find((a) => a.action === named) || here[0];
   const env = r.environment;
   const out = h("div", { "aria-live": "polite" });
   // Each deploy: the release running now, and what this execution puts in its place.
@@ -453,7 +456,7 @@ async function review(id, stage) {
   if (pending && may("approver")) {
     const comment = h("textarea", { id: "comment", name: "comment" });
     const send = (approve) => async () => {
-      const report = await api("POST", "/api/v1/executions/" + enc(id) + "/stages/" + enc(stage) + "/" + (approve ? "approve" : "reject"), { comment: comment.value || null });
+      const report = await api("POST", "/api/v1/executions/" + enc(id) + "/stages/" + enc(stage) + "/" + (approve ? "approve" : "reject"), { comment: comment.value || null, action: pending.action });
       const a = report && report.approval;
       const votes = a && a.votes ? a.votes.length : 0;
       return approve
