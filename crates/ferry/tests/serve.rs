@@ -104,11 +104,22 @@ impl Served {
     /// One of several servers sharing the PostgreSQL database `url`, each with its own
     /// `work` directory (under `root`) and tokens.
     fn configure_shared(w: &World, root: &Path, pipelines: &str, url: &str) -> Served {
+        Served::configure_shared_with(w, root, pipelines, url, "")
+    }
+
+    /// [`Served::configure_shared`] with `extra` lines of server.yaml.
+    fn configure_shared_with(
+        w: &World,
+        root: &Path,
+        pipelines: &str,
+        url: &str,
+        extra: &str,
+    ) -> Served {
         std::fs::create_dir_all(root).unwrap();
         Served::with_config(
             w,
             root,
-            &format!("state: {url}\nwork: work\npipelines:\n{pipelines}"),
+            &format!("state: {url}\nwork: work\n{extra}pipelines:\n{pipelines}"),
         )
     }
 
@@ -1107,6 +1118,98 @@ async fn three_servers_on_one_postgres_start_one_execution_and_finish_it_when_it
     let all = other.executions(token, "orders").await;
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0]["revision"], rev.as_str());
+}
+
+/// Two servers on one PostgreSQL that each run one action at a time (`actions_at_once: 1`):
+/// the driver's stage of two approvals spills over — it holds one, and the other server
+/// leases the other — and each approver decides their own through the API without naming
+/// it. Nothing here waits on time: an approval holds its server's only slot until decided.
+#[tokio::test]
+async fn a_stage_wider_than_one_servers_slots_spills_over_to_another_server() {
+    let w = world().await;
+    let url = fresh_database("spill");
+    let root = tempfile::tempdir().unwrap();
+    let remote = Remote::new(root.path());
+    // With the artifacts in S3, approvals read nothing of the driver's machine: any server
+    // may hold them.
+    w.artifact_bucket().await;
+    let manifest = format!(
+        "pipeline: orders\nshared:\n  id: \"{shared}\"\n  region: us-east-1\n  artifacts: {{bucket: ferry-artifacts-{shared}, kms_alias: alias/ferry-orders}}\nsource:\n  branch: main\nstages:\n  - name: build\n    actions:\n      - name: compile\n        build:\n          buildspec: |\n            version: 0.2\n            phases: {{build: {{commands: [echo built]}}}}\n  - name: review\n    actions:\n      - name: security\n        approval: {{approvers: [alice]}}\n      - name: product\n        approval: {{approvers: [bob]}}\n",
+        shared = w.accounts.shared
+    );
+    let rev = remote.commit(&[("ferry.yaml", &manifest)]);
+    let entry = pipeline_entry("orders", &remote);
+    let [mut a, mut b] = ["a", "b"].map(|n| {
+        Served::configure_shared_with(
+            &w,
+            &root.path().join(n),
+            &entry,
+            &url,
+            "actions_at_once: 1\n",
+        )
+    });
+    let (viewer, alice, bob) = (
+        a.token("viewer", "viewer", &[]),
+        a.token("alice", "approver", &[]),
+        b.token("bob", "approver", &[]),
+    );
+    a.start();
+    b.start();
+    let (code, answer) = a.github_push("orders", "sp-1", &rev, "dev", SECRET).await;
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["execution"].as_str().unwrap().to_owned();
+
+    // Both approvals wait, each leased by another server: A's one slot holds one of them.
+    // (Leased is not yet asked: the request is recorded once its action runs.)
+    let store = ferry_engine::store::PostgresStore::open(&url).unwrap();
+    use ferry_engine::store::Store as _;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let holders = loop {
+        let leases = store.action_leases(&id).unwrap();
+        let held: std::collections::BTreeSet<String> =
+            leases.iter().filter_map(|l| l.worker.clone()).collect();
+        let asked = store.pending_approvals(Some(&id)).unwrap().len();
+        if leases.len() == 2 && leases.iter().all(|l| l.worker.is_some()) && asked == 2 {
+            break held;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the two approvals were not both leased: {leases:#?}\n{}\n{}",
+            a.logs(),
+            b.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(holders.len(), 2, "one worker holds both: {holders:?}");
+    let driver = store.execution(&id).unwrap().unwrap().driver.unwrap();
+    let pid = |s: &Served| s.child.as_ref().unwrap().id().to_string();
+    assert!(
+        driver.starts_with(&format!("{}@", pid(&a))),
+        "A took the push and drives it: {driver}"
+    );
+    assert!(
+        holders
+            .iter()
+            .any(|h| h.starts_with(&format!("{}.worker@", pid(&b)))),
+        "B holds none of them: {holders:?}"
+    );
+
+    // Neither names the approval: each goes to the one that admits them.
+    let approve = format!("/api/v1/executions/{id}/stages/review/approve");
+    let (code, got) = b.post(&approve, &bob, json!({})).await;
+    assert_eq!(
+        (code, got["approval"]["action"].as_str()),
+        (200, Some("product")),
+        "{got}"
+    );
+    let (code, got) = a.post(&approve, &alice, json!({})).await;
+    assert_eq!(
+        (code, got["approval"]["action"].as_str()),
+        (200, Some("security")),
+        "{got}"
+    );
+    a.wait(&viewer, &id, "succeeded", |d| status(d) == "Succeeded")
+        .await;
 }
 
 /// Two servers on one PostgreSQL: a push to one starts an execution it drives, and a client
