@@ -371,6 +371,8 @@ impl Action for GatesAction {
                     ..ActionOutput::default()
                 });
             }
+            // Held: waiting for time or alarms holds no worker.
+            ctx.slot.release();
             tokio::select! {
                 () = tokio::time::sleep(ctx.settings.poll) => {}
                 () = ctx.cancel.cancelled() => return Err(ActionError::Cancelled),

@@ -148,11 +148,11 @@ fn run(
                 tokio::spawn(async move {
                     // The worker's slots are its drives' and its leases' together.
                     let slots = engine.slots().clone();
-                    let run = move |lease| {
+                    let run = move |lease, slot| {
                         let engine = engine.clone();
                         async move {
                             let token = tokio_util::sync::CancellationToken::new();
-                            engine.run_leased(lease, token).await.unwrap();
+                            engine.run_leased(lease, slot, token).await.unwrap();
                         }
                     };
                     let worker = format!("w{n}.pool@bench");
@@ -256,11 +256,11 @@ fn handoff(rt: &tokio::runtime::Runtime, stores: &[Arc<dyn Store>], polls: Polls
         let stop = tokio_util::sync::CancellationToken::new();
         let pool = {
             let (store, slots, stop) = (stores[1].clone(), other.slots().clone(), stop.clone());
-            let run = move |lease| {
+            let run = move |lease, slot| {
                 let engine = other.clone();
                 async move {
                     let token = tokio_util::sync::CancellationToken::new();
-                    engine.run_leased(lease, token).await.unwrap();
+                    engine.run_leased(lease, slot, token).await.unwrap();
                 }
             };
             tokio::spawn(async move {

@@ -308,6 +308,36 @@ impl Clock {
     }
 }
 
+/// The worker slot an action runs in (of `Engine::with_slots`; `actions_at_once` under
+/// `ferry serve`). An action that waits for people or time — an approval, a gate — gives it
+/// back while it waits, so that waiting holds no worker and a server full of pending approvals
+/// still runs builds and deploys.
+#[derive(Clone, Default)]
+pub struct Slot(Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl Slot {
+    pub fn holding(permit: tokio::sync::OwnedSemaphorePermit) -> Slot {
+        Slot(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    /// Gives the slot back (once; later calls do nothing). What the action does after is not
+    /// counted against its worker.
+    pub fn release(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    /// Whether it still holds its worker's slot.
+    pub fn held(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+}
+
 /// Everything an action run can see and use.
 pub struct ActionContext {
     pub execution: Execution,
@@ -329,6 +359,8 @@ pub struct ActionContext {
     pub artifacts: Arc<dyn ArtifactStore>,
     pub secrets: Arc<dyn SecretResolver>,
     pub settings: Settings,
+    /// The worker slot it runs in: [`Slot::release`] it before a long wait.
+    pub slot: Slot,
 }
 
 impl ActionContext {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::action::{
     Action, ActionContext, ActionError, ActionLog, ActionOutput, Observer, Reconciled, Registry,
-    RunEvent, Settings,
+    RunEvent, Settings, Slot,
 };
 use crate::approval::rules::{self, Refusal};
 use crate::artifact::ArtifactStore;
@@ -487,8 +487,7 @@ impl Engine {
                 };
                 let (this, token, held) = (self.clone(), cancel.child_token(), lease.clone());
                 let task = local.spawn(async move {
-                    let _permit = permit;
-                    this.run_leased(held, token).await
+                    this.run_leased(held, Slot::holding(permit), token).await
                 });
                 running.insert(task.id(), lease);
             }
@@ -542,7 +541,12 @@ impl Engine {
     /// shared store — renewing the lease while it runs. An attempt the store says began is
     /// reconciled first; one whose lease this engine loses (it stalled, another worker took
     /// the action) is cancelled, and its outcome left to the new holder.
-    pub async fn run_leased(&self, lease: ActionLease, cancel: CancellationToken) -> Result<()> {
+    pub async fn run_leased(
+        &self,
+        lease: ActionLease,
+        slot: Slot,
+        cancel: CancellationToken,
+    ) -> Result<()> {
         let exec = self.load(&lease.execution)?;
         let key = lease.key();
         let begun = self.store.action_runs(&exec.id)?.into_iter().find(|r| {
@@ -586,7 +590,16 @@ impl Engine {
             lost.clone(),
         )));
         let ran = self
-            .run_action(&exec, stage, def, lease.attempt, resume, cancel, &lost)
+            .run_action(
+                &exec,
+                stage,
+                def,
+                lease.attempt,
+                resume,
+                cancel,
+                &lost,
+                slot,
+            )
             .await;
         self.ended.notify_waiters();
         ran.map(|_| ())
@@ -604,7 +617,7 @@ impl Engine {
         stop: CancellationToken,
         run: F,
     ) where
-        F: Fn(ActionLease) -> Fut,
+        F: Fn(ActionLease, Slot) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let changes = store.action_changes();
@@ -622,10 +635,11 @@ impl Engine {
             changed.as_mut().enable();
             match store.lease_action(worker, None, now_ms(), LEASE_MS) {
                 Ok(Some(lease)) => {
-                    let job = run(lease);
+                    let slot = Slot::holding(permit);
+                    let job = run(lease, slot.clone());
                     tokio::spawn(async move {
                         job.await;
-                        drop(permit);
+                        slot.release();
                     });
                     continue;
                 }
@@ -651,6 +665,7 @@ impl Engine {
         resume: bool,
         cancel: CancellationToken,
         lost: &AtomicBool,
+        slot: Slot,
     ) -> Result<Ended> {
         let id = &exec.id;
         let state = &self.settings.state_dir;
@@ -749,6 +764,7 @@ impl Engine {
             artifacts: self.artifacts.clone(),
             secrets: self.secrets.clone(),
             settings: self.settings.clone(),
+            slot,
         };
         let result = if resume {
             ctx.log

@@ -1065,11 +1065,11 @@ fn spawn_pool_polling(
         name.to_owned(),
     );
     tokio::spawn(async move {
-        let run = move |lease| {
+        let run = move |lease, slot| {
             let engine = engine.clone();
             async move {
                 engine
-                    .run_leased(lease, tokio_util::sync::CancellationToken::new())
+                    .run_leased(lease, slot, tokio_util::sync::CancellationToken::new())
                     .await
                     .unwrap();
             }
@@ -1245,6 +1245,47 @@ async fn workers_lease_the_actions_of_an_execution_and_never_run_one_twice() {
         );
     }
     assert!(workers.len() >= 3, "{workers:?}");
+}
+
+/// An approval gives its worker slot back while it waits: an engine of one slot whose slot an
+/// approval took still runs another execution's action, and then the approval is decided.
+/// (Before, a server of 16 slots with 16 approvals pending ran nothing else.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_approval_holds_no_worker_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let effects = dir.path().join("effects");
+    let store = open_store(&state);
+    let engine = worker_engine(&store, &state, "solo", 1, false);
+    let waiting = pipeline(
+        "waits",
+        Mode::Parallel,
+        vec![stage("qa", vec![approval(3600, &[], false)])],
+    );
+    let exec = engine.start(&waiting, "r1", "test").unwrap();
+    let (_, driving) = drive_to_approval(&engine, &exec.id).await;
+    let other = pipeline(
+        "meanwhile",
+        Mode::Parallel,
+        vec![stage("build", vec![record("b", 1, &effects)])],
+    );
+    let second = engine.start(&other, "r1", "test").unwrap();
+    // A hold on the slot would leave this waiting for the approval, which nobody decides yet.
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        engine.drive(&second.id, None),
+    )
+    .await
+    .expect("the other execution waited for the approval's slot")
+    .unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+    let approve = Decision {
+        approve: true,
+        identity: "alice".into(),
+        ..Decision::default()
+    };
+    engine.decide(&exec.id, "qa", &approve).unwrap();
+    assert_eq!(driving.await.unwrap().unwrap().status, Status::Succeeded);
 }
 
 /// A worker learns of queued actions, and a driver of ended ones, from the store

@@ -444,7 +444,7 @@ impl Service {
     pub async fn work(self: Arc<Self>) {
         let worker = ferry_engine::driver::worker_id("worker");
         let this = self.clone();
-        let run = move |lease: ferry_engine::model::ActionLease| {
+        let run = move |lease: ferry_engine::model::ActionLease, slot| {
             let this = this.clone();
             async move {
                 let id = lease.execution.clone();
@@ -453,11 +453,14 @@ impl Service {
                     _ => return,
                 };
                 let done = match this.project_of(&id).await {
-                    Ok(project) => {
-                        ferry_workflows::run::run_leased(&project, lease, this.relay(&pipeline))
-                            .await
-                            .map_err(ServiceError::from)
-                    }
+                    Ok(project) => ferry_workflows::run::run_leased(
+                        &project,
+                        lease,
+                        slot,
+                        this.relay(&pipeline),
+                    )
+                    .await
+                    .map_err(ServiceError::from),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = done {

@@ -62,6 +62,7 @@ async fn engine(
 pub async fn run_leased(
     project: &Project,
     lease: ferry_engine::model::ActionLease,
+    slot: ferry_engine::action::Slot,
     reporter: Arc<dyn Reporter>,
 ) -> Result<()> {
     let manifest = project.load()?;
@@ -76,7 +77,7 @@ pub async fn run_leased(
         action: lease.action.clone(),
     }));
     engine
-        .run_leased(lease, tokio_util::sync::CancellationToken::new())
+        .run_leased(lease, slot, tokio_util::sync::CancellationToken::new())
         .await?;
     Ok(())
 }

@@ -1120,22 +1120,26 @@ async fn three_servers_on_one_postgres_start_one_execution_and_finish_it_when_it
     assert_eq!(all[0]["revision"], rev.as_str());
 }
 
-/// Two servers on one PostgreSQL that each run one action at a time (`actions_at_once: 1`):
-/// the driver's stage of two approvals spills over — it holds one, and the other server
-/// leases the other — and each approver decides their own through the API without naming
-/// it. Nothing here waits on time: an approval holds its server's only slot until decided.
+/// Two servers on one PostgreSQL that each run one action at a time (`actions_at_once: 1`),
+/// and a stage of three: a local build that waits for a file, which holds A's (the driver's)
+/// only slot, and two approvals. Both approvals are asked while the build runs — with slots
+/// held while waiting, three actions could not run on two slots — on whichever server leased
+/// them. Each approver then decides their own through the API without naming it. Nothing
+/// here waits on time: the build holds its slot until the test lets it go.
 #[tokio::test]
-async fn a_stage_wider_than_one_servers_slots_spills_over_to_another_server() {
+async fn waiting_approvals_hold_no_slot_of_a_server_and_each_approver_decides_their_own() {
     let w = world().await;
     let url = fresh_database("spill");
     let root = tempfile::tempdir().unwrap();
     let remote = Remote::new(root.path());
+    let flag = root.path().join("let-the-build-end");
     // With the artifacts in S3, approvals read nothing of the driver's machine: any server
-    // may hold them.
+    // may run them. The build reads the driver's checkout: it stays on A.
     w.artifact_bucket().await;
     let manifest = format!(
-        "pipeline: orders\nshared:\n  id: \"{shared}\"\n  region: us-east-1\n  artifacts: {{bucket: ferry-artifacts-{shared}, kms_alias: alias/ferry-orders}}\nsource:\n  branch: main\nstages:\n  - name: build\n    actions:\n      - name: compile\n        build:\n          buildspec: |\n            version: 0.2\n            phases: {{build: {{commands: [echo built]}}}}\n  - name: review\n    actions:\n      - name: security\n        approval: {{approvers: [alice]}}\n      - name: product\n        approval: {{approvers: [bob]}}\n",
-        shared = w.accounts.shared
+        "pipeline: orders\nshared:\n  id: \"{shared}\"\n  region: us-east-1\n  artifacts: {{bucket: ferry-artifacts-{shared}, kms_alias: alias/ferry-orders}}\nsource:\n  branch: main\nstages:\n  - name: check\n    actions:\n      - name: compile\n        build:\n          env: {{FLAG: {flag}}}\n          buildspec: |\n            version: 0.2\n            phases:\n              build:\n                commands:\n                  - while [ ! -e \"$FLAG\" ]; do sleep 0.05; done\n      - name: security\n        approval: {{approvers: [alice]}}\n      - name: product\n        approval: {{approvers: [bob]}}\n",
+        shared = w.accounts.shared,
+        flag = flag.display()
     );
     let rev = remote.commit(&[("ferry.yaml", &manifest)]);
     let entry = pipeline_entry("orders", &remote);
@@ -1159,43 +1163,48 @@ async fn a_stage_wider_than_one_servers_slots_spills_over_to_another_server() {
     assert_eq!(code, 202, "{answer}");
     let id = answer["execution"].as_str().unwrap().to_owned();
 
-    // Both approvals wait, each leased by another server: A's one slot holds one of them.
+    // Both approvals wait while A's build holds A's only slot.
     // (Leased is not yet asked: the request is recorded once its action runs.)
     let store = ferry_engine::store::PostgresStore::open(&url).unwrap();
     use ferry_engine::store::Store as _;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let holders = loop {
+    let leases = loop {
         let leases = store.action_leases(&id).unwrap();
-        let held: std::collections::BTreeSet<String> =
-            leases.iter().filter_map(|l| l.worker.clone()).collect();
         let asked = store.pending_approvals(Some(&id)).unwrap().len();
-        if leases.len() == 2 && leases.iter().all(|l| l.worker.is_some()) && asked == 2 {
-            break held;
+        if leases.len() == 3 && leases.iter().all(|l| l.worker.is_some()) && asked == 2 {
+            break leases;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the two approvals were not both leased: {leases:#?}\n{}\n{}",
+            "the build and both approvals were not all running: {leases:#?}\n{}\n{}",
             a.logs(),
             b.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(holders.len(), 2, "one worker holds both: {holders:?}");
-    let driver = store.execution(&id).unwrap().unwrap().driver.unwrap();
     let pid = |s: &Served| s.child.as_ref().unwrap().id().to_string();
-    assert!(
-        driver.starts_with(&format!("{}@", pid(&a))),
-        "A took the push and drives it: {driver}"
-    );
-    assert!(
-        holders
+    let holder = |action: &str| {
+        leases
             .iter()
-            .any(|h| h.starts_with(&format!("{}.worker@", pid(&b)))),
-        "B holds none of them: {holders:?}"
+            .find(|l| l.action == action)
+            .and_then(|l| l.worker.clone())
+            .unwrap()
+    };
+    assert!(
+        holder("compile").starts_with(&format!("{}@", pid(&a))),
+        "A's driver runs its build: {leases:#?}"
     );
+    // Each approval on a worker of either server (which one leased it first is a race).
+    let workers = [pid(&a), pid(&b)].map(|p| format!("{p}.worker@"));
+    for approval in ["security", "product"] {
+        assert!(
+            workers.iter().any(|w| holder(approval).starts_with(w)),
+            "{approval} is not on a server's worker: {leases:#?}"
+        );
+    }
 
     // Neither names the approval: each goes to the one that admits them.
-    let approve = format!("/api/v1/executions/{id}/stages/review/approve");
+    let approve = format!("/api/v1/executions/{id}/stages/check/approve");
     let (code, got) = b.post(&approve, &bob, json!({})).await;
     assert_eq!(
         (code, got["approval"]["action"].as_str()),
@@ -1208,6 +1217,7 @@ async fn a_stage_wider_than_one_servers_slots_spills_over_to_another_server() {
         (200, Some("security")),
         "{got}"
     );
+    std::fs::write(&flag, "").unwrap();
     a.wait(&viewer, &id, "succeeded", |d| status(d) == "Succeeded")
         .await;
 }

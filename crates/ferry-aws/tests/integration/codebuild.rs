@@ -314,6 +314,7 @@ impl Fixture {
                 state_dir: self.dir.path().join(".ferry"),
                 clock: ferry_engine::action::Clock::system(),
             },
+            slot: ferry_engine::action::Slot::default(),
         }
     }
 

@@ -67,6 +67,7 @@ fn context(dir: &std::path::Path, store: Arc<dyn Store>) -> ActionContext {
             state_dir: dir.join(".ferry"),
             clock: ferry_engine::action::Clock::system(),
         },
+        slot: ferry_engine::action::Slot::default(),
     }
 }
 

@@ -161,6 +161,8 @@ pub async fn wait_for(
         .map_err(store_err)?;
     ctx.log
         .awaiting(&format!("ferry approve {} {}", exec.id, ctx.stage));
+    // Waiting for people holds no worker.
+    ctx.slot.release();
     for (name, sha) in &request.digests {
         ctx.log
             .line(&format!("[ferry] approving artifact {name} sha256:{sha}"));
