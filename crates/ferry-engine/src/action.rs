@@ -313,28 +313,35 @@ impl Clock {
 /// back while it waits, so that waiting holds no worker and a server full of pending approvals
 /// still runs builds and deploys.
 #[derive(Clone, Default)]
-pub struct Slot(Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+pub struct Slot {
+    permit: Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>,
+    /// Told when the slot is given back early: a driver waiting for a slot leases at once.
+    freed: Option<Arc<tokio::sync::Notify>>,
+}
 
 impl Slot {
-    pub fn holding(permit: tokio::sync::OwnedSemaphorePermit) -> Slot {
-        Slot(Arc::new(Mutex::new(Some(permit))))
+    pub fn holding(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        freed: Option<Arc<tokio::sync::Notify>>,
+    ) -> Slot {
+        Slot {
+            permit: Arc::new(Mutex::new(Some(permit))),
+            freed,
+        }
     }
 
     /// Gives the slot back (once; later calls do nothing). What the action does after is not
     /// counted against its worker.
     pub fn release(&self) {
-        self.0
+        let had = self
+            .permit
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-    }
-
-    /// Whether it still holds its worker's slot.
-    pub fn held(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some()
+        if let (Some(permit), Some(freed)) = (had, &self.freed) {
+            drop(permit);
+            freed.notify_waiters();
+        }
     }
 }
 

@@ -140,8 +140,8 @@ pub struct Engine {
     driver_id: String,
     /// How many actions this engine runs at once, its own executions' and others'.
     slots: Arc<tokio::sync::Semaphore>,
-    /// Told when an action this engine (or a clone) ran ends, so that a driver waiting for
-    /// it looks at once rather than at its next poll.
+    /// Told when an action this engine (or a clone) ran ends or gives its slot back, so that a
+    /// driver waiting for it looks at once rather than at its next poll.
     ended: Arc<tokio::sync::Notify>,
 }
 
@@ -486,9 +486,9 @@ impl Engine {
                     break;
                 };
                 let (this, token, held) = (self.clone(), cancel.child_token(), lease.clone());
-                let task = local.spawn(async move {
-                    this.run_leased(held, Slot::holding(permit), token).await
-                });
+                // A waiting action that gives its slot back wakes this loop to lease again.
+                let slot = Slot::holding(permit, Some(self.ended.clone()));
+                let task = local.spawn(async move { this.run_leased(held, slot, token).await });
                 running.insert(task.id(), lease);
             }
             // Armed before the store is read, so that an end between the two is not missed.
@@ -635,7 +635,8 @@ impl Engine {
             changed.as_mut().enable();
             match store.lease_action(worker, None, now_ms(), LEASE_MS) {
                 Ok(Some(lease)) => {
-                    let slot = Slot::holding(permit);
+                    // The pool waits on the semaphore itself: a slot given back reaches it.
+                    let slot = Slot::holding(permit, None);
                     let job = run(lease, slot.clone());
                     tokio::spawn(async move {
                         job.await;

@@ -1288,6 +1288,40 @@ async fn a_waiting_approval_holds_no_worker_slot() {
     assert_eq!(driving.await.unwrap().unwrap().status, Status::Succeeded);
 }
 
+/// A slot given back is used at once: with one slot and a poll of an hour, the approval that
+/// took the slot first gives it back as it waits, and the driver leases the stage's other
+/// action then, not at its next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_an_approval_gives_back_runs_the_next_action_of_its_stage_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".ferry");
+    let effects = dir.path().join("effects");
+    let store = open_store(&state);
+    let hour = std::time::Duration::from_secs(3600);
+    let engine = worker_engine_polling(&store, &state, "solo", 1, false, hour);
+    // Queued in this order: the approval is leased first.
+    let def = pipeline(
+        "together",
+        Mode::Parallel,
+        vec![stage(
+            "qa",
+            vec![approval(3600, &[], false), record("zz-after", 0, &effects)],
+        )],
+    );
+    let exec = engine.start(&def, "r1", "test").unwrap();
+    let (_, driving) = drive_to_approval(&engine, &exec.id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !std::fs::read_to_string(&effects).is_ok_and(|l| l.contains("qa.zz-after")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stage's other action waited for the driver's poll"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The approval itself looks for its decision at that poll too: the drive ends here.
+    driving.abort();
+}
+
 /// A worker learns of queued actions, and a driver of ended ones, from the store
 /// (`Store::action_changes`: LISTEN/NOTIFY on PostgreSQL, where the worker's store is opened
 /// apart, as another process's), not from its poll: with polls of an hour, an execution whose
