@@ -478,6 +478,11 @@ impl Engine {
             let changed = changes.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            // And before leasing: one of this engine's actions may end, or give its slot back,
+            // while the loop below leases.
+            let told = self.ended.notified();
+            tokio::pin!(told);
+            told.as_mut().enable();
             while let Ok(permit) = self.slots.clone().try_acquire_owned() {
                 let Some(lease) =
                     self.store
@@ -491,10 +496,6 @@ impl Engine {
                 let task = local.spawn(async move { this.run_leased(held, slot, token).await });
                 running.insert(task.id(), lease);
             }
-            // Armed before the store is read, so that an end between the two is not missed.
-            let told = self.ended.notified();
-            tokio::pin!(told);
-            told.as_mut().enable();
             let runs = self.store.action_runs(&exec.id)?;
             let ended: Vec<&ActionRun> = wanted
                 .iter()
