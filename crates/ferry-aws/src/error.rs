@@ -200,6 +200,14 @@ impl fmt::Display for AwsError {
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
+        if self.kind == AwsErrorKind::UnknownPrincipal && self.action.starts_with("codebuild:") {
+            write!(
+                f,
+                " — CodeBuild checks the project as its service role and could not use it (IAM \
+                 has not propagated a new role yet, or the role lacks a grant): `ferry verify` \
+                 shows what that role lacks"
+            )?;
+        }
         if self.is_access_denied() {
             write!(
                 f,
@@ -349,6 +357,30 @@ mod tests {
                 .fail("x", "y", "ThrottlingException", "")
                 .to_string()
                 .contains("ferry verify")
+        );
+    }
+
+    /// CodeBuild's refusal is of its service role, not the caller: the message says which, and
+    /// where to look.
+    #[test]
+    fn a_project_codebuild_cannot_check_as_its_role_points_to_that_role() {
+        let site = CallSite {
+            account: Some("111111111111".into()),
+            role_arn: Some("arn:aws:iam::111111111111:role/ferry-orders".into()),
+        };
+        let text = site
+            .fail(
+                "codebuild:CreateProject",
+                "ferry-orders",
+                "InvalidInputException",
+                "Not authorized to perform DescribeSecurityGroups",
+            )
+            .to_string();
+        assert!(
+            text.contains("DescribeSecurityGroups")
+                && text.contains("as its service role")
+                && text.contains("ferry verify"),
+            "{text}"
         );
     }
 

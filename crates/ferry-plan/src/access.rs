@@ -836,27 +836,17 @@ fn vpc_edges(
     out.push(
         Edge::new(own, role, "ec2:CreateNetworkInterface", &interface, why).granted_as(&interfaces),
     );
-    for subnet in &vpc.subnets {
-        let arn = ec2("subnet", subnet);
-        out.push(Edge::new(
-            own,
-            role,
-            "ec2:CreateNetworkInterface",
-            &arn,
-            why,
-        ));
-    }
-    for group in &vpc.security_groups {
-        let arn = ec2("security-group", group);
-        out.push(Edge::new(
-            own,
-            role,
-            "ec2:CreateNetworkInterface",
-            &arn,
-            why,
-        ));
-    }
     let subnets: Vec<String> = vpc.subnets.iter().map(|s| ec2("subnet", s)).collect();
+    let groups = vpc.security_groups.iter().map(|g| ec2("security-group", g));
+    for arn in subnets.iter().cloned().chain(groups) {
+        out.push(Edge::new(
+            own,
+            role,
+            "ec2:CreateNetworkInterface",
+            &arn,
+            why,
+        ));
+    }
     out.push(
         Edge::new(
             own,

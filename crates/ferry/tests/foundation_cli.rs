@@ -326,15 +326,7 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
 
     // The build role loses its logs grant: verify names the edge.
     let iam = aws_sdk_iam::Client::new(&w.shared);
-    let policy = iam
-        .get_role_policy()
-        .role_name("ferry-orders-build")
-        .policy_name("ferry-build")
-        .send()
-        .await
-        .unwrap();
-    let doc = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
-    let mut doc: Value = serde_json::from_str(&doc).unwrap();
+    let doc = build_policy(&iam).await;
     // It may read what the buildspec names, and verify proved it (no denial above).
     let granted = doc.to_string();
     let shared = &w.accounts.shared;
@@ -350,22 +342,7 @@ async fn builds_on_codebuild_get_a_project_and_role_that_bootstrap_lays_and_veri
         )),
         "{doc:#}"
     );
-    doc["Statement"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|s| !s.to_string().contains("logs:PutLogEvents"));
-    iam.put_role_policy()
-        .role_name("ferry-orders-build")
-        .policy_name("ferry-build")
-        .policy_document(doc.to_string())
-        .send()
-        .await
-        .unwrap();
-    let broken = denied(&w, &path);
-    let actions: Vec<&str> = broken.iter().map(|b| b.1.as_str()).collect();
-    assert!(actions.contains(&"logs:PutLogEvents"), "{broken:?}");
-    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
-    assert!(denied(&w, &path).is_empty());
+    verify_names_what_the_build_role_lost(&w, &path, &iam, doc, "logs:PutLogEvents").await;
 
     let out = run(&w, &["destroy", "--yes", "--force"], &path);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -411,15 +388,7 @@ async fn builds_in_a_vpc_get_a_project_in_it_and_a_role_that_may_make_its_interf
     assert_eq!(vpc.security_group_ids(), ["sg-0abc1234"]);
 
     let iam = aws_sdk_iam::Client::new(&w.shared);
-    let policy = iam
-        .get_role_policy()
-        .role_name("ferry-orders-build")
-        .policy_name("ferry-build")
-        .send()
-        .await
-        .unwrap();
-    let doc = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
-    let mut doc: Value = serde_json::from_str(&doc).unwrap();
+    let doc = build_policy(&iam).await;
     let shared = &w.accounts.shared;
     assert!(
         doc.to_string().contains(&format!(
@@ -428,10 +397,36 @@ async fn builds_in_a_vpc_get_a_project_in_it_and_a_role_that_may_make_its_interf
         "{doc:#}"
     );
     // The role loses the statement that lets it make interfaces: verify names the calls.
+    verify_names_what_the_build_role_lost(&w, &path, &iam, doc, "ec2:CreateNetworkInterface").await;
+}
+
+/// The build role's `ferry-build` policy, as IAM holds it.
+async fn build_policy(iam: &aws_sdk_iam::Client) -> Value {
+    let policy = iam
+        .get_role_policy()
+        .role_name("ferry-orders-build")
+        .policy_name("ferry-build")
+        .send()
+        .await
+        .unwrap();
+    let doc = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
+    serde_json::from_str(&doc).unwrap()
+}
+
+/// The build role's policy `doc` loses the statements that grant `action`: verify names that
+/// call, and bootstrap puts the policy back.
+async fn verify_names_what_the_build_role_lost(
+    w: &World,
+    path: &Path,
+    iam: &aws_sdk_iam::Client,
+    mut doc: Value,
+    action: &str,
+) {
+    let granted = format!("\"{action}\"");
     doc["Statement"]
         .as_array_mut()
         .unwrap()
-        .retain(|s| !s.to_string().contains("ec2:CreateNetworkInterface\""));
+        .retain(|s| !s.to_string().contains(&granted));
     iam.put_role_policy()
         .role_name("ferry-orders-build")
         .policy_name("ferry-build")
@@ -439,14 +434,11 @@ async fn builds_in_a_vpc_get_a_project_in_it_and_a_role_that_may_make_its_interf
         .send()
         .await
         .unwrap();
-    let broken = denied(&w, &path);
+    let broken = denied(w, path);
     let actions: Vec<&str> = broken.iter().map(|b| b.1.as_str()).collect();
-    assert!(
-        actions.contains(&"ec2:CreateNetworkInterface"),
-        "{broken:?}"
-    );
-    assert_eq!(run(&w, &["bootstrap"], &path).status.code(), Some(0));
-    assert!(denied(&w, &path).is_empty());
+    assert!(actions.contains(&action), "{broken:?}");
+    assert_eq!(run(w, &["bootstrap"], path).status.code(), Some(0));
+    assert!(denied(w, path).is_empty());
 }
 
 const GITHUB_ACTIONS: &str = "  github_actions: {repository: acme/orders, branch: main}\n";

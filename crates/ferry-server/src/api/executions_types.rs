@@ -30,7 +30,6 @@ pub struct DecideBody {
     pub comment: Option<String>,
     /// The approval action decided, when several wait in the stage; without it, the stage's
     /// only one, or the only one that admits the caller.
-    #[serde(default)]
     pub action: Option<String>,
 }
 
